@@ -1,0 +1,145 @@
+"""The runner: drive one model over a grid of tasks x context lengths, score, and keep every record.
+
+For each job (task, ctx) the samples come from ``tasks.cache.generate_samples`` sized to the
+model's tokenizer; samples whose hash already has a record are skipped (resume); the rest are
+sent in batches of similar length; each scored record is appended before the next batch starts;
+``metrics.json`` is rewritten atomically at the end of the job from the file's records.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from evals.aggregate import metrics_for, sample_set_hash
+from evals.ctx import fmt_ctx
+from evals.errors import EvalError
+from evals.scoring import score
+from evals.store import RecordWriter, model_slug, read_records, write_json_atomic
+from models.base import Model, Request
+from tasks.cache import generate_samples
+from tasks.registry import get_task
+from tasks.sample import Sample
+from tasks.tokenizers import Tokenizer
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    tasks: list[str]
+    ctxs: list[int]
+    samples: int = 100
+    seed: int = 0
+    out: Path = Path("results")
+    batch_size: int = 1
+    max_new_tokens: int | None = None  # None: each task's published answer budget
+    answer_prefix: bool = True
+    overwrite: bool = False
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    ctx: int
+
+
+@dataclass
+class JobResult:
+    job: Job
+    metrics: dict[str, Any]
+    new_records: int
+    seconds: float
+    prompt_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def job_dir(out: Path, model_spec: str, job: Job) -> Path:
+    return out / model_slug(model_spec) / job.task / fmt_ctx(job.ctx)
+
+
+def template_overhead(model: Model, tokenizer: Tokenizer, answer_prefix: bool) -> int:
+    """Tokens the model's prompt format adds around a single user turn (and the prefill)."""
+    user, prefill = "Hello there.", " The answer is"
+    req = Request([{"role": "user", "content": user}], prefill if answer_prefix else None)
+    raw = len(tokenizer.encode(user)) + (len(tokenizer.encode(prefill)) if answer_prefix else 0)
+    return max(0, model.count_prompt_tokens(req) - raw)
+
+
+def request_for(sample: Sample, cfg: RunConfig) -> Request:
+    prefill = sample.answer_prefix if cfg.answer_prefix and sample.answer_prefix else None
+    return Request(sample.chat(), prefill, cfg.max_new_tokens or sample.max_new_tokens, {"id": sample.id})
+
+
+def prompt_sha256(req: Request) -> str:
+    blob = json.dumps({"messages": req.messages, "prefill": req.prefill}, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def run_job(model: Model, tokenizer: Tokenizer, job: Job, cfg: RunConfig, overhead: int,
+            on_progress: Callable[[int, int], None] = lambda samples, tokens: None) -> JobResult:
+    """Generate, send, score and record every sample of ``job`` not already recorded."""
+    start = time.perf_counter()
+    samples = generate_samples(job.task, job.ctx, cfg.samples, cfg.seed, tokenizer, overhead=overhead, use_cache=cfg.use_cache)
+    path = job_dir(cfg.out, model.spec, job) / "samples.jsonl"
+    done = set() if cfg.overwrite else {r["hash"] for r in read_records(path)}
+    todo = sorted((s for s in samples if s.hash not in done), key=lambda s: s.prompt_tokens)
+    on_progress(len(samples) - len(todo), 0)
+    writer = RecordWriter(path)
+    sent_tokens = 0
+    try:
+        for i in range(0, len(todo), cfg.batch_size):
+            batch = todo[i : i + cfg.batch_size]
+            requests = [request_for(s, cfg) for s in batch]
+            counts = [_checked_count(model, s, r) for s, r in zip(batch, requests)]
+            t0 = time.perf_counter()
+            completions = model.generate(requests)
+            per_sample = (time.perf_counter() - t0) / len(batch)
+            for s, r, n, c in zip(batch, requests, counts, completions):
+                writer.write(_record(s, r, n, c, model, per_sample))
+            sent_tokens += sum(counts)
+            on_progress(len(batch), sum(counts))
+    finally:
+        writer.close()
+    metrics = write_metrics(path, samples, model.spec, tokenizer.name, cfg.seed)
+    return JobResult(job, metrics, len(todo), time.perf_counter() - start, sent_tokens)
+
+
+def _checked_count(model: Model, sample: Sample, req: Request) -> int:
+    n = model.count_prompt_tokens(req)
+    if n + req.max_new_tokens > model.max_context:
+        raise EvalError(
+            f"sample {sample.id} needs {n} prompt + {req.max_new_tokens} answer tokens, more than the "
+            f"{model.max_context} {model.spec} accepts; prompts are never truncated: use a smaller --ctx")
+    return n
+
+
+def _record(s: Sample, req: Request, prompt_tokens: int, c: Any, model: Model, seconds: float) -> dict[str, Any]:
+    scores = score(c.text, s)
+    return {
+        "id": s.id, "hash": s.hash, "task": s.task, "ctx": s.ctx, "model": model.spec, "metric": s.metric,
+        "scores": scores, "score": scores[s.metric], "prediction": c.text, "answers": s.answers,
+        "prompt_tokens": prompt_tokens, "output_tokens": c.output_tokens, "meta": s.meta,
+        "timing": {"seconds": round(seconds, 6)},
+        "sent": {"template": model.template, "prefill": req.prefill, "prompt_sha256": prompt_sha256(req),
+                 "max_new_tokens": req.max_new_tokens},
+    }
+
+
+def write_metrics(path: Path, samples: list[Sample], model_spec: str, tokenizer: str, seed: int) -> dict[str, Any]:
+    """Aggregate the records of exactly this sample set (one per sample) into ``metrics.json``."""
+    wanted = {s.hash for s in samples}
+    by_hash: dict[str, dict[str, Any]] = {}
+    for r in read_records(path):
+        if r["hash"] in wanted:
+            by_hash[r["hash"]] = r  # --overwrite appends: the latest record of a sample wins
+    task = get_task(samples[0].task)
+    metrics = {"model": model_spec, "task": task.name, "task_version": task.version, "ctx": samples[0].ctx,
+               "metric": samples[0].metric, "tokenizer": tokenizer, "seed": seed,
+               "sample_set_hash": sample_set_hash(wanted), "complete": len(by_hash) == len(wanted),
+               **metrics_for(list(by_hash.values()))}
+    if by_hash:
+        write_json_atomic(path.parent / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,43 @@
+"""RULER metrics and aggregation on hand-checked cases."""
+import math
+
+from evals.aggregate import mean_stderr, metrics_for, ruler_average, sample_set_hash
+from evals.scoring import string_match_all, string_match_part
+
+
+def test_string_match_all_is_the_fraction_of_references_found_case_insensitive():
+    assert string_match_all("The numbers are 123 and 456.", ["123", "456", "789"]) == 2 / 3
+    assert string_match_all("APPLE pie", ["apple"]) == 1.0
+    assert string_match_all("nothing here", ["apple"]) == 0.0
+
+
+def test_string_match_part_is_one_if_any_reference_is_found_not_a_fraction():
+    # lm-eval's port would give 1/3 here; RULER gives 1
+    assert string_match_part("Paris", ["paris", "Lyon", "Nice"]) == 1.0
+    assert string_match_part("Rome", ["paris", "Lyon"]) == 0.0
+
+
+def test_mean_and_standard_error_by_hand():
+    m = mean_stderr([1.0, 0.0, 1.0, 1.0])
+    assert m["n"] == 4 and m["mean"] == 0.75
+    # sample std = sqrt(((.25^2)*3 + .75^2)/3) = 0.5; stderr = 0.5/2
+    assert math.isclose(m["stderr"], 0.25)
+    assert mean_stderr([0.5])["stderr"] == 0.0
+
+
+def test_breakdowns_by_depth_sorted_numerically():
+    records = [{"score": s, "meta": {"depth": d}} for s, d in [(1, 100), (0, 5), (1, 5), (1, 50)]]
+    m = metrics_for(records)
+    assert list(m["by_depth"]) == ["5", "50", "100"]
+    assert m["by_depth"]["5"]["mean"] == 0.5 and "by_distance" not in m
+
+
+def test_ruler_average_uses_only_tasks_present_and_says_which():
+    cells = {"niah_single_1": {4096: {"mean": 1.0}}, "vt": {4096: {"mean": 0.5}, 8192: {"mean": 0.0}}}
+    avg, used = ruler_average(cells, ["niah_single_1", "vt", "cwe"])
+    assert avg == {4096: 0.75, 8192: 0.0}
+    assert used[8192] == ["vt"]
+
+
+def test_sample_set_hash_ignores_order():
+    assert sample_set_hash(["b", "a"]) == sample_set_hash(["a", "b"]) != sample_set_hash(["a"])
