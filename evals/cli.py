@@ -35,26 +35,7 @@ def user_errors() -> tuple[type[Exception], ...]:
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        app()  # usage errors (unknown option, bad value) are click's: it prints them and exits 2
     except user_errors() as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("interrupted: everything scored so far is saved; rerun the same command to resume")
-        sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
-
-
-if __name__ == "__main__":
-    main()

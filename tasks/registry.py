@@ -33,7 +33,7 @@ def resolve(spec: str | list[str]) -> list[str]:
     for part in (p.strip() for p in parts):
         if not part:
             continue
-        names = GROUPS.get(part) or [get_task(part).name]
+        names = GROUPS[part] if part in GROUPS else [get_task(part).name]
         out.extend(n for n in names if n not in out)
     if not out:
         raise TaskError("no task given: name a task, a group (ruler, mrcr, decay, all) or a comma list")

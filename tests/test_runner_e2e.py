@@ -1,0 +1,134 @@
+"""`evals run` end to end on a tiny Llama built locally: records, metrics, manifest, resume after a
+real SIGKILL, and the bad inputs a user can give (exit 2, one line, no traceback)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evals.cli import main
+from evals.store import model_slug, read_records
+
+
+def evals(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "evals", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"evals {' '.join(args)} exited {p.returncode}:\n{p.stderr[-3000:]}")
+    return p
+
+
+def in_process(args: list[str], capsys) -> tuple[int, str]:
+    """Run the CLI in this process (fast) and return its exit status and stderr."""
+    argv = sys.argv
+    sys.argv = ["evals", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture()
+def env_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALS_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def cell(out: Path, spec: str, task: str, ctx: str) -> Path:
+    return out / model_slug(spec) / task / ctx
+
+
+def test_run_records_metrics_manifest_and_resume(tiny_llama_dir, env_cache):
+    spec = f"hf:{tiny_llama_dir}"
+    out = env_cache / "results"
+    p = evals("run", "niah_single_1,vt", "--ctx", "1k", "--model", spec, "--samples", "3", "--out", str(out), "--json", cwd=env_cache)
+    summary = json.loads(p.stdout)
+    assert set(summary["tasks"]) == {"niah_single_1", "vt"} and "1024" in summary["ruler_average"]
+    for task in ("niah_single_1", "vt"):
+        records = read_records(cell(out, spec, task, "1k") / "samples.jsonl")
+        assert len(records) == 3 and len({r["hash"] for r in records}) == 3
+        r = records[0]
+        assert r["model"] == spec and r["sent"]["template"] == "chat" and r["sent"]["prefill"]
+        assert 0 < r["prompt_tokens"] <= 1024 - r["sent"]["max_new_tokens"]
+        m = json.loads((cell(out, spec, task, "1k") / "metrics.json").read_text())
+        assert m["n"] == 3 and m["complete"] and 0 <= m["mean"] <= 1
+    man = json.loads((out / model_slug(spec) / "manifest.json").read_text())
+    assert man["ended"] and man["git_hash"] is not None and man["tokenizer"].startswith("hf:")
+    assert "torch" in man["packages"] and "niah_single_1,vt" in man["command"]
+    # a rerun of the same command sends nothing and changes nothing
+    before = (cell(out, spec, "vt", "1k") / "samples.jsonl").read_bytes()
+    evals("run", "niah_single_1,vt", "--ctx", "1k", "--model", spec, "--samples", "3", "--out", str(out), cwd=env_cache)
+    assert (cell(out, spec, "vt", "1k") / "samples.jsonl").read_bytes() == before
+
+
+def test_sigkill_then_rerun_gives_one_record_per_sample_and_the_same_scores(tiny_llama_dir, env_cache):
+    spec, n = f"hf:{tiny_llama_dir}", 10
+    args = ["run", "niah_single_2", "--ctx", "1k", "--model", spec, "--samples", str(n), "--max-new-tokens", "24"]
+    killed, clean = env_cache / "killed", env_cache / "clean"
+    records_file = cell(killed, spec, "niah_single_2", "1k") / "samples.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "evals", *args, "--out", str(killed)], cwd=env_cache,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if records_file.exists() and records_file.read_bytes().count(b"\n") >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = read_records(records_file)
+    assert 3 <= len(partial) < n
+    evals(*args, "--out", str(killed), cwd=env_cache)
+    evals(*args, "--out", str(clean), cwd=env_cache)
+    resumed = {r["hash"]: r["score"] for r in read_records(records_file)}
+    assert len(read_records(records_file)) == n == len(resumed)
+    uninterrupted = {r["hash"]: r["score"] for r in read_records(cell(clean, spec, "niah_single_2", "1k") / "samples.jsonl")}
+    assert resumed == uninterrupted
+    m1 = json.loads((records_file.parent / "metrics.json").read_text())
+    m2 = json.loads((cell(clean, spec, "niah_single_2", "1k") / "metrics.json").read_text())
+    assert (m1["mean"], m1["n"], m1["sample_set_hash"]) == (m2["mean"], m2["n"], m2["sample_set_hash"])
+
+
+def test_ctx_above_the_model_maximum_is_skipped_or_refused(tiny_llama_dir, env_cache, capsys):
+    spec = f"hf:{tiny_llama_dir}"  # max_position_embeddings = 2048
+    out = str(env_cache / "r")
+    code, err = in_process(["run", "niah_single_1", "--ctx", "1k,4k", "--model", spec, "--samples", "1", "--out", out], capsys)
+    assert code == 0 and "skipping" in err and "4k" in err
+    code, err = in_process(["run", "niah_single_1", "--ctx", "1k,4k", "--model", spec, "--samples", "1", "--out", out, "--strict"], capsys)
+    assert code == 2 and "4k" in err
+
+
+@pytest.mark.parametrize("args, says", [
+    (["run", "niah_singel_1", "--model", "hf:/nowhere"], "did you mean 'niah_single_1'"),
+    (["run", "ruler", "--ctx", "128q", "--model", "hf:/nowhere"], "128q"),
+    (["run", "ruler", "--ctx", "-4k", "--model", "hf:/nowhere"], "-4k"),
+    (["run", "ruler", "--ctx", "4k", "--model", "hf:/nowhere/at/all"], "/nowhere/at/all"),
+    (["run", "ruler", "--ctx", "4k", "--model", "hugface:x"], "unknown scheme"),
+    (["run", "ruler", "--ctx", "4k"], "--model"),
+    (["generate", "vt", "--ctx", "1k", "--tokenizer", "hf:/no/such/tokenizer"], "does not exist"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(args, says, capsys, env_cache):
+    code, err = in_process(args, capsys)
+    assert code == 2, err
+    assert says in err and "Traceback" not in err
+
+
+def test_unwritable_output_and_corrupt_results_exit_2(tiny_llama_dir, env_cache, capsys):
+    spec = f"hf:{tiny_llama_dir}"
+    blocker = env_cache / "file"
+    blocker.write_text("not a folder")
+    code, err = in_process(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(blocker)], capsys)
+    assert code == 2 and "file" in err
+    out = env_cache / "r"
+    bad = cell(out, spec, "vt", "1k") / "samples.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("garbage\n{}\n")
+    code, err = in_process(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(out)], capsys)
+    assert code == 2 and "samples.jsonl:1" in err
