@@ -1,0 +1,9 @@
+"""Flash-family attention: dense causal, sliding window, block-sparse, and decode (Triton forward).
+
+Layout: q ``[B, H, T, D]``, k/v ``[B, H_kv, T, D]`` (grouped-query heads). CUDA tensors run the
+Triton kernels; CPU tensors run them under ``TRITON_INTERPRET=1`` and otherwise fall back to the
+float64 reference in ``kernels.flash.reference``.
+"""
+from kernels.flash.ops import block_sparse_attention, decode_attention, flash_attention
+
+__all__ = ["flash_attention", "block_sparse_attention", "decode_attention"]
