@@ -1,0 +1,229 @@
+"""``hf:PATH[,key=value...]``: a Hugging Face transformers causal LM read from a local directory.
+
+Nothing is fetched from the hub (``local_files_only``). Options:
+
+* ``device=cpu|cuda|cuda:1|mps``: default ``cuda`` when available, else ``cpu``.
+* ``dtype=bfloat16|float16|float32``: default bfloat16 on CUDA (float16 where bf16 is not
+  supported), float32 elsewhere.
+* ``max_context=N`` (``8192``, ``128k``): default from the config (``max_position_embeddings``,
+  ``n_positions``, ``max_seq_len``, ``seq_length``, ``max_sequence_length``, in that order).
+* ``attn_implementation=sdpa|eager|flash_attention_2|...``: passed to ``from_pretrained``.
+* ``batch_size=N``: requests per forward batch (default 8); a batch is sorted by prompt
+  length and cut into groups so padding stays small; padding is on the left.
+* ``template=chat|plain``: default ``chat`` when the tokenizer has a chat template, else ``plain``.
+
+Prompt rules (see ``models/prompting.py``): ``chat`` renders the tokenizer's own chat template
+with the generation prompt and appends the assistant prefill verbatim after it; ``plain``
+joins the message contents with a blank line (``"\\n\\n"``) and, when there is a prefill,
+appends ``"\\n" + prefill``. Decoding is greedy and stops at the tokenizer's / generation
+config's EOS tokens; the EOS is not part of the returned text. A prompt longer than
+``max_context`` raises ModelError (never truncated); the generation budget is capped at
+``max_context - prompt_tokens``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.base import Completion, Request
+from models.errors import ModelError
+from models.prompting import check_options, has_chat_template, parse_count, render
+from models.spec import ModelSpec
+
+OPTIONS = ("device", "dtype", "max_context", "attn_implementation", "batch_size", "template")
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
+DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
+          "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32"}
+
+
+@dataclass(frozen=True)
+class HFOptions:
+    device: str
+    dtype: str
+    max_context: int | None
+    attn_implementation: str | None
+    batch_size: int
+    template: str | None
+
+
+def parse_options(spec: ModelSpec) -> HFOptions:
+    """Spec options -> HFOptions, with the device and dtype defaults filled in."""
+    import torch
+
+    o = spec.options
+    check_options(spec.raw, o, OPTIONS)
+    device = o.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    if "dtype" in o:
+        if o["dtype"].lower() not in DTYPES:
+            raise ModelError(f"option dtype={o['dtype']!r} is not one of {', '.join(sorted(set(DTYPES.values())))}")
+        dtype = DTYPES[o["dtype"].lower()]
+    elif device.startswith("cuda"):
+        dtype = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
+    else:
+        dtype = "float32"
+    template = o.get("template")
+    if template not in (None, "chat", "plain"):
+        raise ModelError(f"option template={template!r} must be 'chat' or 'plain'")
+    return HFOptions(
+        device=device,
+        dtype=dtype,
+        max_context=parse_count("max_context", o["max_context"]) if "max_context" in o else None,
+        attn_implementation=o.get("attn_implementation"),
+        batch_size=parse_count("batch_size", o["batch_size"]) if "batch_size" in o else 8,
+        template=template,
+    )
+
+
+def config_max_context(config) -> int | None:
+    """The context length a transformers config declares (text sub-config included), or None."""
+    for cfg in (config, getattr(config, "text_config", None)):
+        for key in CONTEXT_KEYS:
+            value = getattr(cfg, key, None) if cfg is not None else None
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def load_causal_config(path: Path):
+    """The AutoConfig at ``path``; ModelError if it is missing or not a causal LM."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if not path.exists():
+        raise ModelError(f"model path {str(path)!r} does not exist")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path} holds no config.json; give the directory of a saved transformers model")
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:
+        raise ModelError(f"cannot read the transformers config in {path}: {e}") from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelError(
+            f"{path} holds a {config.model_type!r} model, which is not a causal language model "
+            "transformers can generate with (AutoModelForCausalLM does not know it)"
+        )
+    return config
+
+
+def load_hf_tokenizer(path: Path):
+    """The model's own tokenizer from ``path`` (offline), padding on the left, a pad token set."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:
+        raise ModelError(f"cannot load the tokenizer in {path}: {e}") from None
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        if tok.eos_token_id is None:
+            raise ModelError(f"the tokenizer in {path} has neither a pad nor an EOS token to pad batches with")
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class HFModel:
+    """A local transformers causal LM behind the ``Model`` protocol (greedy, batched, left-padded)."""
+
+    def __init__(self, spec: str, path: Path, opts: HFOptions):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        config = load_causal_config(path)
+        self.spec = spec
+        self.path = path
+        self.tokenizer = load_hf_tokenizer(path)
+        self.tokenizer_spec = f"hf:{path}"
+        chat = has_chat_template(self.tokenizer)
+        if opts.template == "chat" and not chat:
+            raise ModelError(f"template=chat asked for, but the tokenizer in {path} has no chat template")
+        self.template = opts.template or ("chat" if chat else "plain")
+        max_context = opts.max_context or config_max_context(config)
+        if max_context is None:
+            raise ModelError(f"the config in {path} declares no context length; pass max_context=N in the spec")
+        self.max_context = max_context
+        self.batch_size = opts.batch_size
+        self.device = opts.device
+        kwargs = {"dtype": getattr(torch, opts.dtype), "local_files_only": True}
+        if opts.attn_implementation:
+            kwargs["attn_implementation"] = opts.attn_implementation
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs).to(opts.device).eval()
+        except Exception as e:
+            raise ModelError(f"cannot load the model weights in {path} on {opts.device} ({opts.dtype}): {e}") from None
+        self.eos_ids = self._eos_ids()
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "HFModel":
+        path = Path(spec.target).expanduser().resolve()
+        return cls(spec.raw, path, parse_options(spec))
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else ({gen_eos} if gen_eos is not None else set())
+        return ids
+
+    def encode(self, request: Request) -> list[int]:
+        """Token ids the model sees for ``request`` (template and prefill included)."""
+        r = render(self.tokenizer, request, self.template)
+        return self.tokenizer(r.text, add_special_tokens=r.add_special_tokens)["input_ids"]
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids of raw prompt text (the completions endpoint): special tokens added unless it starts with BOS."""
+        bos = self.tokenizer.bos_token
+        return self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        return len(self.encode(request))
+
+    def generate(self, batch: list[Request]) -> list[Completion]:
+        return self.generate_ids([self.encode(r) for r in batch], [r.max_new_tokens for r in batch])
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: list[int]) -> list[Completion]:
+        """Greedy completions of token-id prompts, in order; groups of similar length share a batch."""
+        for ids in prompts:
+            if len(ids) > self.max_context:
+                raise ModelError(
+                    f"a prompt of {len(ids)} tokens does not fit max_context={self.max_context} of {self.spec}; "
+                    "prompts are never truncated"
+                )
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[Completion | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            group = order[start:start + self.batch_size]
+            budgets = [min(max_new_tokens[i], self.max_context - len(prompts[i])) for i in group]
+            for i, c in zip(group, self._generate_group([prompts[i] for i in group], budgets)):
+                out[i] = c
+        return out  # type: ignore[return-value]
+
+    def _generate_group(self, prompts: list[list[int]], budgets: list[int]) -> list[Completion]:
+        """One left-padded batch: ``input_ids [B, T]`` -> ``[B, T + max(budgets)]``, cut per row."""
+        import torch
+
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        steps = max(budgets)
+        if steps > 0:
+            with torch.inference_mode():
+                gen = self.model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=steps, do_sample=False,
+                    eos_token_id=sorted(self.eos_ids) or None, pad_token_id=pad,
+                )[:, width:].tolist()
+        else:
+            gen = [[] for _ in prompts]
+        return [self._completion(row[:budget], len(p)) for row, budget, p in zip(gen, budgets, prompts)]
+
+    def _completion(self, row: list[int], prompt_tokens: int) -> Completion:
+        stop = next((k for k, t in enumerate(row) if t in self.eos_ids), None)
+        kept = row if stop is None else row[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Completion(text=text, prompt_tokens=prompt_tokens, output_tokens=len(row) if stop is None else stop + 1)
+
+    def close(self) -> None:
+        import torch
+
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

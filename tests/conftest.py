@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny Llama built locally (with and without a chat template) and a real
+OpenAI-compatible server on loopback serving it."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+
+from tiny_llama import build_tiny_llama  # noqa: E402
+
+SERVED_NAME = "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A tiny Llama (2 layers, hidden 64, ~1200-token BPE vocab) whose tokenizer has a chat template."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama_chat"), chat=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_base_dir(tmp_path_factory) -> Path:
+    """The same tiny Llama with no chat template (a base model: the plain template applies)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama_base"), chat=False)
+
+
+@pytest.fixture(scope="session")
+def openai_server(tiny_llama_dir):
+    """A real ``models.serve`` server on 127.0.0.1 (free port) serving the tiny chat model as ``tiny-llama``."""
+    from models.load import load_model
+    from models.serve import OpenAIServer
+
+    model = load_model(f"hf:{tiny_llama_dir},device=cpu")
+    server = OpenAIServer(model, SERVED_NAME).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    model.close()

@@ -1,0 +1,113 @@
+"""HFModel on a real tiny Llama built locally: templates, exact token counts, batching, EOS, bad input."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models.base import Request
+from models.errors import ModelError
+from models.load import load_model
+
+
+@pytest.fixture(scope="module")
+def chat_model(tiny_llama_dir):
+    m = load_model(f"hf:{tiny_llama_dir}")
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def base_model(tiny_llama_base_dir):
+    m = load_model(f"hf:{tiny_llama_base_dir},batch_size=2")
+    yield m
+    m.close()
+
+
+def _req(text: str, prefill: str | None = None, n: int = 6) -> Request:
+    return Request([{"role": "user", "content": text}], prefill=prefill, max_new_tokens=n)
+
+
+def test_chat_model_properties(chat_model, tiny_llama_dir):
+    assert chat_model.template == "chat"
+    assert chat_model.max_context == 2048  # max_position_embeddings of the config
+    assert chat_model.tokenizer_spec == f"hf:{tiny_llama_dir.resolve()}"
+    assert chat_model.device == "cpu" and str(chat_model.model.dtype) == "torch.float32"
+
+
+def test_chat_prompt_uses_the_tokenizers_own_template_then_prefill(chat_model):
+    r = Request([{"role": "system", "content": "be brief"}, {"role": "user", "content": "the key is 42"}],
+                prefill="The key is")
+    expected = chat_model.tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
+    assert expected.endswith("<|assistant|>\n")
+    ids = chat_model.encode(r)
+    assert chat_model.tokenizer.decode(ids) == expected + "The key is"
+    assert chat_model.count_prompt_tokens(r) == len(ids)
+    assert ids.count(chat_model.tokenizer.bos_token_id) == 1  # the template's BOS, not a second one
+
+
+def test_plain_template_for_a_base_model(base_model):
+    assert base_model.template == "plain"
+    r = Request([{"role": "user", "content": "context here"}, {"role": "user", "content": "question?"}],
+                prefill="Answer:")
+    ids = base_model.encode(r)
+    assert base_model.tokenizer.decode(ids) == "context here\n\nquestion?\nAnswer:"
+    assert base_model.count_prompt_tokens(r) == len(ids)
+
+
+def test_generate_reports_exact_prompt_tokens_and_respects_budget(chat_model):
+    reqs = [_req("find the magic number 7731", "Answer:", n=5), _req("red blue " * 30, n=3)]
+    out = chat_model.generate(reqs)
+    assert len(out) == 2
+    for r, c in zip(reqs, out):
+        assert c.prompt_tokens == chat_model.count_prompt_tokens(r)
+        assert 1 <= c.output_tokens <= r.max_new_tokens
+        assert "</s>" not in c.text
+
+
+def test_batched_left_padded_generation_equals_one_at_a_time(base_model):
+    reqs = [_req("the secret city is blue " * k, n=6) for k in (1, 7, 3, 12, 2)]
+    batched = [c.text for c in base_model.generate(reqs)]  # batch_size=2: sorted by length, 3 groups
+    single = [base_model.generate([r])[0].text for r in reqs]
+    assert batched == single
+    assert base_model.generate(reqs[:1]) == base_model.generate(reqs[:1])  # greedy: deterministic
+
+
+def test_generation_stops_at_eos(tiny_llama_dir):
+    m = load_model(f"hf:{tiny_llama_dir}")
+    eos = m.tokenizer.eos_token_id
+    head = torch.nn.Linear(m.model.lm_head.in_features, m.model.lm_head.out_features, bias=True)
+    with torch.no_grad():  # a head whose argmax is EOS at every step
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[eos] = 1.0
+    m.model.lm_head = head
+    c = m.generate([_req("anything at all", n=10), _req("two", n=10)])
+    m.close()
+    assert all(x.text == "" and x.output_tokens == 1 for x in c)
+
+
+def test_prompt_longer_than_max_context_is_an_error_not_a_truncation(tiny_llama_dir):
+    m = load_model(f"hf:{tiny_llama_dir},max_context=64")
+    assert m.max_context == 64
+    with pytest.raises(ModelError, match="never truncated"):
+        m.generate([_req("word " * 200)])
+    m.close()
+
+
+def test_bad_input(tmp_path, tiny_llama_dir):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(f"hf:{tmp_path / 'nowhere'}")
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    with pytest.raises(ModelError, match="not a causal language model"):
+        load_model(f"hf:{tmp_path / 'enc'}")
+    with pytest.raises(ModelError, match="no config.json"):
+        load_model(f"hf:{tmp_path}")
+    with pytest.raises(ModelError, match="unknown option.*temperature"):
+        load_model(f"hf:{tiny_llama_dir},temperature=0.7")
+    with pytest.raises(ModelError, match="dtype"):
+        load_model(f"hf:{tiny_llama_dir},dtype=int3")
+    with pytest.raises(ModelError, match="max_context"):
+        load_model(f"hf:{tiny_llama_dir},max_context=lots")
