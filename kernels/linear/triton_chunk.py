@@ -1,0 +1,299 @@
+"""Triton kernels for chunked linear attention, gated (scalar / per-channel decay) and gated delta rule.
+
+Three launches, the structure of flash-linear-attention's chunk kernels (written anew here):
+  1. ``_delta_prep`` (delta rule only, parallel over chunks): the chunk's UT transform
+     ``P = (I + diag(b) L)^-1`` by a product of ``log2(C)`` Neumann factors (L is strictly lower, so
+     ``(I - N)(I + N²)(I + N⁴)… = (I + N)^-1`` exactly), then ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
+  2. ``_state`` (sequential over chunks, parallel over heads and value blocks): stores the state at each
+     chunk start into ``h`` and carries ``S = Γ_C ⊙ S + (K ⊙ Γ_C / Γ)ᵀ U`` (``U = V``, or ``Vw - W S``
+     for the delta rule, written back for step 3).
+  3. ``_output`` (parallel over chunks): ``O = scale · ((Q ⊙ Γ) h + tril(Q Kᵀ ⊙ Γ_t / Γ_s) U)``.
+Gates: GATE 0 none, 1 scalar log decay per token, 2 per-channel log decay; each kernel takes the
+chunk-local cumulative sum itself (``tl.cumsum``). Inputs are contiguous ``[B, H_x, T, D]``; state head
+``h`` reads input head ``h // (H // H_x)``. Matrix products take the input dtype (bf16 on tensor cores);
+states and accumulators are float32.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _gates(g_ptr, g_base, t, tmask, dk, dkmask, DK, GATE: tl.constexpr, BT: tl.constexpr):
+    """Chunk-local cumulative log decay: [BT] for scalar gates, [BT, BK] for per-channel gates."""
+    if GATE == 1:
+        gt = tl.load(g_ptr + g_base + t, mask=tmask, other=0.0).to(tl.float32)
+    else:
+        gt = tl.load(g_ptr + g_base + t[:, None] * DK + dk[None, :],
+                     mask=tmask[:, None] & dkmask[None, :], other=0.0).to(tl.float32)
+    return tl.cumsum(gt, axis=0)
+
+
+@triton.jit
+def _pair(a, b, gc, rows, STRICT: tl.constexpr, GATE: tl.constexpr, BT: tl.constexpr):
+    """M[t, s] = a_t · (Γ_t / Γ_s ⊙ b_s) for s <= t (s < t if STRICT), else 0; a, b float32 [BT, BK]."""
+    if STRICT:
+        mask = rows[:, None] > rows[None, :]
+    else:
+        mask = rows[:, None] >= rows[None, :]
+    if GATE == 2:
+        # Γ_t / Γ_s = exp(gc_t - gr) · exp(gr - gc_s) around the middle row gr keeps both factors finite
+        gr = tl.sum(tl.where((rows == BT // 2)[:, None], gc, 0.0), axis=0)
+        m = tl.dot(a * tl.exp(gc - gr[None, :]), tl.trans(b * tl.exp(gr[None, :] - gc)))
+        return tl.where(mask, m, 0.0)
+    m = tl.dot(a, tl.trans(b))
+    if GATE == 1:
+        return m * tl.exp(tl.where(mask, gc[:, None] - gc[None, :], float("-inf")))
+    return tl.where(mask, m, 0.0)
+
+
+@triton.jit
+def _delta_prep(k, v, g, beta, w, u, T, H, HK, HV, HG, HB, DK, DV,
+                GATE: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                LOG2_BT: tl.constexpr, NVB: tl.constexpr):
+    n = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows = tl.arange(0, BT)
+    t = n * BT + rows
+    tmask = t < T
+    dk = tl.arange(0, BK)
+    dkmask = dk < DK
+    k_base = (b * HK + h // (H // HK)).to(tl.int64) * T * DK
+    kb = tl.load(k + k_base + t[:, None] * DK + dk[None, :], mask=tmask[:, None] & dkmask[None, :],
+                 other=0.0).to(tl.float32)
+    bt = tl.load(beta + (b * HB + h // (H // HB)).to(tl.int64) * T + t, mask=tmask, other=0.0).to(tl.float32)
+    if GATE == 0:
+        gc = tl.zeros([BT], dtype=tl.float32)
+        kgam = kb
+    else:
+        g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
+        gc = _gates(g, g_base, t, tmask, dk, dkmask, DK, GATE, BT)
+        if GATE == 1:
+            kgam = kb * tl.exp(gc)[:, None]
+        else:
+            kgam = kb * tl.exp(gc)
+    m = -bt[:, None] * _pair(kb, kb, gc, rows, True, GATE, BT)
+    eye = tl.where(rows[:, None] == rows[None, :], 1.0, 0.0)
+    p = eye + m
+    for _ in tl.static_range(LOG2_BT - 1):
+        m = tl.dot(m, m)
+        p = p + tl.dot(p, m)
+    wv = tl.dot(p, kgam * bt[:, None])
+    out_base = bh.to(tl.int64) * T
+    tl.store(w + out_base * DK + t[:, None] * DK + dk[None, :], wv.to(w.dtype.element_ty),
+             mask=tmask[:, None] & dkmask[None, :])
+    v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
+    for j in range(NVB):
+        dv = j * BV + tl.arange(0, BV)
+        vmask = tmask[:, None] & (dv < DV)[None, :]
+        vb = tl.load(v + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
+        uv = tl.dot(p, vb * bt[:, None])
+        tl.store(u + out_base * DV + t[:, None] * DV + dv[None, :], uv.to(u.dtype.element_ty), mask=vmask)
+
+
+@triton.jit
+def _state(k, v, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, DV,
+           GATE: tl.constexpr, DELTA: tl.constexpr, HAS_INIT: tl.constexpr,
+           BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, NT_STATIC: tl.constexpr):
+    iv = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows = tl.arange(0, BT)
+    dk = tl.arange(0, BK)
+    dkmask = dk < DK
+    dv = iv * BV + tl.arange(0, BV)
+    dvmask = dv < DV
+    smask = dkmask[:, None] & dvmask[None, :]
+    s_off = bh.to(tl.int64) * DK * DV + dk[:, None] * DV + dv[None, :]
+    if HAS_INIT:
+        S = tl.load(s0 + s_off, mask=smask, other=0.0).to(tl.float32)
+    else:
+        S = tl.zeros([BK, BV], dtype=tl.float32)
+    k_base = (b * HK + h // (H // HK)).to(tl.int64) * T * DK
+    if DELTA:
+        v_base = bh.to(tl.int64) * T * DV
+        w_base = bh.to(tl.int64) * T * DK
+    else:
+        v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
+    g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
+    dtype = k.dtype.element_ty
+    for n in range(NT_STATIC if NT_STATIC > 0 else NT):
+        tl.store(h_out + (bh.to(tl.int64) * NT + n) * DK * DV + dk[:, None] * DV + dv[None, :],
+                 S.to(h_out.dtype.element_ty), mask=smask)
+        t = n * BT + rows
+        tmask = t < T
+        kmask = tmask[:, None] & dkmask[None, :]
+        vmask = tmask[:, None] & dvmask[None, :]
+        kb = tl.load(k + k_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0)
+        if DELTA:
+            wb = tl.load(w + w_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0)
+            ub = tl.load(u + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
+            ub = ub - tl.dot(wb, S.to(dtype))
+            tl.store(u + v_base + t[:, None] * DV + dv[None, :], ub.to(u.dtype.element_ty), mask=vmask)
+        else:
+            ub = tl.load(v + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
+        if GATE == 1:
+            gt = tl.load(g + g_base + t, mask=tmask, other=0.0).to(tl.float32)
+            gc = tl.cumsum(gt, axis=0)
+            glast = tl.sum(gt, axis=0)
+            kd = kb.to(tl.float32) * tl.exp(glast - gc)[:, None]
+            S = S * tl.exp(glast)
+        elif GATE == 2:
+            gt = tl.load(g + g_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0).to(tl.float32)
+            gc = tl.cumsum(gt, axis=0)
+            glast = tl.sum(gt, axis=0)
+            kd = kb.to(tl.float32) * tl.exp(glast[None, :] - gc)
+            S = S * tl.exp(glast)[:, None]
+        else:
+            kd = kb
+        S += tl.dot(tl.trans(kd.to(dtype)), ub.to(dtype))
+    tl.store(s_final + s_off, S, mask=smask)
+
+
+@triton.jit
+def _output(q, k, vu, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
+            GATE: tl.constexpr, DELTA: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    iv = tl.program_id(0)
+    n = tl.program_id(1)
+    bh = tl.program_id(2)
+    b = bh // H
+    h = bh % H
+    rows = tl.arange(0, BT)
+    t = n * BT + rows
+    tmask = t < T
+    dk = tl.arange(0, BK)
+    dkmask = dk < DK
+    dv = iv * BV + tl.arange(0, BV)
+    dvmask = dv < DV
+    kmask = tmask[:, None] & dkmask[None, :]
+    vmask = tmask[:, None] & dvmask[None, :]
+    dtype = q.dtype.element_ty
+    qb = tl.load(q + (b * HQ + h // (H // HQ)).to(tl.int64) * T * DK + t[:, None] * DK + dk[None, :],
+                 mask=kmask, other=0.0).to(tl.float32)
+    kb = tl.load(k + (b * HK + h // (H // HK)).to(tl.int64) * T * DK + t[:, None] * DK + dk[None, :],
+                 mask=kmask, other=0.0).to(tl.float32)
+    if DELTA:
+        v_base = bh.to(tl.int64) * T * DV
+    else:
+        v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
+    vb = tl.load(vu + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0)
+    hb = tl.load(h_in + (bh.to(tl.int64) * NT + n) * DK * DV + dk[:, None] * DV + dv[None, :],
+                 mask=dkmask[:, None] & dvmask[None, :], other=0.0)
+    if GATE == 0:
+        gc = tl.zeros([BT], dtype=tl.float32)
+        qg = qb
+    else:
+        g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
+        gc = _gates(g, g_base, t, tmask, dk, dkmask, DK, GATE, BT)
+        if GATE == 1:
+            qg = qb * tl.exp(gc)[:, None]
+        else:
+            qg = qb * tl.exp(gc)
+    a = _pair(qb, kb, gc, rows, False, GATE, BT)
+    ob = tl.dot(qg.to(dtype), hb.to(dtype)) + tl.dot(a.to(dtype), vb.to(dtype))
+    tl.store(o + bh.to(tl.int64) * T * DV + t[:, None] * DV + dv[None, :], (ob * scale).to(o.dtype.element_ty),
+             mask=vmask)
+
+
+# Triton 3.6's interpreter cannot take a run-time loop bound under numpy 2 (it converts a 1-element
+# array to int), so under the interpreter the chunk count is passed as a compile-time constant.
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _block(d: int) -> int:
+    return max(16, triton.next_power_of_2(d))
+
+
+def chunk_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
+                  beta: torch.Tensor | None, scale: float, initial_state: torch.Tensor | None,
+                  chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the chunked kernels on validated, contiguous inputs (see ``kernels.linear.ops``).
+
+    Returns (o: [B, H, T, D_v] in v's dtype, final state: [B, H, D_k, D_v] float32).
+    """
+    H = max(x.shape[1] for x in (q, k, v, g, beta) if x is not None)
+    B, HQ, T, DK = q.shape
+    HK, HV, DV = k.shape[1], v.shape[1], v.shape[-1]
+    BT = chunk_size
+    NT = triton.cdiv(T, BT)
+    BK = _block(DK)
+    GATE = 0 if g is None else (1 if g.dim() == 3 else 2)
+    HG = 1 if g is None else g.shape[1]
+    g_arg = q if g is None else g
+    DELTA = beta is not None
+    dev = q.device
+    w = u = q
+    if DELTA:
+        w = torch.empty(B, H, T, DK, dtype=q.dtype, device=dev)
+        u = torch.empty(B, H, T, DV, dtype=q.dtype, device=dev)
+        _delta_prep[(NT, B * H)](k, v, g_arg, beta, w, u, T, H, HK, HV, HG, beta.shape[1], DK, DV,
+                                 GATE=GATE, BT=BT, BK=BK, BV=min(_block(DV), 64),
+                                 LOG2_BT=BT.bit_length() - 1, NVB=triton.cdiv(DV, min(_block(DV), 64)),
+                                 num_warps=4)
+    h = torch.empty(B, H, NT, DK, DV, dtype=q.dtype, device=dev)
+    s_final = torch.empty(B, H, DK, DV, dtype=torch.float32, device=dev)
+    BV_S = min(_block(DV), 32)
+    _state[(triton.cdiv(DV, BV_S), B * H)](k, v, g_arg, w, u, h, initial_state if initial_state is not None else q,
+                                           s_final, T, NT, H, HK, HV, HG, DK, DV,
+                                           GATE=GATE, DELTA=DELTA, HAS_INIT=initial_state is not None,
+                                           BT=BT, BK=BK, BV=BV_S, NT_STATIC=NT if _INTERPRET else 0,
+                                           num_warps=4, num_stages=2)
+    o = torch.empty(B, H, T, DV, dtype=v.dtype, device=dev)
+    BV_O = min(_block(DV), 64)
+    _output[(triton.cdiv(DV, BV_O), NT, B * H)](q, k, u if DELTA else v, g_arg, h, o, scale, T, NT, H, HQ, HK, HV,
+                                                HG, DK, DV, GATE=GATE, DELTA=DELTA, BT=BT, BK=BK, BV=BV_O,
+                                                num_warps=4, num_stages=2)
+    return o, s_final
+
+
+@triton.jit
+def _step(q, k, v, g, beta, s_in, s_out, o, scale, H, HQ, HK, HV, HG, HB, DK, DV,
+          GATE: tl.constexpr, DELTA: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    iv = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    dk = tl.arange(0, BK)
+    dkmask = dk < DK
+    dv = iv * BV + tl.arange(0, BV)
+    dvmask = dv < DV
+    s_off = bh.to(tl.int64) * DK * DV + dk[:, None] * DV + dv[None, :]
+    smask = dkmask[:, None] & dvmask[None, :]
+    S = tl.load(s_in + s_off, mask=smask, other=0.0).to(tl.float32)
+    qb = tl.load(q + (b * HQ + h // (H // HQ)) * DK + dk, mask=dkmask, other=0.0).to(tl.float32)
+    kb = tl.load(k + (b * HK + h // (H // HK)) * DK + dk, mask=dkmask, other=0.0).to(tl.float32)
+    vb = tl.load(v + (b * HV + h // (H // HV)) * DV + dv, mask=dvmask, other=0.0).to(tl.float32)
+    if GATE == 1:
+        S = S * tl.exp(tl.load(g + b * HG + h // (H // HG)).to(tl.float32))
+    elif GATE == 2:
+        gb = tl.load(g + (b * HG + h // (H // HG)) * DK + dk, mask=dkmask, other=0.0).to(tl.float32)
+        S = S * tl.exp(gb)[:, None]
+    if DELTA:
+        bb = tl.load(beta + b * HB + h // (H // HB)).to(tl.float32)
+        vb = bb * (vb - tl.sum(S * kb[:, None], axis=0))
+    S += kb[:, None] * vb[None, :]
+    tl.store(s_out + s_off, S, mask=smask)
+    tl.store(o + bh * DV + dv, (tl.sum(S * qb[:, None], axis=0) * scale).to(o.dtype.element_ty), mask=dvmask)
+
+
+def step_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
+                 beta: torch.Tensor | None, scale: float, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the one-token step on validated, contiguous inputs. Returns (o: [B, H, D_v], new state float32)."""
+    B, H, DK, DV = state.shape
+    BV = min(_block(DV), 64)
+    s_out = torch.empty(B, H, DK, DV, dtype=torch.float32, device=q.device)
+    o = torch.empty(B, H, DV, dtype=v.dtype, device=q.device)
+    GATE = 0 if g is None else (1 if g.dim() == 2 else 2)
+    _step[(triton.cdiv(DV, BV), B * H)](q, k, v, q if g is None else g, q if beta is None else beta, state, s_out,
+                                        o, scale, H, q.shape[1], k.shape[1], v.shape[1],
+                                        1 if g is None else g.shape[1], 1 if beta is None else beta.shape[1], DK, DV,
+                                        GATE=GATE, DELTA=beta is not None, BK=_block(DK), BV=BV)
+    return o, s_out
