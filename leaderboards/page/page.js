@@ -1,0 +1,153 @@
+// Renders the leaderboard from the JSON embedded in the page: a sortable table and per-model detail.
+// Every name goes in through textContent, so markup in a model name shows as text.
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("board-data").textContent);
+  const board = data.board;
+  const images = data.images || {};
+
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+  function fmtCtx(n) {
+    if (n === null || n === undefined) return "—";
+    if (n % 1048576 === 0) return n / 1048576 + "m";
+    if (n % 1024 === 0) return n / 1024 + "k";
+    return String(n);
+  }
+  function pct(x) { return x === null || x === undefined ? "—" : (100 * x).toFixed(1); }
+
+  const ctxs = Array.from(new Set(board.entries.flatMap(e => Object.keys(e.summary.ruler_average).map(Number)))).sort((a, b) => a - b);
+  const columns = [
+    { key: "model", label: "model", text: true, get: e => e.model },
+    { key: "architecture", label: "attention", text: true, get: e => e.attention || e.architecture },
+    { key: "tokenizer", label: "tokenizer", text: true, get: e => e.tokenizer },
+    { key: "mean", label: "average", get: e => e.summary.mean_score, show: pct },
+    { key: "effective", label: "effective length", get: e => e.summary.effective_length, show: fmtCtx },
+    { key: "auc", label: "AUC", get: e => e.summary.auc, show: x => (x === null || x === undefined ? "—" : x.toFixed(3)) },
+  ].concat(ctxs.map(c => ({
+    key: "ctx" + c, label: fmtCtx(c), get: e => e.summary.ruler_average[String(c)], show: pct,
+    good: x => x !== undefined && 100 * x >= board.threshold,
+  }))).concat([
+    { key: "exponent", label: "time exponent", get: e => (e.bench ? e.bench.exponent : null), show: x => (x === null || x === undefined ? "—" : "n^" + x.toFixed(2)) },
+    { key: "date", label: "date", text: true, get: e => e.run.date },
+  ]);
+
+  document.getElementById("meta").textContent =
+    board.entries.length + " models · schema " + board.schema_version + " · built " + board.created +
+    (board.suite_version ? " · suite " + board.suite_version : "") + " · scores in percent";
+  document.getElementById("methods").textContent =
+    "Effective length: " + board.methods.effective_length + " (threshold " + board.threshold + "). AUC: " + board.methods.auc + ".";
+
+  const thead = document.querySelector("#board thead");
+  const tbody = document.querySelector("#board tbody");
+  const headRow = el("tr");
+  columns.forEach(col => {
+    const th = el("th", col.label, col.text ? "text" : "");
+    th.dataset.key = col.key;
+    th.addEventListener("click", () => sortBy(col, th));
+    headRow.appendChild(th);
+  });
+  thead.appendChild(headRow);
+
+  let rows = board.entries.map((e, i) => ({ entry: e, index: i }));
+  function renderRows() {
+    tbody.textContent = "";
+    rows.forEach(({ entry, index }) => {
+      const tr = el("tr");
+      tr.dataset.model = entry.model;
+      columns.forEach(col => {
+        const value = col.get(entry);
+        const td = el("td", null, col.text ? "text" : "");
+        if (col.key === "model") {
+          const a = el("a", value, "model");
+          a.href = "#model-" + index;
+          a.addEventListener("click", () => { document.getElementById("model-" + index).open = true; });
+          td.appendChild(a);
+        } else {
+          td.textContent = col.show ? col.show(value) : (value === null || value === undefined ? "—" : String(value));
+        }
+        if (col.good && col.good(value)) td.classList.add("good");
+        tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    });
+  }
+  function compare(a, b, col) {
+    const x = col.get(a.entry), y = col.get(b.entry);
+    const missX = x === null || x === undefined, missY = y === null || y === undefined;
+    if (missX || missY) return missX === missY ? 0 : (missX ? 1 : -1);
+    if (col.text) return String(x).localeCompare(String(y));
+    return x - y;
+  }
+  function sortBy(col, th) {
+    const current = th.getAttribute("aria-sort");
+    const dir = current === "descending" ? "ascending" : (current === "ascending" ? "descending" : (col.text ? "ascending" : "descending"));
+    thead.querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", dir);
+    const sign = dir === "ascending" ? 1 : -1;
+    rows.sort((a, b) => {
+      const missA = col.get(a.entry) == null, missB = col.get(b.entry) == null;
+      if (missA || missB) return compare(a, b, col);  // missing values stay last either way
+      return sign * compare(a, b, col) || a.index - b.index;
+    });
+    renderRows();
+  }
+  renderRows();
+
+  function figure(img) {
+    const fig = el("figure");
+    const image = el("img");
+    image.src = img.src;
+    image.alt = img.title;
+    fig.appendChild(image);
+    fig.appendChild(el("figcaption", img.title));
+    return fig;
+  }
+  const plots = document.getElementById("plots");
+  if ((images.general || []).length) {
+    plots.appendChild(el("h2", "Plots"));
+    images.general.forEach(img => plots.appendChild(figure(img)));
+  }
+
+  const details = document.getElementById("details");
+  details.appendChild(el("h2", "Models"));
+  board.entries.forEach((e, i) => {
+    const d = el("details");
+    d.id = "model-" + i;
+    d.appendChild(el("summary", e.model));
+    const dl = el("dl");
+    const facts = [
+      ["architecture", e.architecture], ["attention", e.attention], ["source", e.source.scheme + ":" + e.source.target],
+      ["revision", e.source.revision], ["weight hash", e.source.weight_hash], ["tokenizer", e.tokenizer],
+      ["command", e.run.command], ["suite version", e.run.suite_version], ["git hash", e.run.git_hash],
+      ["date", e.run.date], ["seeds", e.run.seeds.join(", ")], ["samples", e.run.samples],
+      ["generation", JSON.stringify(e.run.generation)], ["hardware", JSON.stringify(e.run.hardware)],
+      ["average method", e.summary.average_method],
+    ];
+    facts.forEach(([k, v]) => { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v === null || v === undefined ? "—" : v)); });
+    d.appendChild(dl);
+    const table = el("table");
+    const ectx = Array.from(new Set(Object.values(e.tasks).flatMap(t => Object.keys(t.scores).map(Number)))).sort((a, b) => a - b);
+    const hr = el("tr");
+    hr.appendChild(el("th", "task (version)", "text"));
+    ectx.forEach(c => hr.appendChild(el("th", fmtCtx(c))));
+    table.appendChild(hr);
+    Object.keys(e.tasks).sort().forEach(name => {
+      const t = e.tasks[name];
+      const tr = el("tr");
+      tr.appendChild(el("td", name + (t.version ? " (v" + t.version + ")" : ""), "text"));
+      ectx.forEach(c => {
+        const s = t.scores[String(c)];
+        tr.appendChild(el("td", s ? pct(s.score) + (s.stderr !== null ? " ± " + (100 * s.stderr).toFixed(1) : "") + " (n=" + s.n + ")" : "—"));
+      });
+      table.appendChild(tr);
+    });
+    d.appendChild(table);
+    (images.models && images.models[String(i)] || []).forEach(img => d.appendChild(figure(img)));
+    details.appendChild(d);
+  });
+})();
