@@ -1,0 +1,92 @@
+"""Zoo checkpoints: a folder holding ``model.safetensors`` (weights) and ``card.json`` (how it
+was made). Nothing is unpickled. The card records architecture, config, parameter count, data
+recipe and seeds, tokens seen, steps, final loss, wall time, hardware and git hash.
+
+A training run also keeps ``optimizer.safetensors`` + ``trainer.json`` beside them to resume.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.errors import ModelError
+from models.zoo.registry import build
+from models.zoo.trunk import Trunk, ZooConfig
+
+WEIGHTS, CARD = "model.safetensors", "card.json"
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def save(folder: Path, model: Trunk, card: dict[str, Any]) -> None:
+    """Write weights and card atomically (temporary names, then rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    full = {"architecture": model.cfg.arch, "config": model.cfg.to_dict(), "parameters": model.num_params(), **card}
+    _atomic(folder / WEIGHTS, lambda p: save_file(tensors, str(p)))
+    _atomic(folder / CARD, lambda p: p.write_text(json.dumps(full, indent=2) + "\n"))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    path = folder / CARD
+    if not path.is_file():
+        raise ModelError(f"checkpoint card {path} does not exist")
+    try:
+        card = json.loads(path.read_text())
+        ZooConfig(**card["config"])
+        int(card["parameters"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"checkpoint card {path} is not a valid zoo card ({type(e).__name__}: {e})") from None
+    return card
+
+
+def load(path: str | Path, device: str = "cpu") -> tuple[Trunk, dict[str, Any]]:
+    """Load a checkpoint folder (or its ``model.safetensors``); ModelError naming the file if it is
+    missing, corrupt, or does not match its card."""
+    folder = Path(path)
+    folder = folder.parent if folder.name == WEIGHTS else folder
+    if not folder.is_dir():
+        raise ModelError(f"checkpoint {path} does not exist (expected a folder with {WEIGHTS} and {CARD})")
+    card = read_card(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"checkpoint weights {weights} do not exist")
+    try:
+        tensors = load_file(str(weights), device=device)
+    except Exception as e:  # safetensors raises its own error types for truncated or garbled files
+        raise ModelError(f"checkpoint weights {weights} are corrupt: {e}") from None
+    model = build(ZooConfig(**card["config"]))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found or model.num_params() != card["parameters"]:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:3]
+        raise ModelError(f"checkpoint weights {weights} do not match their card {folder / CARD} "
+                         f"(architecture {card['architecture']}; first differences: {diff})")
+    model.load_state_dict(tensors)
+    return model.to(device), card

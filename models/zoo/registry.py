@@ -1,0 +1,72 @@
+"""Every zoo architecture by name: its mixer factory, its own knobs, and its width per size.
+
+Widths are chosen per architecture so that, at each size, every model has the same parameter
+count within +-10% of the dense one (``tests/test_zoo.py`` checks it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.errors import ModelError
+from models.zoo import dense, hybrid, linear, mamba2, swa
+from models.zoo.trunk import MixerFactory, Trunk, ZooConfig
+
+
+@dataclass(frozen=True)
+class Size:
+    n_layers: int
+    n_heads: int
+    mlp_ratio: float
+
+
+SIZES: dict[str, Size] = {
+    "tiny": Size(n_layers=2, n_heads=2, mlp_ratio=8 / 3),     # tests on the CPU
+    "small": Size(n_layers=4, n_heads=4, mlp_ratio=8 / 3),    # the shipped checkpoints
+}
+
+MIXERS: dict[str, MixerFactory] = {
+    "dense": dense.make,
+    "swa": swa.make,
+    "linear": linear.make,
+    "mamba2": mamba2.make,
+    "hybrid": hybrid.make,
+}
+
+# architecture -> its mixer knobs at each size
+KNOBS: dict[str, dict[str, dict[str, Any]]] = {
+    "dense": {"tiny": {}, "small": {}},
+    "swa": {"tiny": {"window": 8}, "small": {"window": 256}},
+    "linear": {"tiny": {"chunk": 8}, "small": {"chunk": 64}},
+    "mamba2": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8}, "small": {"d_state": 64, "head_dim": 32, "chunk": 64}},
+    "hybrid": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8, "attn_every": 2},
+               "small": {"d_state": 64, "head_dim": 32, "chunk": 64, "attn_every": 4}},
+}
+
+# architecture -> d_model at each size (matched parameter counts)
+WIDTHS: dict[str, dict[str, int]] = {
+    "dense": {"tiny": 64, "small": 256},
+    "swa": {"tiny": 64, "small": 256},
+    "linear": {"tiny": 64, "small": 248},
+    "mamba2": {"tiny": 56, "small": 224},
+    "hybrid": {"tiny": 64, "small": 240},
+}
+
+ARCHS = tuple(MIXERS)
+
+
+def config(arch: str, size: str = "small") -> ZooConfig:
+    if arch not in MIXERS:
+        raise ModelError(f"unknown zoo architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if size not in SIZES:
+        raise ModelError(f"unknown zoo size {size!r}; choose one of {', '.join(SIZES)}")
+    s, d = SIZES[size], WIDTHS[arch][size]
+    hidden = int(round(d * s.mlp_ratio / 8)) * 8
+    return ZooConfig(arch=arch, d_model=d, n_layers=s.n_layers, n_heads=s.n_heads, mlp_hidden=hidden,
+                     mixer=dict(KNOBS[arch][size]))
+
+
+def build(cfg: ZooConfig) -> Trunk:
+    if cfg.arch not in MIXERS:
+        raise ModelError(f"unknown zoo architecture {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+    return Trunk(cfg, MIXERS[cfg.arch])

@@ -1,0 +1,213 @@
+"""The one training recipe for every zoo architecture: AdamW, linear warm-up then cosine decay,
+the same tokens, batch and sequence length for all, loss weighted up on answer tokens.
+
+Resumable: every ``save_every`` steps (and at the end) the run folder gets the checkpoint
+(``model.safetensors`` + ``card.json``), ``optimizer.safetensors`` and ``trainer.json``; running
+again with the same folder continues from there. The loss goes to ``loss.jsonl``, one line a log step.
+
+Data is a ``TrainData`` of pre-tokenized rows (``evals train`` builds it from ``tasks/``). This
+module needs torch, safetensors and rich only, so it runs on a bare GPU machine:
+``python -m models.zoo.trainer --arch dense --data data.safetensors --out runs/dense``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from models.errors import ModelError
+from models.zoo import checkpoint, registry
+from models.zoo.trunk import Trunk, ZooConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    steps: int = 3000
+    batch: int = 16
+    lr: float = 2e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    aux_weight: float = 1.0     # weight of mixer auxiliary losses (DSA's indexer distillation)
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 500
+
+
+@dataclass
+class TrainData:
+    """``tokens: [N, L + 1]`` int64 ids; ``weights: [N, L + 1]`` float loss weight of each token as a
+    target (0 = not trained on, 1 = text, more = answer tokens). ``recipe`` says how it was made."""
+
+    tokens: torch.Tensor
+    weights: torch.Tensor
+    recipe: dict[str, Any]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"tokens": self.tokens.to(torch.int16), "weights": self.weights.to(torch.float16)}, str(path),
+                  metadata={"recipe": json.dumps(self.recipe)})
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainData":
+        if not path.is_file():
+            raise ModelError(f"training data {path} does not exist")
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                recipe = json.loads(f.metadata()["recipe"])
+            t = load_file(str(path))
+        except Exception as e:
+            raise ModelError(f"training data {path} is corrupt: {e}") from None
+        return cls(t["tokens"].long(), t["weights"].float(), recipe)
+
+
+def lr_at(step: int, r: Recipe) -> float:
+    if step < r.warmup:
+        return r.lr * (step + 1) / r.warmup
+    frac = (step - r.warmup) / max(1, r.steps - r.warmup)
+    return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def batch_rows(step: int, r: Recipe, n_rows: int) -> torch.Tensor:
+    """Row indices of ``step``'s batch: a seeded permutation per epoch, so a resumed run sees the same data."""
+    perms: dict[int, torch.Tensor] = {}
+    rows = []
+    for i in range(step * r.batch, (step + 1) * r.batch):
+        epoch, j = divmod(i, n_rows)
+        if epoch not in perms:
+            perms[epoch] = torch.randperm(n_rows, generator=torch.Generator().manual_seed(r.seed * 1_000_003 + epoch))
+        rows.append(int(perms[epoch][j]))
+    return torch.tensor(rows)
+
+
+def loss_fn(model: Trunk, tokens: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted next-token cross-entropy over ``tokens [B, L + 1]``; returns (loss, per-token loss)."""
+    logits = model(tokens[:, :-1])
+    ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none").view_as(tokens[:, 1:])
+    w = weights[:, 1:]
+    return (ce * w).sum() / w.sum().clamp_min(1e-6), ce
+
+
+def _optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    rest = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": r.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                             lr=r.lr, betas=(0.9, 0.95), fused=torch.cuda.is_available())
+
+
+def _save_optimizer(opt: torch.optim.AdamW, model: Trunk, path: Path) -> None:
+    names = {id(p): n for n, p in model.named_parameters()}
+    flat = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                flat[f"{names[id(p)]}::{key}"] = value.detach().to("cpu").reshape(value.shape).contiguous()
+    save_file(flat, str(path))
+
+
+def _load_optimizer(opt: torch.optim.AdamW, model: Trunk, path: Path) -> None:
+    flat = load_file(str(path))
+    params = dict(model.named_parameters())
+    for key, value in flat.items():
+        name, _, field = key.partition("::")
+        p = params[name]
+        on_device = field != "step" or opt.defaults.get("fused")   # fused AdamW keeps its step on the GPU
+        opt.state[p][field] = value.to(p.device) if on_device else value
+
+def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: str = "cpu",
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a model of ``cfg`` into ``out``; returns the final card."""
+    torch.manual_seed(recipe.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model = registry.build(cfg).to(device)
+    opt = _optimizer(model, recipe)
+    state = {"step": 0, "tokens_seen": 0, "wall_time_s": 0.0, "loss": None}
+    meta = out / "trainer.json"
+    if meta.is_file():
+        saved = json.loads(meta.read_text())
+        if saved["config"] != cfg.to_dict() or saved["recipe"] != asdict(recipe):
+            raise ModelError(f"{out} holds a run of another config or recipe; use a new --out folder")
+        loaded, _ = checkpoint.load(out, device)
+        model.load_state_dict(loaded.state_dict())
+        _load_optimizer(opt, model, out / "optimizer.safetensors")
+        state = saved["state"]
+    tokens, weights = data.tokens, data.weights
+    use_amp = device.startswith("cuda")
+    start, step = time.time() - state["wall_time_s"], state["step"]
+    log = (out / "loss.jsonl").open("a")
+
+    def snapshot() -> dict[str, Any]:
+        state.update(step=step, wall_time_s=round(time.time() - start, 1))
+        card = {"data": data.recipe, "recipe": asdict(recipe), "tokens_seen": state["tokens_seen"], "steps": step,
+                "final_loss": state["loss"], "wall_time_s": state["wall_time_s"],
+                "hardware": checkpoint.hardware(), "git_hash": checkpoint.git_hash()}
+        checkpoint.save(out, model, card)
+        _save_optimizer(opt, model, out / "optimizer.safetensors")
+        meta.write_text(json.dumps({"config": cfg.to_dict(), "recipe": asdict(recipe), "state": state}, indent=2))
+        return {"architecture": cfg.arch, "config": cfg.to_dict(), "parameters": model.num_params(), **card}
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(f"train {cfg.arch}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), disable=not progress)
+    with bar:
+        task = bar.add_task("train", total=recipe.steps, completed=step, loss="-")
+        model.train()
+        while step < recipe.steps:
+            rows = batch_rows(step, recipe, tokens.shape[0])
+            x, w = tokens[rows].to(device, non_blocking=True), weights[rows].to(device, non_blocking=True)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, recipe)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss, _ = loss_fn(model, x, w)
+                aux = model.aux_loss()
+                total = loss + recipe.aux_weight * aux if aux is not None else loss
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            opt.step()
+            step += 1
+            state["tokens_seen"] += x.shape[0] * (x.shape[1] - 1)
+            if step % recipe.log_every == 0 or step == recipe.steps:
+                state["loss"] = round(float(loss.detach()), 5)
+                rec = {"step": step, "loss": state["loss"], "lr": lr_at(step - 1, recipe),
+                       "tokens": state["tokens_seen"], "seconds": round(time.time() - start, 2)}
+                if aux is not None:
+                    rec["aux"] = round(float(aux.detach()), 5)
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.update(task, completed=step, loss=f"{state['loss']:.4f}")
+            if step % recipe.save_every == 0 and step < recipe.steps:
+                snapshot()
+    log.close()
+    return snapshot()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Train one zoo architecture on a prepared data file.")
+    p.add_argument("--arch", required=True, choices=registry.ARCHS)
+    p.add_argument("--size", default="small", choices=list(registry.SIZES))
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    for name, default in asdict(Recipe()).items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    a = p.parse_args()
+    recipe = Recipe(**{k: getattr(a, k) for k in asdict(Recipe())})
+    card = train(registry.config(a.arch, a.size), recipe, TrainData.load(a.data), a.out, a.device)
+    print(json.dumps({k: card[k] for k in ("architecture", "parameters", "steps", "tokens_seen", "final_loss", "wall_time_s")}))
+
+
+if __name__ == "__main__":
+    main()

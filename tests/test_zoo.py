@@ -1,0 +1,140 @@
+"""The architecture zoo on the CPU at tiny size: shapes, matched parameter counts, the inference
+path (prefill + decode with cache/state) equal to the training path, learning, checkpoints."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models.base import Request
+from models.errors import ModelError
+from models.spec import parse_spec
+from models.zoo import checkpoint, registry
+from models.zoo.model import ZooModel
+from models.zoo.swa import local_attention
+from models.zoo.trainer import Recipe, TrainData, train
+from models.zoo.linear import gated_delta_chunked, gated_delta_step
+from models.zoo.trunk import VOCAB_SIZE
+
+ARCHS = registry.ARCHS
+
+
+def tiny(arch: str, dtype=torch.float64) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return registry.build(registry.config(arch, "tiny")).to(dtype).eval()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_shape(arch):
+    ids = torch.randint(0, 256, (2, 19))
+    assert tiny(arch, torch.float32)(ids).shape == (2, 19, VOCAB_SIZE)
+
+
+@pytest.mark.parametrize("size", list(registry.SIZES))
+def test_parameter_counts_match_within_10_percent(size):
+    counts = {a: registry.build(registry.config(a, size)).num_params() for a in ARCHS}
+    base = counts["dense"]
+    assert all(abs(n / base - 1) <= 0.10 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_prefill_then_decode_equals_full_forward(arch):
+    """Logits of a 13-token prefill, a 7-token continuation, then one token at a time, equal the
+    training path's logits over the whole 37 tokens (lengths cross windows, chunks and blocks)."""
+    m = tiny(arch)
+    ids = torch.randint(0, 256, (2, 37))
+    with torch.no_grad():
+        full = m(ids)
+        first, states = m.step(ids[:, :13])
+        second, states = m.step(ids[:, 13:20], states)
+        outs = [first, second]
+        for t in range(20, 37):
+            logits, states = m.step(ids[:, t:t + 1], states)
+            outs.append(logits)
+    torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-9, atol=1e-9)
+
+
+def test_sliding_window_matches_masked_dense_reference():
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 29, 8, dtype=torch.float64) for _ in range(3))
+    pos = torch.arange(29)
+    diff = pos[:, None] - pos[None, :]
+    w = torch.softmax((q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(~((diff >= 0) & (diff < 5)), float("-inf")), -1)
+    torch.testing.assert_close(local_attention(q, k, v, pos, pos, 5), w @ v)
+
+
+def test_gated_delta_chunked_equals_recurrence():
+    torch.manual_seed(2)
+    B, H, T, D = 1, 2, 21, 4
+    q, k, v = (torch.nn.functional.normalize(torch.randn(B, H, T, D, dtype=torch.float64), dim=-1) for _ in range(3))
+    beta, g = torch.rand(B, H, T, dtype=torch.float64), -torch.rand(B, H, T, dtype=torch.float64)
+    o, S = gated_delta_chunked(q, k, v, beta, g, chunk=8)
+    state, outs = torch.zeros(B, H, D, D, dtype=torch.float64), []
+    for t in range(T):
+        ot, state = gated_delta_step(q[:, :, t], k[:, :, t], v[:, :, t], beta[:, :, t], g[:, :, t], state)
+        outs.append(ot)
+    torch.testing.assert_close(torch.stack(outs, 2), o)
+    torch.testing.assert_close(state, S)
+
+
+def _copy_data(n: int = 32, length: int = 33) -> TrainData:
+    """Rows whose second half repeats the first: learnable in a few steps by any mixer."""
+    g = torch.Generator().manual_seed(0)
+    half = torch.randint(97, 101, (n, length // 2 + 1), generator=g)
+    tokens = torch.cat([half, half], 1)[:, :length]
+    return TrainData(tokens, torch.ones_like(tokens, dtype=torch.float32), {"kind": "copy test"})
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_few_steps_lower_the_loss(arch, tmp_path):
+    recipe = Recipe(steps=12, batch=8, lr=1e-2, warmup=2, log_every=1, save_every=100)
+    train(registry.config(arch, "tiny"), recipe, _copy_data(), tmp_path, progress=False)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.2, losses
+
+
+@pytest.fixture
+def saved(tmp_path):
+    recipe = Recipe(steps=2, batch=4, log_every=1)
+    card = train(registry.config("mamba2", "tiny"), recipe, _copy_data(), tmp_path / "ck", progress=False)
+    return tmp_path / "ck", card
+
+
+def test_checkpoint_round_trip(saved):
+    folder, card = saved
+    model, loaded = checkpoint.load(folder)
+    assert loaded["parameters"] == model.num_params() == card["parameters"]
+    for key in ("architecture", "config", "data", "tokens_seen", "steps", "final_loss", "wall_time_s", "hardware", "git_hash"):
+        assert key in loaded
+    ids = torch.randint(0, 256, (1, 9))
+    again, _ = checkpoint.load(folder / "model.safetensors")
+    torch.testing.assert_close(model(ids), again(ids))
+    zm = ZooModel.from_spec(parse_spec(f"zoo:mamba2@{folder},device=cpu"))
+    out = zm.generate([Request(messages=[{"role": "user", "content": "hi"}], prefill="A:", max_new_tokens=3)])
+    assert out[0].prompt_tokens == zm.count_prompt_tokens(Request(messages=[{"role": "user", "content": "hi"}], prefill="A:"))
+    assert out[0].output_tokens <= 3
+
+
+def test_corrupt_checkpoint_is_a_model_error_naming_the_file(saved):
+    folder, _ = saved
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelError, match="model.safetensors"):
+        checkpoint.load(folder)
+
+
+def test_card_that_does_not_match_the_weights_is_a_model_error(saved):
+    folder, _ = saved
+    card = json.loads((folder / "card.json").read_text())
+    card["config"]["d_model"] = 128
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="do not match their card"):
+        checkpoint.load(folder)
+
+
+def test_missing_checkpoint_and_unknown_arch_are_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="nothere"):
+        ZooModel.from_spec(parse_spec(f"zoo:dense@{tmp_path / 'nothere'}"))
+    with pytest.raises(ModelError, match="unknown zoo architecture"):
+        ZooModel.from_spec(parse_spec("zoo:transformerxl"))
