@@ -1,7 +1,9 @@
 """Haystacks: the filler text that needles and questions hide in, cut to a token budget.
 
-A ``Haystack`` is one cycle of sentence units, each ending with its own separator (``" "`` or a
-newline), so ``"".join(units)`` is the text and a needle can go in at any unit boundary. It
+A ``Haystack`` is one cycle of sentence units, each starting with its own separator (``" "`` or a
+newline), so ``"".join(units)`` is the text and a needle can go in at any unit boundary. The
+separator leads (``" The sky is blue."``) because BPE pre-tokenizers split before a space, so a
+unit's token count is the same alone as inside the haystack. It
 repeats when a context needs more than one cycle. Sources, none downloaded:
 
 - ``noise_haystack()``: RULER's repeated sentence block "The grass is green. ...".
@@ -38,7 +40,7 @@ ESSAY_SENTENCES = 12_000
 
 @dataclass(eq=False)
 class Haystack:
-    """One cycle of text units (each with its trailing separator), repeated as needed."""
+    """One cycle of text units (each with its leading separator), repeated as needed."""
 
     name: str
     units: tuple[str, ...]
@@ -87,9 +89,9 @@ class Haystack:
 
 @lru_cache(maxsize=None)
 def noise_haystack() -> Haystack:
-    """RULER's noise: its five sentences, the block ending with a newline, repeated."""
+    """RULER's noise: its five sentences, each block on its own line, repeated."""
     sentences = re.findall(r"[^.]+\.", NOISE)
-    units = tuple(s.strip() + (" " if i < len(sentences) - 1 else "\n") for i, s in enumerate(sentences))
+    units = tuple(("\n" if i == 0 else " ") + s.strip() for i, s in enumerate(sentences))
     return Haystack("noise", units)
 
 
@@ -100,8 +102,8 @@ def essay_haystack(seed: int = 0, n_sentences: int = ESSAY_SENTENCES) -> Haystac
     units: list[str] = []
     while len(units) < n_sentences:
         para = [_sentence(rng) for _ in range(rng.randint(3, 8))]
-        units.extend(s + " " for s in para[:-1])
-        units.append(para[-1] + "\n\n")
+        units.append("\n\n" + para[0])
+        units.extend(" " + s for s in para[1:])
     return Haystack(f"essay:{seed}", tuple(units[:n_sentences]))
 
 
@@ -114,7 +116,7 @@ def file_haystack(path: str | Path) -> Haystack:
     texts = _read_texts(p)
     for t in texts:
         digest.update(t.encode("utf-8"))
-    units = tuple(u for t in texts for u in split_sentences(t))
+    units = tuple(u for t in texts for u in _lead(split_sentences(t)))
     if not units:
         raise TaskError(f"haystack {p} holds no text")
     return _cached_file(p.name, digest.hexdigest()[:12], units)
@@ -144,6 +146,16 @@ def _cached_file(name: str, digest: str, units: tuple[str, ...]) -> Haystack:
 def split_sentences(text: str) -> list[str]:
     """Sentence units with their trailing whitespace kept, so joining them gives ``text`` back."""
     return [m.group(0) for m in re.finditer(r"\S.*?(?:[.!?][\"')\]]*(?=\s)|$)\s*", text.strip() + "\n", re.S)]
+
+
+def _lead(sentences: list[str]) -> list[str]:
+    """Move each sentence's trailing whitespace to the front of the next (a document starts on a new line)."""
+    out, sep = [], "\n"
+    for s in sentences:
+        body = s.rstrip()
+        out.append(sep + body)
+        sep = s[len(body):] or " "
+    return out
 
 
 def _read_texts(p: Path) -> list[str]:
