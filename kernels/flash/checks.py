@@ -11,9 +11,13 @@ import torch
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+# read once, at import, as triton.jit does when it decorates the kernels in this package
+_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def interpreting() -> bool:
-    """True when Triton runs under its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """True when this package's kernels were built for Triton's CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return _INTERPRET
 
 
 def use_triton(t: torch.Tensor) -> bool:
