@@ -11,7 +11,7 @@ the count is exact and additive); the chat template is the model's, added by the
 ``overhead`` is read as the template tokens the runner measured around one message, and is
 charged once per message here: ``prompt_tokens + overhead * len(messages) + max_new_tokens <= ctx``,
 within ``tasks.sizing.tolerance`` of ctx. Turn pairs are the units of ``sizing.UnitTable``; one
-haystack reply is cut by ``tasks.fit.fit_prefix`` to land on the target.
+haystack reply is cut by ``tasks.trim.fit_prefix`` to land on the target.
 
 Answer budget. ``max_new_tokens`` of a sample is its answer's own token count (prefix plus reply)
 plus a quarter plus 16, so a model that copies the reply with small changes is never cut short.
@@ -31,7 +31,7 @@ from difflib import SequenceMatcher
 from typing import Iterator
 
 from tasks.errors import TaskError
-from tasks.fit import fit_prefix
+from tasks.trim import fit_prefix
 from tasks.mrcr_writing import FORMS, Ask, topics, write_reply
 from tasks.sample import Sample, make_sample
 from tasks.sizing import UnitTable, tolerance
