@@ -19,7 +19,8 @@ def write_model(root: Path, spec: str, scores: dict[str, dict[int, float]], n: i
                 depths: tuple[int, ...] = (), distances: tuple[int, ...] = (), salt: str = "") -> Path:
     """One model folder: per task and ctx a samples.jsonl and metrics.json, plus summary and manifest.
 
-    scores: task -> ctx -> mean (0..1). ``salt`` changes the sample hashes (a different sample set)."""
+    scores: task -> ctx -> mean (0..1); ``depths`` go to niah_* tasks, ``distances`` to *decay* tasks.
+    ``salt`` changes the sample hashes (a different sample set)."""
     folder = root / re.sub(r"[^A-Za-z0-9._-]", "_", spec)
     summary: dict = {"model": spec, "tasks": {}, "ruler_average": {}, "average_method": "mean over RULER tasks"}
     for task, by_ctx in scores.items():
@@ -34,9 +35,9 @@ def write_model(root: Path, spec: str, scores: dict[str, dict[int, float]], n: i
             metrics = {"model": spec, "task": task, "task_version": "1", "ctx": ctx, "metric": "match",
                        **_point(mean, n), "tokenizer": tokenizer, "seed": 0,
                        "sample_set_hash": hashlib.sha256("".join(hashes).encode()).hexdigest()}
-            if depths:
+            if depths and task.startswith("niah"):
                 metrics["by_depth"] = {str(d): _point(max(0.0, mean - d / 400), n) for d in depths}
-            if distances:
+            if distances and "decay" in task:
                 metrics["by_distance"] = {str(t): _point(max(0.0, mean * (1 - t / (4 * max(distances)))), n) for t in distances if t < ctx}
             (cell / "metrics.json").write_text(json.dumps(metrics))
             summary["tasks"].setdefault(task, {})[str(ctx)] = _point(mean, n)

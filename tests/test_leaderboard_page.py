@@ -1,0 +1,99 @@
+"""The published leaderboard page in headless Chromium: it loads from a file with no network, the
+table sorts on a header click, a model name holding markup shows as text (and never runs), and a
+screenshot is a real PNG.
+
+Needs Debian's chromium and chromium-driver (`apt-get install -y chromium chromium-driver`) and
+selenium from PyPI (the `dev` extra); skipped with the reason when they are missing."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from evals.leaderboard import build_board, write_board
+from evals.leaderboard_page import render_page
+from synthetic_results import write_model
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[dev]'")
+if not CHROMIUM.exists() or not DRIVER.exists():
+    pytest.skip("headless Chromium is not installed: apt-get install -y chromium chromium-driver", allow_module_level=True)
+
+EVIL = "zoo:<script>window.__pwned=1</script>"
+EVIL_IMG = 'hf:/m/<img src=x onerror="window.__pwned=2">'
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--window-size=1400,900")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("page")
+    ctxs = (4096, 8192)
+    for spec, scores in (("zoo:ssa@tiny", (0.9, 0.7)), (EVIL, (0.5, 0.2)), (EVIL_IMG, (1.0, 0.95)), ("zoo:dense", (0.95, 0.9))):
+        write_model(root / "results", spec, {"niah_single_1": dict(zip(ctxs, scores))}, n=10)
+    board = build_board([root / "results"], "demo")
+    out = root / "lb"
+    write_board(board, out)
+    path = out / "index.html"
+    path.write_text(render_page(board, out), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def driver():
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS + (f"--user-data-dir={profile}",):
+        options.add_argument(flag)
+    d = webdriver.Chrome(service=Service(executable_path=str(DRIVER)), options=options)
+    yield d
+    d.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _models(driver) -> list[str]:
+    return driver.execute_script("return Array.from(document.querySelectorAll('#board tbody tr')).map(r => r.cells[0].textContent)")
+
+
+def _header(driver, label: str):
+    from selenium.webdriver.common.by import By
+
+    return next(th for th in driver.find_elements(By.CSS_SELECTOR, "#board thead th") if th.text.strip() == label)
+
+
+def test_page_loads_from_file_with_every_model(driver, page):
+    driver.get(page.as_uri())
+    assert driver.title == "Leaderboard: demo"
+    assert sorted(_models(driver)) == sorted(["zoo:ssa@tiny", EVIL, EVIL_IMG, "zoo:dense"])
+    assert driver.execute_script("return document.querySelectorAll('#details details img').length") == 4  # a plot per model
+    assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_markup_in_a_model_name_is_text(driver, page):
+    driver.get(page.as_uri())
+    assert EVIL in _models(driver) and EVIL_IMG in _models(driver)
+    assert driver.execute_script("return window.__pwned") is None
+    assert driver.execute_script("return document.querySelectorAll('#board script, #board img, #details summary *').length") == 0
+
+
+def test_clicking_a_header_sorts_the_table(driver, page):
+    driver.get(page.as_uri())
+    _header(driver, "average").click()
+    assert _models(driver) == [EVIL_IMG, "zoo:dense", "zoo:ssa@tiny", EVIL]  # best first
+    assert _header(driver, "average").get_attribute("aria-sort") == "descending"
+    _header(driver, "average").click()
+    assert _models(driver) == [EVIL, "zoo:ssa@tiny", "zoo:dense", EVIL_IMG]
+    _header(driver, "model").click()
+    assert _models(driver) == [EVIL_IMG, EVIL, "zoo:dense", "zoo:ssa@tiny"]  # text columns sort A-Z first
+
+
+def test_screenshot_is_a_png(driver, page, tmp_path):
+    driver.get(page.as_uri())
+    png = driver.get_screenshot_as_png()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    (tmp_path / "leaderboard.png").write_bytes(png)
