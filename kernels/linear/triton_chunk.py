@@ -208,6 +208,11 @@ def _output(q, k, vu, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _alloc(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Every buffer the kernels write (tests replace this to poison them with NaN)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def _block(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
@@ -232,21 +237,21 @@ def chunk_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Te
     dev = q.device
     w = u = q
     if DELTA:
-        w = torch.empty(B, H, T, DK, dtype=q.dtype, device=dev)
-        u = torch.empty(B, H, T, DV, dtype=q.dtype, device=dev)
+        w = _alloc((B, H, T, DK), q.dtype, dev)
+        u = _alloc((B, H, T, DV), q.dtype, dev)
         _delta_prep[(NT, B * H)](k, v, g_arg, beta, w, u, T, H, HK, HV, HG, beta.shape[1], DK, DV,
                                  GATE=GATE, BT=BT, BK=BK, BV=min(_block(DV), 64),
                                  LOG2_BT=BT.bit_length() - 1, NVB=triton.cdiv(DV, min(_block(DV), 64)),
                                  num_warps=4)
-    h = torch.empty(B, H, NT, DK, DV, dtype=q.dtype, device=dev)
-    s_final = torch.empty(B, H, DK, DV, dtype=torch.float32, device=dev)
+    h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
+    s_final = _alloc((B, H, DK, DV), torch.float32, dev)
     BV_S = min(_block(DV), 32)
     _state[(triton.cdiv(DV, BV_S), B * H)](k, v, g_arg, w, u, h, initial_state if initial_state is not None else q,
                                            s_final, T, NT, H, HK, HV, HG, DK, DV,
                                            GATE=GATE, DELTA=DELTA, HAS_INIT=initial_state is not None,
                                            BT=BT, BK=BK, BV=BV_S, NT_STATIC=NT if _INTERPRET else 0,
                                            num_warps=4, num_stages=2)
-    o = torch.empty(B, H, T, DV, dtype=v.dtype, device=dev)
+    o = _alloc((B, H, T, DV), v.dtype, dev)
     BV_O = min(_block(DV), 64)
     _output[(triton.cdiv(DV, BV_O), NT, B * H)](q, k, u if DELTA else v, g_arg, h, o, scale, T, NT, H, HQ, HK, HV,
                                                 HG, DK, DV, GATE=GATE, DELTA=DELTA, BT=BT, BK=BK, BV=BV_O,
@@ -289,8 +294,8 @@ def step_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
     """Launch the one-token step on validated, contiguous inputs. Returns (o: [B, H, D_v], new state float32)."""
     B, H, DK, DV = state.shape
     BV = min(_block(DV), 64)
-    s_out = torch.empty(B, H, DK, DV, dtype=torch.float32, device=q.device)
-    o = torch.empty(B, H, DV, dtype=v.dtype, device=q.device)
+    s_out = _alloc((B, H, DK, DV), torch.float32, q.device)
+    o = _alloc((B, H, DV), v.dtype, q.device)
     GATE = 0 if g is None else (1 if g.dim() == 2 else 2)
     _step[(triton.cdiv(DV, BV), B * H)](q, k, v, q if g is None else g, q if beta is None else beta, state, s_out,
                                         o, scale, H, q.shape[1], k.shape[1], v.shape[1],
