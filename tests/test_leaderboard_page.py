@@ -14,7 +14,8 @@ import pytest
 
 from evals.leaderboard import build_board, write_board
 from evals.leaderboard_page import render_page
-from synthetic_results import write_model
+from evals.plot import make_plots
+from synthetic_results import write_bench, write_model
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[dev]'")
@@ -34,10 +35,11 @@ def page(tmp_path_factory) -> Path:
     for spec, scores in (("zoo:ssa@tiny", (0.9, 0.7)), (EVIL, (0.5, 0.2)), (EVIL_IMG, (1.0, 0.95)), ("zoo:dense", (0.95, 0.9))):
         write_model(root / "results", spec, {"niah_single_1": dict(zip(ctxs, scores))}, n=10)
     board = build_board([root / "results"], "demo")
+    plots = make_plots("cost", None, write_bench(root / "bench.json", {"ssa": 1.2, "sdpa_flash": 2.0}), None, root / "plots", ("png",), 85.6)
     out = root / "lb"
     write_board(board, out)
     path = out / "index.html"
-    path.write_text(render_page(board, out), encoding="utf-8")
+    path.write_text(render_page(board, out, plots[0].parent), encoding="utf-8")
     return path
 
 
@@ -71,7 +73,8 @@ def test_page_loads_from_file_with_every_model(driver, page):
     assert driver.title == "Leaderboard: demo"
     assert sorted(_models(driver)) == sorted(["zoo:ssa@tiny", EVIL, EVIL_IMG, "zoo:dense"])
     assert driver.execute_script("return document.querySelectorAll('#details details img').length") == 4  # a plot per model
-    assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    assert driver.execute_script("return document.querySelector('#plots img').getAttribute('src')") == "../plots/cost.png"
+    assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")  # all drawn
 
 
 def test_markup_in_a_model_name_is_text(driver, page):

@@ -67,7 +67,7 @@ def test_decay_plot_has_one_labelled_line_per_model_and_ctx(files):
 def test_cost_plot_puts_the_fitted_exponent_in_the_legend(files):
     (svg,) = make_plots("cost", None, files["bench"], None, files["root"] / "cost", ("svg",), 85.6)
     text = svg.read_text()
-    assert "ssa: n^1.20" in text and "sdpa_flash: n^2.00" in text and "sdpa_cudnn: n^1.97" in text
+    assert "ssa: n^1.20, fit 1k-8k" in text and "sdpa_flash: n^2.00" in text and "sdpa_cudnn: n^1.97" in text
 
 
 def test_trilemma_card_shows_three_measures_per_architecture(files):

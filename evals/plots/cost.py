@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from evals.ctx import fmt_ctx
 from evals.errors import EvalError
 from evals.plots.common import color, ctx_axis, new_figure, save
 
@@ -34,7 +35,7 @@ def _by_kernel(bench: dict[str, Any], key: str) -> dict[str, tuple[list[int], li
 def _exp_label(kernel: str, k: float | None, fit_range: list[int] | None = None) -> str:
     if k is None:
         return kernel
-    span = f", fit {fit_range[0]}-{fit_range[1]}" if fit_range else ""
+    span = f", fit {fmt_ctx(fit_range[0])}-{fmt_ctx(fit_range[1])}" if fit_range else ""
     return f"{kernel}: n^{k:.2f}{span}"
 
 
