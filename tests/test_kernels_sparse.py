@@ -1,0 +1,179 @@
+"""DSA, SSA and HyperAttention kernels against their float64 references, selectors index-exact.
+
+CPU: Triton under ``TRITON_INTERPRET=1`` (set here, before triton is imported), small odd shapes, float32.
+GPU (``TRITON_INTERPRET=0 pytest tests/test_kernels_sparse.py``): larger shapes, bfloat16 attention.
+"""
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from kernels.dsa import dsa_attention, dsa_select, lightning_indexer, sparse_attention  # noqa: E402
+from kernels.dsa import reference as dsa_ref  # noqa: E402
+from kernels.flash.checks import use_triton  # noqa: E402
+from kernels.hyper import hyper_attention  # noqa: E402
+from kernels.hyper.lsh import make_plan  # noqa: E402
+from kernels.hyper.reference import hyper_ref  # noqa: E402
+from kernels.ssa import ssa_attention, ssa_select  # noqa: E402
+from kernels.ssa import reference as ssa_ref  # noqa: E402
+
+GPU = torch.cuda.is_available() and os.environ["TRITON_INTERPRET"] != "1"
+DEV = "cuda" if GPU else "cpu"
+DT = torch.bfloat16 if GPU else torch.float32
+TOL = 2e-2 if GPU else 1e-5
+SCALE = 8 if GPU else 1
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    assert not out.isnan().any(), "output has NaN: an element was never written"
+    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """Every buffer the ops allocate starts as NaN, so an unwritten element fails the test."""
+    real_empty, real_like = torch.empty, torch.empty_like
+
+    def empty(*a, **kw):
+        t = real_empty(*a, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    def empty_like(*a, **kw):
+        t = real_like(*a, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    monkeypatch.setattr(torch, "empty", empty)
+    monkeypatch.setattr(torch, "empty_like", empty_like)
+
+
+def qkv(B, H, H_kv, T, D, dtype=DT):
+    q, k, v = (torch.randn(B, h, T, D, device=DEV, dtype=dtype) for h in (H, H_kv, H_kv))
+    assert use_triton(q), "kernels would fall back to the reference: TRITON_INTERPRET was not set before import"
+    return q, k, v
+
+
+def indexer_inputs(B, HI, T, DI):
+    """Positive q_idx, k_idx: every relu term is active, so no two keys tie at score 0."""
+    qi = torch.rand(B, HI, T, DI, device=DEV)
+    ki = torch.rand(B, T, DI, device=DEV)
+    w = torch.randn(B, T, HI, device=DEV)
+    return qi, ki, w
+
+
+# ---- DSA ----
+
+@pytest.mark.parametrize("B,HI,T,DI,topk", [
+    pytest.param(2, 3, 97, 32, 40, id="B2-HI3-T97-DI32-k40"),
+    pytest.param(1, 2, 70, 64, 70, id="B1-HI2-T70-DI64-k=n"),
+])
+def test_dsa_indexer_and_selection_exact(poison, B, HI, T, DI, topk):
+    T *= SCALE
+    qi, ki, w = indexer_inputs(B, HI, T, DI)
+    ref = dsa_ref.indexer_ref(qi, ki, w)
+    got = lightning_indexer(qi, ki, w)
+    finite = torch.isfinite(ref)
+    assert torch.equal(torch.isfinite(got), finite)
+    assert rel_err(got[finite], ref[finite]) < 1e-5
+    sel = dsa_select(qi, ki, w, topk, chunk_elems=B * T * 40)  # several row chunks
+    assert torch.equal(sel.long(), dsa_ref.select_ref(qi, ki, w, topk))
+
+
+@pytest.mark.parametrize("B,H,H_kv,T,D,K", [
+    pytest.param(1, 4, 2, 45, 64, 20, id="B1-H4-Hkv2-T45-D64-k20"),
+    pytest.param(1, 2, 1, 33, 128, 33, id="B1-H2-Hkv1-T33-D128-k33"),
+])
+def test_dsa_attention(poison, B, H, H_kv, T, D, K):
+    T *= SCALE
+    q, k, v = qkv(B, H, H_kv, T, D)
+    qi, ki, w = indexer_inputs(B, 2, T, 32)
+    out = dsa_attention(q, k, v, qi, ki, w, topk=K)
+    assert rel_err(out, dsa_ref.dsa_ref(q, k, v, qi, ki, w, K)) < TOL
+
+
+def test_dsa_sparse_attention_with_given_indices(poison):
+    q, k, v = qkv(1, 2, 2, 40, 64)
+    idx = torch.stack([torch.randperm(t + 1)[:8].sort().values if t >= 7 else
+                       torch.cat([torch.arange(t + 1), torch.full((7 - t,), -1)]) for t in range(40)])[None]
+    out = sparse_attention(q, k, v, idx.to(DEV))
+    assert rel_err(out, dsa_ref.sparse_attention_ref(q, k, v, idx.to(DEV))) < TOL
+
+
+# ---- SSA ----
+
+SSA = [
+    pytest.param(1, 4, 2, 300, 64, 16, dict(topk=3, beam=2, fanout=2, local=2, top_cap=4), id="B1-H4-Hkv2-T300-bs16-4levels"),
+    pytest.param(2, 2, 1, 130, 32, 16, dict(topk=2, beam=2, fanout=3, local=1, top_cap=2), id="B2-H2-Hkv1-T130-D32-fanout3"),
+]
+
+
+@pytest.mark.parametrize("B,H,H_kv,T,D,bs,kw", SSA)
+def test_ssa_selection_exact(B, H, H_kv, T, D, bs, kw):
+    q, k, _ = qkv(B, H, H_kv, T, D, torch.float32)
+    assert torch.equal(ssa_select(q, k, bs, **kw).long().cpu(), ssa_ref.select_ref(q.cpu(), k.cpu(), bs, **kw))
+
+
+@pytest.mark.parametrize("B,H,H_kv,T,D,bs,kw", SSA)
+def test_ssa_attention(poison, B, H, H_kv, T, D, bs, kw):
+    q, k, v = qkv(B, H, H_kv, T, D)
+    out = ssa_attention(q, k, v, bs, **kw)
+    ref = ssa_ref.attention_ref(q, k, v, mask=ssa_ref.block_mask(ssa_select(q, k, bs, **kw), T, bs))
+    assert rel_err(out, ref) < TOL
+
+
+def test_ssa_routes_to_a_strong_match():
+    """A key block that matches one query far better than anything else is selected for that query."""
+    q, k, _ = qkv(1, 1, 1, 512, 64, torch.float32)
+    k[0, 0, 100] = q[0, 0, 500] * 8
+    idx = ssa_select(q, k, 16, topk=2, beam=2, fanout=4, local=1, top_cap=4)
+    assert 100 // 16 in idx[0, 0, 500 // 16].tolist()
+
+
+# ---- HyperAttention ----
+
+@pytest.mark.parametrize("B,H,H_kv,T,D,bs,m", [
+    pytest.param(1, 4, 2, 130, 64, 32, 40, id="B1-H4-Hkv2-T130-D64-bs32-m40"),
+    pytest.param(2, 2, 1, 77, 128, 16, 20, id="B2-H2-Hkv1-T77-D128-bs16-m20"),
+])
+def test_hyper_attention(poison, B, H, H_kv, T, D, bs, m):
+    T *= SCALE
+    bs = bs * 2 if GPU else bs
+    q, k, v = qkv(B, H, H_kv, T, D)
+    seed = int(torch.randint(0, 1000, (1,)))
+    out = hyper_attention(q, k, v, bs, m, n_bits=4, seed=seed)
+    assert rel_err(out, hyper_ref(q, k, v, make_plan(q, k, bs, m, 4, seed), bs)) < TOL
+
+
+def test_hyper_is_causal():
+    """Huge values after position 40 leave every output before it unchanged (no weight on a future key)."""
+    q, k, v = qkv(1, 2, 2, 64, 64)
+    v2 = v.clone()
+    v2[:, :, 40:] = 1e4
+    a = hyper_attention(q, k, v, 16, 16, n_bits=3, seed=1)
+    b = hyper_attention(q, k, v2, 16, 16, n_bits=3, seed=1)
+    assert torch.equal(a[:, :, :40], b[:, :, :40])
+    assert b[:, :, 40:].abs().amax() > 100
+
+
+# ---- bad input ----
+
+@pytest.mark.parametrize("call,match", [
+    (lambda q, k, v, qi, ki, w: dsa_attention(q, k, v, qi, ki, w, topk=41), "topk=41 is larger"),
+    (lambda q, k, v, qi, ki, w: dsa_attention(q, k, v, qi, ki, w, topk=0), "topk"),
+    (lambda q, k, v, qi, ki, w: dsa_select(qi, ki[:, :5], w), "k_idx"),
+    (lambda q, k, v, qi, ki, w: dsa_select(qi, ki, w[..., :1]), "w must be"),
+    (lambda q, k, v, qi, ki, w: lightning_indexer(qi.int(), ki, w), "q_idx must be float"),
+    (lambda q, k, v, qi, ki, w: sparse_attention(q, k, v, torch.zeros(1, 40, 4)), "idx must be int"),
+    (lambda q, k, v, qi, ki, w: ssa_attention(q, k, v, 16, topk=3, local=0), "local"),
+    (lambda q, k, v, qi, ki, w: ssa_attention(q, k, v, 16, topk=50), "topk=50"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k[..., :32], 16, topk=2), "k must be"),
+    (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 16, n_samples=41), "n_samples=41 is larger"),
+    (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 24, n_samples=8), "block_size"),
+    (lambda q, k, v, qi, ki, w: hyper_attention(q, k.double(), v, 16, n_samples=8), "k must be float"),
+])
+def test_bad_input_names_the_argument(call, match):
+    q, k, v = (torch.randn(1, h, 40, 64) for h in (4, 2, 2))
+    qi, ki, w = torch.rand(1, 2, 40, 32), torch.rand(1, 40, 32), torch.randn(1, 40, 2)
+    with pytest.raises(ValueError, match=match):
+        call(q, k, v, qi, ki, w)
