@@ -138,3 +138,14 @@ def test_missing_checkpoint_and_unknown_arch_are_model_errors(tmp_path):
         ZooModel.from_spec(parse_spec(f"zoo:dense@{tmp_path / 'nothere'}"))
     with pytest.raises(ModelError, match="unknown zoo architecture"):
         ZooModel.from_spec(parse_spec("zoo:transformerxl"))
+
+
+def test_dsa_indexer_learns_only_from_its_distillation_loss():
+    m = tiny("dsa", torch.float32).train()
+    m(torch.randint(0, 256, (2, 23)))
+    aux = m.aux_loss()
+    assert aux is not None and aux.item() > 0
+    aux.backward()
+    mixer = m.blocks[0].mixer
+    assert mixer.index_q.weight.grad.abs().sum() > 0
+    assert mixer.qkv.weight.grad is None or mixer.qkv.weight.grad.abs().sum() == 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.errors import ModelError
-from models.zoo import dense, hybrid, linear, mamba2, swa
+from models.zoo import dense, dsa, hybrid, hyper, linear, mamba2, ssa, swa
 from models.zoo.trunk import MixerFactory, Trunk, ZooConfig
 
 
@@ -31,6 +31,9 @@ MIXERS: dict[str, MixerFactory] = {
     "linear": linear.make,
     "mamba2": mamba2.make,
     "hybrid": hybrid.make,
+    "dsa": dsa.make,
+    "ssa": ssa.make,
+    "hyper": hyper.make,
 }
 
 # architecture -> its mixer knobs at each size
@@ -41,6 +44,9 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
     "mamba2": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8}, "small": {"d_state": 64, "head_dim": 32, "chunk": 64}},
     "hybrid": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8, "attn_every": 2},
                "small": {"d_state": 64, "head_dim": 32, "chunk": 64, "attn_every": 4}},
+    "dsa": {"tiny": {"topk": 5, "index_heads": 2, "index_dim": 8}, "small": {"topk": 128, "index_heads": 4, "index_dim": 32}},
+    "ssa": {"tiny": {"block": 4, "top_blocks": 2, "window": 6}, "small": {"block": 64, "top_blocks": 8, "window": 128}},
+    "hyper": {"tiny": {"hash_bits": 2, "window": 6}, "small": {"hash_bits": 3, "window": 128}},
 }
 
 # architecture -> d_model at each size (matched parameter counts)
@@ -50,6 +56,9 @@ WIDTHS: dict[str, dict[str, int]] = {
     "linear": {"tiny": 64, "small": 248},
     "mamba2": {"tiny": 56, "small": 224},
     "hybrid": {"tiny": 64, "small": 240},
+    "dsa": {"tiny": 64, "small": 248},
+    "ssa": {"tiny": 64, "small": 256},
+    "hyper": {"tiny": 64, "small": 256},
 }
 
 ARCHS = tuple(MIXERS)
