@@ -1,0 +1,186 @@
+"""RULER's aggregation tasks: common words extraction (``cwe``) and frequent words extraction (``fwe``).
+
+``cwe``: a numbered list in which ten common words appear 30 times each and the others 3 times
+(RULER's ``freq_cw``, ``freq_ucw``, ``num_cw``), after one solved example; the answer is the ten
+common words. Words are the split's English words, then pseudo-words once the list needs more.
+``fwe``: coded text of made-up six-letter words whose counts follow Zipf's law (alpha 2, a
+vocabulary of 2,000, rank 1 is the dots ``...`` as in RULER); the answer is ranks 2-4.
+
+The list grows by whole items until the next would pass the budget (counts add up because each
+item starts with a space); the rest is filled with items that appear once, which cannot change
+the answer.
+"""
+from __future__ import annotations
+
+import math
+import random
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from tasks import vocab
+from tasks.prompt_fit import Built, Fitter, Layout
+from tasks.ruler_base import RulerTask
+from tasks.task import Split
+
+CWE_TEMPLATE = ("Below is a numbered list of words. In these words, some appear more often than others. "
+                "Memorize the ones that appear most often.\n")
+CWE_QUESTION = "\nQuestion: What are the {n} most common words in the above list?"
+CWE_PREFIX = " Answer: The top {n} words that appear most often in the list are:"
+FWE_TEMPLATE = ("Read the following coded text and track the frequency of each coded word. "
+                "Find the three most frequently appeared coded words.")
+FWE_QUESTION = ("\nQuestion: Do not provide any explanation. Please ignore the dots '....'. "
+                "What are the three most frequently appeared words in the above coded text?")
+FWE_PREFIX = " Answer: According to the coded text above, the three most frequently appeared words are:"
+_PSEUDO_POOL = 30_000
+
+
+@dataclass(frozen=True)
+class CWEConfig:
+    freq_common: int = 30
+    freq_uncommon: int = 3
+    num_common: int = 10
+    example_words: int = 20  # words in the solved example (RULER: 20, repeats 3 and 1)
+
+
+@dataclass(frozen=True)
+class FWEConfig:
+    alpha: float = 2.0
+    vocab_size: int = 2000
+    word_len: int = 6
+    num_answers: int = 3
+
+
+@lru_cache(maxsize=2)
+def _pseudo_pool(split: Split) -> tuple[str, ...]:
+    rng = random.Random(f"cwe-pseudo|{split}")
+    real = set(vocab.words(split))
+    out: dict[str, None] = {}
+    while len(out) < _PSEUDO_POOL:
+        w = vocab.pseudo_word(rng, split)
+        if w not in real:
+            out[w] = None
+    return tuple(out)
+
+
+def _numbered(words: list[str]) -> str:
+    return " ".join(f"{i + 1}. {w}" for i, w in enumerate(words))
+
+
+class CWETask(RulerTask):
+    config: CWEConfig
+
+    def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
+                ) -> tuple[Layout, list[str], dict[str, Any]]:
+        c, count = self.config, fitter.count
+        real = list(vocab.words(split))
+        rng.shuffle(real)
+        n_ex = c.num_common + c.example_words
+        example, common, rest = real[:n_ex], real[n_ex:n_ex + c.num_common], real[n_ex + c.num_common:]
+        pseudo = list(_pseudo_pool(split))
+        rng.shuffle(pseudo)
+        pool = rest + pseudo
+        ex_list = example[:c.num_common] * 3 + example[c.num_common:]
+        rng.shuffle(ex_list)
+        head = (f"{CWE_TEMPLATE}{_numbered(ex_list)}{CWE_QUESTION.format(n=c.num_common)}"
+                f"{CWE_PREFIX.format(n=c.num_common)} {_numbered(example[:c.num_common])}\n\n{CWE_TEMPLATE}")
+        tail, prefix = CWE_QUESTION.format(n=c.num_common), CWE_PREFIX.format(n=c.num_common)
+        fixed = count(head) + count(tail) + count(prefix)
+        word_cost = dict(zip(pool + common, count.many([" " + w for w in pool + common])))
+        item_seed = rng.random()
+
+        def layout(budget: int) -> Built:
+            room = budget - fixed
+            freq = c.freq_common + 1
+            cost = room + 1
+            while cost > room // 2 and freq > c.freq_uncommon + 2:  # short contexts: fewer repeats, as RULER
+                freq -= 1
+                items = [w for w in common for _ in range(freq)]
+                cost = sum(word_cost[w] for w in items) + sum(count.many([f" {i}." for i in range(1, len(items) + 1)]))
+            if cost > room:
+                raise fitter.too_small(fixed + cost)
+            n = len(items)
+            for w in pool:  # uncommon words, freq_uncommon each, then single ones to fill
+                reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (word_cost[w] + 4) else 1
+                step = reps * word_cost[w] + sum(count.many([f" {i}." for i in range(n + 1, n + reps + 1)]))
+                if cost + step > room:
+                    if reps == 1:
+                        break
+                    continue
+                items.extend([w] * reps)
+                cost += step
+                n += reps
+                if room - cost <= fitter.tol // 2:
+                    break
+            random.Random(item_seed).shuffle(items)
+            text = _numbered(items)
+            first = f" 1. {items[0]}"
+            total = fixed + cost + count(first.lstrip()) - count(" 1.") - word_cost[items[0]]
+            while total > budget and len(items) > c.num_common * freq:
+                last = items.pop()
+                total -= count(f" {len(items) + 1}.") + word_cost[last]
+                text = _numbered(items)
+            return Built(head + text + tail, prefix, total, [], {"list_items": len(items), "freq_common": freq})
+
+        return layout, list(common), {"common_words": list(common)}
+
+
+def _coded(rng: random.Random, split: Split, n: int, length: int) -> list[str]:
+    out: dict[str, None] = {}
+    while len(out) < n:
+        w = "".join(rng.choices(string.ascii_lowercase, k=length))
+        if vocab.split_of(w) == split:
+            out[w] = None
+    return list(out)
+
+
+class FWETask(RulerTask):
+    config: FWEConfig
+
+    def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
+                ) -> tuple[Layout, list[str], dict[str, Any]]:
+        c, count = self.config, fitter.count
+        words = ["..."] + _coded(rng, split, c.vocab_size - 1, c.word_len)
+        cost = count.many([" " + w for w in words])
+        zeta = sum(k ** -c.alpha for k in range(1, 100_000)) + 100_000 ** (1 - c.alpha) / (c.alpha - 1)
+        weights = [k ** -c.alpha / zeta for k in range(1, len(words) + 1)]
+        fixed = count(FWE_TEMPLATE) + count(FWE_QUESTION) + count(FWE_PREFIX)
+        order_seed = rng.random()
+
+        def counts(num: int) -> list[int]:
+            return [int(num * w) for w in weights]
+
+        def tokens(cnt: list[int]) -> int:
+            return sum(a * b for a, b in zip(cnt, cost))
+
+        def layout(budget: int) -> Built:
+            room = budget - fixed
+            if room < 0:
+                raise fitter.too_small(fixed)
+            lo, hi = 0, max(room, 1) * 2
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if tokens(counts(mid)) <= room:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            cnt = counts(lo)
+            if cnt[c.num_answers] <= cnt[c.num_answers + 1] or cnt[c.num_answers] < 2:
+                raise fitter.too_small(fixed + tokens(counts(lo + 1)))
+            used = tokens(cnt)
+            k = len(words) - 1
+            while room - used > fitter.tol // 2 and k > 4 * c.num_answers:
+                if cnt[k] + 1 < cnt[c.num_answers] and used + cost[k] <= room:  # once more, answer unchanged
+                    cnt[k] += 1
+                    used += cost[k]
+                k -= 1
+            text = [w for w, n in zip(words, cnt) for _ in range(n)]
+            random.Random(order_seed).shuffle(text)
+            body = "".join(" " + w for w in text)
+            total = fixed + used
+            return Built(FWE_TEMPLATE + body + FWE_QUESTION, FWE_PREFIX, total, [],
+                         {"coded_words": len(text), "counts_top": cnt[:c.num_answers + 2]})
+
+        answers = words[1:1 + c.num_answers]
+        return layout, answers, {"alpha": c.alpha}
