@@ -116,7 +116,7 @@ def empty_board(name: str, threshold: float) -> dict[str, Any]:
         suite = None
     return {"schema_version": SCHEMA_VERSION, "name": name, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "suite_version": suite, "threshold": threshold,
-            "methods": {"ruler_average": "per entry: summary.average_method", **METHODS}, "sample_sets": {}, "entries": []}
+            "methods": {"ruler_average": "per entry: summary.average_method", **METHODS}, "sample_sets": {}, "entries": [], "bench": None}
 
 
 def add_entry(board: dict[str, Any], entry: dict[str, Any]) -> None:
@@ -157,6 +157,9 @@ def validate(board: Any, where: str) -> None:
 def build_board(results: list[Path], name: str, threshold: float = DEFAULT_THRESHOLD, bench: Path | None = None) -> dict[str, Any]:
     bench_data = load_bench(bench) if bench is not None else None
     board = empty_board(name, threshold)
+    if bench_data is not None:
+        board["bench"] = {"device": bench_data.get("device"), "dtype": bench_data.get("dtype"), "shape": bench_data.get("shape"),
+                          "exponents": bench_data["exponents"]}
     for path in results:
         for m in load_results(path):
             add_entry(board, entry_from_results(m, threshold, bench_data))
@@ -177,6 +180,7 @@ def merge_boards(boards: list[dict[str, Any]], name: str) -> dict[str, Any]:
         raise EvalError(f"cannot merge boards of schema versions {sorted(b['schema_version'] for b in boards)}")
     threshold = boards[0]["threshold"]
     merged = empty_board(name, threshold)
+    merged["bench"] = next((b["bench"] for b in boards if b.get("bench")), None)
     for b in boards:
         for e in b["entries"]:
             e = json.loads(json.dumps(e))

@@ -2,7 +2,7 @@
 
     evals plot all --results results/ --bench bench.json --probe probe.json --out plots/ --format png,svg
 
-Kinds: decay (accuracy vs fact-question distance), heatmap (depth x length per model and task),
+Kinds: decay (accuracy vs fact-question distance, from results and from --probe), heatmap (depth x length per model and task),
 length (score vs context length with the effective-length threshold), cost (time and memory vs n
 from ``evals bench``), trilemma (per-architecture card), all (every kind its inputs allow).
 """
@@ -34,10 +34,10 @@ def make_plots(kind: str, results: Path | None, bench: Path | None, probe: Path 
                formats: tuple[str, ...], threshold: float) -> list[Path]:
     """Draw ``kind`` into ``out``; returns the files written. ``all`` draws every kind whose input is given."""
     from evals.plots.cost import plot_cost
-    from evals.plots.decay import plot_decay
+    from evals.plots.decay import plot_decay, plot_probe_decay
     from evals.plots.heatmap import plot_heatmap
     from evals.plots.length import plot_length
-    from evals.plots.trilemma import plot_trilemma
+    from evals.plots.trilemma import card_columns, plot_trilemma
 
     if kind not in KINDS:
         raise EvalError(f"unknown plot kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -61,10 +61,13 @@ def make_plots(kind: str, results: Path | None, bench: Path | None, probe: Path 
                 paths += plot_heatmap(models, out, formats)
         if bench_data is not None:
             paths += plot_cost(bench_data, out, formats)
-        paths += plot_trilemma(models, bench_data, probe_data, out, formats)
+        if probe_data is not None:
+            paths += plot_probe_decay(probe_data, out, formats)
+        if any(col for _, col in card_columns(models, bench_data, probe_data)):
+            paths += plot_trilemma(models, bench_data, probe_data, out, formats)
         return paths
     if kind == "decay":
-        return plot_decay(models, out, formats)
+        return plot_decay(models, out, formats) + (plot_probe_decay(probe_data, out, formats) if probe_data is not None else [])
     if kind == "heatmap":
         return plot_heatmap(models, out, formats)
     if kind == "length":

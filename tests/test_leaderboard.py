@@ -42,6 +42,7 @@ def test_board_carries_reproducibility_fields_and_validates(tmp_path):
     assert cell["score"] == 0.9 and cell["n"] == 20 and cell["stderr"] == pytest.approx((0.9 * 0.1 / 20) ** 0.5)
     assert len(cell["sample_set_hash"]) == 64 and ssa["tasks"]["niah_single_1"]["version"] == "1"
     assert ssa["bench"]["exponent"] == 1.2 and len(ssa["bench"]["points"]) == 4
+    assert on_disk["bench"]["exponents"]["sdpa_flash"]["exponent"] == 2.0  # the reference stays on the board
     dense = next(e for e in on_disk["entries"] if e["model"].startswith("hf:"))
     assert dense["bench"] is None  # no bench kernel named 'dense' in this file
     # ssa's RULER-style average: 92.5, 87.5, 75, 55 -> effective length 8k at RULER's 85.6

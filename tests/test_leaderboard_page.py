@@ -34,8 +34,9 @@ def page(tmp_path_factory) -> Path:
     ctxs = (4096, 8192)
     for spec, scores in (("zoo:ssa@tiny", (0.9, 0.7)), (EVIL, (0.5, 0.2)), (EVIL_IMG, (1.0, 0.95)), ("zoo:dense", (0.95, 0.9))):
         write_model(root / "results", spec, {"niah_single_1": dict(zip(ctxs, scores))}, n=10)
-    board = build_board([root / "results"], "demo")
-    plots = make_plots("cost", None, write_bench(root / "bench.json", {"ssa": 1.2, "sdpa_flash": 2.0}), None, root / "plots", ("png",), 85.6)
+    bench = write_bench(root / "bench.json", {"ssa": 1.2, "sdpa_flash": 2.0})
+    board = build_board([root / "results"], "demo", bench=bench)
+    plots = make_plots("cost", None, bench, None, root / "plots", ("png",), 85.6)
     out = root / "lb"
     write_board(board, out)
     path = out / "index.html"
@@ -74,6 +75,7 @@ def test_page_loads_from_file_with_every_model(driver, page):
     assert sorted(_models(driver)) == sorted(["zoo:ssa@tiny", EVIL, EVIL_IMG, "zoo:dense"])
     assert driver.execute_script("return document.querySelectorAll('#details details img').length") == 4  # a plot per model
     assert driver.execute_script("return document.querySelector('#plots img').getAttribute('src')") == "../plots/cost.png"
+    assert driver.execute_script("return document.querySelector('#kernels').textContent").count("n^") == 2
     assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")  # all drawn
 
 

@@ -1,9 +1,11 @@
 """Recall decay: accuracy against the distance in tokens between a fact and the question (log x),
 one line per model and context length, each with its 95% Wilson band; one figure per task.
-Built from the ``by_distance`` maps of ``metrics.json``."""
+Built from the ``by_distance`` maps of ``metrics.json``; ``plot_probe_decay`` draws the same picture
+per kernel from an ``evals probe`` file (bands from its trial counts)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from evals.ctx import fmt_ctx
 from evals.errors import EvalError
@@ -46,3 +48,31 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
         direct_labels(ax, ends)
         paths += save(fig, out_dir, f"decay_{slug(task)}", formats)
     return paths
+
+
+def plot_probe_decay(probe: dict[str, Any], out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Probe accuracy against distance, one line per kernel and sequence length n."""
+    lines: dict[tuple[str, int], dict[int, tuple[float, int]]] = {}
+    for row in probe["results"]:
+        lines.setdefault((row["kernel"], int(row["n"])), {})[int(row["distance"])] = (float(row["accuracy"]), int(row["trials"]))
+    fig, (ax,) = new_figure()
+    kernels = sorted({k for k, _ in lines})
+    ends, ns = [], []
+    for (kernel, n), pts in sorted(lines.items()):
+        dists = sorted(pts)
+        ys = [100 * pts[d][0] for d in dists]
+        bands = [wilson(*pts[d]) for d in dists]
+        ns += [pts[d][1] for d in dists]
+        col = color(kernels.index(kernel))
+        ax.plot(dists, ys, "-o", ms=3, lw=1.8, color=col)
+        ax.fill_between(dists, [100 * b[0] for b in bands], [100 * b[1] for b in bands], color=col, alpha=0.15, lw=0)
+        ends.append((dists[-1], ys[-1], f"{kernel} @ n={fmt_ctx(n)}", col))
+    ax.set_xscale("log")
+    ax.set_ylim(-2, 105)
+    ax.set_xlabel("distance between fact and query (tokens, log scale)")
+    ax.set_ylabel("probe accuracy (%)")
+    ax.set_title(f"Kernel probe: retrieval vs distance on {probe.get('device', '?')}  ({n_range(ns).replace('n=', 'trials=')} per point; "
+                 "bands: 95% Wilson)", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    direct_labels(ax, ends)
+    return save(fig, out_dir, "decay_probe", formats)

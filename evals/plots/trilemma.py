@@ -92,11 +92,17 @@ def _colour(col: int, value: float | None) -> tuple:
     return cmap(min(max(value, 0.0), 1.0) * 0.8 + 0.1)
 
 
+def card_columns(models: list[ModelResults], bench: dict[str, Any] | None,
+                 probe: dict[str, Any] | None) -> list[tuple[str, dict[str, Measure]]]:
+    """The card's three columns: (heading, architecture -> measure); a column may be empty."""
+    return [("compute exponent\n(time ~ n^k; lower is cheaper)", compute_exponents(bench)),
+            ("content-routed retrieval\n(accuracy)", retrieval(probe, models)),
+            ("recall at the longest distance\n(accuracy)", longest_recall(models))]
+
+
 def plot_trilemma(models: list[ModelResults], bench: dict[str, Any] | None, probe: dict[str, Any] | None,
                   out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
-    columns = [("compute exponent\n(time ~ n^k; lower is cheaper)", compute_exponents(bench)),
-               ("content-routed retrieval\n(accuracy)", retrieval(probe, models)),
-               ("recall at the longest distance\n(accuracy)", longest_recall(models))]
+    columns = card_columns(models, bench, probe)
     archs = sorted({a for _, col in columns for a in col})
     if not archs:
         raise EvalError("nothing to put on a trilemma card: give --bench, --probe or results with distances")

@@ -113,6 +113,25 @@
     images.general.forEach(img => plots.appendChild(figure(img)));
   }
 
+  if (board.bench && Object.keys(board.bench.exponents).length) {
+    plots.appendChild(el("h2", "Kernel cost"));
+    plots.appendChild(el("p", "Fitted time exponent k (time ~ n^k) from evals bench on " + board.bench.device + " (" + board.bench.dtype + ").", "hint"));
+    const kt = el("table");
+    kt.id = "kernels";
+    const kh = el("tr");
+    ["kernel", "exponent", "fit range"].forEach((h, j) => kh.appendChild(el("th", h, j === 0 ? "text" : "")));
+    kt.appendChild(kh);
+    Object.keys(board.bench.exponents).sort().forEach(k => {
+      const fit = board.bench.exponents[k];
+      const tr = el("tr");
+      tr.appendChild(el("td", k, "text"));
+      tr.appendChild(el("td", fit.exponent === null ? "—" : "n^" + fit.exponent.toFixed(2)));
+      tr.appendChild(el("td", fit.fit_range ? fit.fit_range.map(fmtCtx).join("–") : "—"));
+      kt.appendChild(tr);
+    });
+    plots.appendChild(kt);
+  }
+
   const details = document.getElementById("details");
   details.appendChild(el("h2", "Models"));
   board.entries.forEach((e, i) => {
