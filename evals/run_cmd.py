@@ -45,6 +45,8 @@ def run(
     strict: bool = typer.Option(False, help="Refuse context lengths above the model's maximum instead of skipping them."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Regenerate samples instead of reading the sample cache."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    executor: str = typer.Option("local", "--executor", help="local: jobs in this process | ray: jobs sharded over a Ray cluster's workers."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster HOST:PORT for --executor ray; default: RAY_ADDRESS, else a local cluster."),
 ) -> None:
     """Run MODEL on TASKS at each context length; score, record and summarise."""
     console = Console(stderr=True)
@@ -53,6 +55,12 @@ def run(
     if model is None:
         raise EvalError("no model given and no default model is shipped yet: pass --model SPEC (see `evals run --help`)")
     cfg = RunConfig(names, ctxs, samples, seed, out, batch_size, max_new_tokens, not no_answer_prefix, overwrite, not no_cache)
+    if executor not in ("local", "ray"):
+        raise EvalError(f"--executor must be local or ray, got {executor!r}")
+    if executor == "ray":
+        from evals import ray_executor
+
+        ray_executor.connect(ray_address)  # before the model loads: an address that does not answer fails fast
     with console.status(f"loading {model}"):
         m = load_model(model)
     try:
@@ -75,7 +83,10 @@ def run(
                                    "batch_size": batch_size, "template": m.template})
         write_json_atomic(model_dir / "manifest.json", man)
         overhead = template_overhead(m, tok, cfg.answer_prefix)
-        _run_grid(m, tok, cfg, names, runnable, overhead, console)
+        if executor == "ray":
+            ray_executor.run_grid_ray(m, tok, cfg, names, runnable, overhead, console)
+        else:
+            _run_grid(m, tok, cfg, names, runnable, overhead, console)
         summary = build_summary(model_dir, model)
         man["ended"] = now()
         write_json_atomic(model_dir / "manifest.json", man)
