@@ -127,7 +127,9 @@ class HFModel:
     def __init__(self, spec: str, path: Path, opts: HFOptions):
         import torch
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # the runner draws its own progress bars
         config = load_causal_config(path)
         self.spec = spec
         self.path = path

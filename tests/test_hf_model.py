@@ -13,14 +13,14 @@ from models.load import load_model
 
 @pytest.fixture(scope="module")
 def chat_model(tiny_llama_dir):
-    m = load_model(f"hf:{tiny_llama_dir}")
+    m = load_model(f"hf:{tiny_llama_dir},device=cpu")
     yield m
     m.close()
 
 
 @pytest.fixture(scope="module")
 def base_model(tiny_llama_base_dir):
-    m = load_model(f"hf:{tiny_llama_base_dir},batch_size=2")
+    m = load_model(f"hf:{tiny_llama_base_dir},device=cpu,batch_size=2")
     yield m
     m.close()
 
@@ -33,7 +33,25 @@ def test_chat_model_properties(chat_model, tiny_llama_dir):
     assert chat_model.template == "chat"
     assert chat_model.max_context == 2048  # max_position_embeddings of the config
     assert chat_model.tokenizer_spec == f"hf:{tiny_llama_dir.resolve()}"
-    assert chat_model.device == "cpu" and str(chat_model.model.dtype) == "torch.float32"
+
+
+def test_default_device_and_dtype(tiny_llama_dir):
+    m = load_model(f"hf:{tiny_llama_dir}")
+    cuda = torch.cuda.is_available()
+    assert m.device == ("cuda" if cuda else "cpu")
+    assert m.model.dtype == (torch.bfloat16 if cuda else torch.float32)
+    assert m.model.device.type == m.device
+    r = _req("the magic number is 5", "Answer:", n=4)
+    c = m.generate([r, _req("blue " * 9, n=2)])
+    assert c[0].prompt_tokens == m.count_prompt_tokens(r) and 1 <= c[0].output_tokens <= 4
+    m.close()
+
+
+def test_dtype_and_attention_options(tiny_llama_dir):
+    m = load_model(f"hf:{tiny_llama_dir},device=cpu,dtype=bf16,attn_implementation=eager")
+    assert m.model.dtype == torch.bfloat16 and m.model.config._attn_implementation == "eager"
+    assert len(m.generate([_req("red", n=2)])) == 1
+    m.close()
 
 
 def test_chat_prompt_uses_the_tokenizers_own_template_then_prefill(chat_model):
@@ -75,7 +93,7 @@ def test_batched_left_padded_generation_equals_one_at_a_time(base_model):
 
 
 def test_generation_stops_at_eos(tiny_llama_dir):
-    m = load_model(f"hf:{tiny_llama_dir}")
+    m = load_model(f"hf:{tiny_llama_dir},device=cpu")
     eos = m.tokenizer.eos_token_id
     head = torch.nn.Linear(m.model.lm_head.in_features, m.model.lm_head.out_features, bias=True)
     with torch.no_grad():  # a head whose argmax is EOS at every step
@@ -89,7 +107,7 @@ def test_generation_stops_at_eos(tiny_llama_dir):
 
 
 def test_prompt_longer_than_max_context_is_an_error_not_a_truncation(tiny_llama_dir):
-    m = load_model(f"hf:{tiny_llama_dir},max_context=64")
+    m = load_model(f"hf:{tiny_llama_dir},device=cpu,max_context=64")
     assert m.max_context == 64
     with pytest.raises(ModelError, match="never truncated"):
         m.generate([_req("word " * 200)])
