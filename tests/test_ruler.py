@@ -1,0 +1,266 @@
+"""The RULER catalog: prompts sized exactly to each tokenizer, needles where the metadata says,
+answers derivable from the context, deterministic across processes, clear errors on bad input.
+
+Run: pytest tests/test_ruler.py -q
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter as Tally
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import TaskError
+from tasks.ruler import RULER_TASKS
+from tasks.sizing import tolerance
+from tasks.tokenizers import ByteTokenizer, HFTokenizer, load_tokenizer
+
+NIAH = [n for n in RULER_TASKS if n.startswith("niah")]
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory) -> HFTokenizer:
+    """A small byte-level BPE trained here on generated text (no download)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from tasks.haystack import essay_haystack
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=1500, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    text = list(essay_haystack().units[:3000]) + [f"VAR ABCDE = {i}. {i:07d} 1. 2. 3." for i in range(300)]
+    tok.train_from_iterator(text, trainer=trainer)
+    path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
+    tok.save(str(path))
+    return HFTokenizer(path)
+
+
+def _tiktoken():
+    try:
+        return load_tokenizer("tiktoken:cl100k_base")
+    except TaskError as e:
+        pytest.skip(f"tiktoken cl100k_base not available offline: {e}")
+
+
+def _exact(tok, s) -> int:
+    return len(tok.encode(s.input)) + len(tok.encode(s.answer_prefix))
+
+
+def _check(task_name: str, tok, ctx: int, n: int = 2) -> list:
+    task = RULER_TASKS[task_name]
+    samples = list(task.generate(ctx, n, 0, tok))
+    target = ctx - task.answer_budget
+    for s in samples:
+        assert s.prompt_tokens == _exact(tok, s), "recorded prompt_tokens must be a real tokenization"
+        assert target - tolerance(target) <= s.prompt_tokens <= target
+        assert s.max_new_tokens == task.answer_budget and s.metric == task.metric
+        for a in s.answers:
+            assert a.lower() in s.input.lower(), f"answer {a!r} not in the context"
+        assert {"seed", "version", "split"} <= set(s.meta)
+        ids = tok.encode(s.input)
+        for needle, char, pos in zip(s.meta.get("needles", []), s.meta.get("needle_chars", []),
+                                     s.meta.get("needle_tokens", [])):
+            assert s.input[char:char + len(needle)] == needle
+            head = tok.decode(ids[pos:pos + len(tok.encode(" " + needle)) + 8]).lstrip()
+            if task_name.startswith("qa"):
+                assert needle.split("\n")[0] in head
+            else:
+                assert head.startswith(needle), (head[:80], needle)
+                assert s.input.count(needle) == 1, "needle text must appear once"
+    return samples
+
+
+@pytest.mark.parametrize("name", list(RULER_TASKS))
+def test_byte_tokenizer_sizes_and_needles(name):
+    _check(name, ByteTokenizer(), 4096)
+
+
+@pytest.mark.parametrize("name", list(RULER_TASKS))
+def test_bpe_tokenizer_sizes_and_needles(name, bpe):
+    _check(name, bpe, 3000)
+
+
+@pytest.mark.parametrize("name", ["niah_single_1", "niah_multikey_2", "vt", "cwe", "fwe", "qa_2"])
+def test_tiktoken_sizes_and_needles(name):
+    _check(name, _tiktoken(), 4096)
+
+
+def test_small_ctx_within_eight_tokens():
+    for name in ("niah_single_1", "niah_single_2", "qa_1"):
+        _check(name, ByteTokenizer(), 1024, n=3)
+
+
+class WordTokenizer:
+    """A tokenizer that glues spaces to the word before them, so pieces do not add up: the
+    fitter must notice and fall back to measuring every prompt."""
+
+    name = "words-trailing-space"
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+        self.inv: list[str] = []
+
+    def encode(self, text):
+        out = []
+        for piece in re.findall(r"\S+\s*|\s+", text):
+            if piece not in self.vocab:
+                self.vocab[piece] = len(self.inv)
+                self.inv.append(piece)
+            out.append(self.vocab[piece])
+        return out
+
+    def encode_batch(self, texts):
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids):
+        return "".join(self.inv[i] for i in ids)
+
+
+def test_non_additive_tokenizer_is_measured_exactly():
+    tok = WordTokenizer()
+    for name in ("niah_single_2", "vt", "fwe"):
+        task = RULER_TASKS[name]
+        for s in task.generate(4096, 3, 0, tok):
+            target = 4096 - task.answer_budget
+            assert s.prompt_tokens == _exact(tok, s)
+            assert target - tolerance(target) <= s.prompt_tokens <= target
+            for char, pos in zip(s.meta.get("needle_chars", []), s.meta.get("needle_tokens", [])):
+                assert pos == len(tok.encode(s.input[:char - 1]))
+
+
+def test_explicit_depth_places_needle():
+    task = RULER_TASKS["niah_single_2"].replace(depth=50)
+    for s in task.generate(4096, 3, 0, ByteTokenizer()):
+        assert s.meta["depth"] == 50
+        start = s.input.index("\n") + 1
+        end = s.input.rindex("\nWhat are all")
+        frac = (s.meta["needle_chars"][0] - start) / (end - start)
+        assert 0.45 < frac < 0.55
+
+
+def test_default_depths_come_from_rulers_forty():
+    from tasks.ruler_base import DEPTHS
+
+    assert len(DEPTHS) == 40 and DEPTHS[0] == 0 and DEPTHS[-1] == 100
+    depths = {s.meta["depth"] for s in RULER_TASKS["niah_single_1"].generate(2048, 30, 1, ByteTokenizer())}
+    assert depths <= set(DEPTHS) and len(depths) > 10
+
+
+def test_multi_needle_variants():
+    tok = ByteTokenizer()
+    mk = next(RULER_TASKS["niah_multikey_1"].generate(4096, 1, 0, tok))
+    assert len(mk.meta["needles"]) == 4 and len(mk.answers) == 1
+    mv = next(RULER_TASKS["niah_multivalue"].generate(4096, 1, 0, tok))
+    assert len(mv.answers) == 4 and all(mv.meta["query_keys"][0] in n for n in mv.meta["needles"])
+    mq = next(RULER_TASKS["niah_multiquery"].generate(4096, 1, 0, tok))
+    assert len(mq.answers) == 4 and all(k in mq.input.rsplit("\n", 1)[1] for k in mq.meta["query_keys"])
+    u = next(RULER_TASKS["niah_multikey_3"].generate(4096, 1, 0, tok))
+    assert re.fullmatch(r"[0-9a-f-]{36}", u.meta["query_keys"][0]) and re.fullmatch(r"[0-9a-f-]{36}", u.answers[0])
+
+
+def test_vt_answer_follows_the_chain():
+    s = next(RULER_TASKS["vt"].generate(4096, 1, 3, ByteTokenizer()))
+    body = s.input.split("\n\n", 2)[2]  # after the instruction and the solved example
+    value = s.meta["value"]
+    assign = dict(re.findall(r"VAR ([A-Z]{5}) = (VAR [A-Z]{5}|\d+)\.", body))
+    found = {v for v in assign if assign[v] == value}
+    grew = True
+    while grew:
+        more = {v for v, src in assign.items() if src.startswith("VAR ") and src[4:] in found}
+        grew = not more <= found
+        found |= more
+    assert found == set(s.answers) and len(found) == 5
+
+
+def test_cwe_answer_is_the_most_common_words():
+    s = next(RULER_TASKS["cwe"].generate(8192, 1, 0, ByteTokenizer()))
+    listing = s.input.split("\n\n")[-1].split("\nQuestion:")[0]
+    words = re.findall(r"\d+\. (\S+)", listing)
+    tally = Tally(words).most_common()
+    top = {w for w, _ in tally[:10]}
+    assert top == set(s.answers) and tally[9][1] > tally[10][1]
+
+
+def test_fwe_answer_is_ranks_two_to_four():
+    s = next(RULER_TASKS["fwe"].generate(4096, 1, 0, ByteTokenizer()))
+    words = s.input.split("coded words.")[1].split("\nQuestion:")[0].split()
+    tally = Tally(w for w in words if w != "...").most_common()
+    assert [w for w, _ in tally[:3]] == s.answers and tally[2][1] > tally[3][1]
+
+
+def test_qa_is_synthetic_and_answerable():
+    for name, hops in (("qa_1", 1), ("qa_2", 2)):
+        s = next(RULER_TASKS[name].generate(4096, 1, 0, ByteTokenizer()))
+        assert s.meta["synthetic"] is True and s.meta["source"].startswith("synthetic")
+        assert len(s.meta["needles"]) == hops and s.metric == "string_match_part"
+        if hops == 2:  # person -> town (or company) -> country (or year)
+            person, other = s.meta["needles"]
+            link = other.split("\n")[0]
+            assert link in person or link.split()[0] in person or link in other
+        assert any(a in "\n".join(s.meta["needles"]) for a in s.answers)
+
+
+def test_qa_reads_a_squad_file(tmp_path):
+    squad = {"data": [{"title": "Lighthouses", "paragraphs": [
+        {"context": "The Tallow Point light was first lit in 1821 by a keeper named Ines Varga.",
+         "qas": [{"id": "1", "question": "Who first lit the Tallow Point light?",
+                  "answers": [{"text": "Ines Varga", "answer_start": 60}]}]},
+        {"context": "Foghorns replaced bells on most coasts after 1900.",
+         "qas": [{"id": "2", "question": "What replaced bells?", "answers": [{"text": "Foghorns", "answer_start": 0}]}]},
+    ]}]}
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(squad))
+    task = RULER_TASKS["qa_1"].replace(source=str(path))
+    s = next(task.generate(1024, 1, 0, ByteTokenizer()))
+    assert s.meta["synthetic"] is False and s.meta["source"] == "squad:squad.json"
+    assert s.answers[0] in s.input
+
+
+def test_context_too_small_is_a_clear_error():
+    for name in ("niah_single_2", "vt", "cwe", "fwe", "qa_2"):
+        with pytest.raises(TaskError, match="too small|no room"):
+            list(RULER_TASKS[name].generate(200, 1, 0, ByteTokenizer()))
+    with pytest.raises(TaskError, match="no room"):
+        list(RULER_TASKS["niah_single_1"].generate(100, 1, 0, ByteTokenizer()))
+
+
+def test_bad_options():
+    with pytest.raises(TaskError, match="no option"):
+        RULER_TASKS["vt"].replace(depth=10)
+    with pytest.raises(TaskError, match="depth"):
+        list(RULER_TASKS["niah_single_1"].replace(depth=120).generate(2048, 1, 0, ByteTokenizer()))
+    with pytest.raises(TaskError, match="split"):
+        list(RULER_TASKS["niah_single_1"].generate(2048, 1, 0, ByteTokenizer(), split="test"))
+
+
+def test_splits_give_disjoint_values():
+    tok = ByteTokenizer()
+    ev = [a for s in RULER_TASKS["niah_multivalue"].generate(2048, 10, 0, tok) for a in s.answers]
+    tr = [a for s in RULER_TASKS["niah_multivalue"].generate(2048, 10, 0, tok, split="train") for a in s.answers]
+    assert not set(ev) & set(tr)
+
+
+_HASH_SCRIPT = """
+import json, sys
+from tasks.ruler import RULER_TASKS
+from tasks.tokenizers import ByteTokenizer
+out = {n: [s.hash for s in RULER_TASKS[n].generate(2048, 2, 7, ByteTokenizer())] for n in sys.argv[1:]}
+print(json.dumps(out))
+"""
+
+
+def test_same_samples_in_another_process():
+    names = list(RULER_TASKS)
+    here = {n: [s.hash for s in RULER_TASKS[n].generate(2048, 2, 7, ByteTokenizer())] for n in names}
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT, *names], capture_output=True, text=True,
+                         check=True, env=env, cwd=Path(__file__).parent.parent)
+    assert json.loads(out.stdout) == here
+    assert len({h for hs in here.values() for h in hs}) == 2 * len(names)
