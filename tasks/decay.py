@@ -101,10 +101,9 @@ class _Filler:
         k = self.hay.take(self.tok, budget, self.start)
         units = "".join(self.hay.slice(self.start, k))
         gap = budget - self.hay.tokens(self.tok, self.start, k)
-        cut, _ = fit_prefix(self.hay.slice(self.start + k, 1)[0], gap - cut_first, self.tok)  # + its space
-        if not cut:
-            return units.rstrip()
-        return f"{cut} {units}".rstrip() if cut_first else f"{units}{cut}".rstrip()
+        cut, _ = fit_prefix(self.hay.slice(self.start + k, 1)[0].strip(), gap - 1, self.tok)  # and its space
+        parts = (cut.strip(), units.strip()) if cut_first else (units.strip(), cut.strip())
+        return " ".join(p for p in parts if p)
 
 
 class DecayTask:

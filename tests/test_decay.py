@@ -1,0 +1,153 @@
+"""Decay probes: exact token distances (re-tokenized), the depth grid, distractors that never equal true
+keys, token budgets for byte and BPE tokenizers, value kinds, splits and determinism across processes."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from small_bpe import train_small_bpe
+
+from tasks import vocab
+from tasks.decay import DECAY_TASKS, DECAY_VARIANTS, DecayConfig, DecayTask, distance_grid, fact_text
+from tasks.errors import TaskError
+from tasks.sizing import tolerance
+from tasks.tokenizers import ByteTokenizer, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory):
+    return load_tokenizer(f"hf:{train_small_bpe(tmp_path_factory.mktemp('bpe') / 'tokenizer.json')}")
+
+
+@pytest.fixture(scope="module", params=["byte", "bpe"])
+def tok(request, bpe):
+    return ByteTokenizer() if request.param == "byte" else bpe
+
+
+def _index_of(tok, text: str, offset: int) -> int:
+    """Token index of the token that starts at character ``offset``, found from the head (independent
+    of the generator's tail-based method) and checked against the full tokenization."""
+    full, head = tok.encode(text), tok.encode(text[:offset])
+    assert full[: len(head)] == head, "the boundary is not a token boundary"
+    return len(head)
+
+
+def _check_budget(task, s, tok, ctx: int, overhead: int) -> None:
+    assert s.prompt_tokens == len(tok.encode(s.input))
+    target = ctx - overhead - task.answer_budget - len(tok.encode(s.answer_prefix))
+    assert target - tolerance(target) <= s.prompt_tokens <= target
+    assert s.max_new_tokens == task.answer_budget and s.metric == "string_match_all"
+
+
+@pytest.mark.parametrize("ctx", [2048, 4096])
+def test_distance_is_exact_and_follows_the_grid(ctx, tok):
+    task = DECAY_TASKS["decay_distance"]
+    samples = list(task.generate(ctx, 10, 0, tok, overhead=5))
+    for s in samples:
+        _check_budget(task, s, tok, ctx, 5)
+        (fact,) = s.meta["facts"]
+        line = " " + fact_text(fact["key"], fact["value"], "numbers")
+        assert s.input.count(line) == 1 and s.answers == [fact["value"]]
+        f_at = _index_of(tok, s.input, s.input.index(line))
+        q_at = _index_of(tok, s.input, s.input.rindex("\n What is the special magic number") + 1)
+        assert s.meta["distance"] == q_at - f_at
+        assert s.meta["fact_positions"] == [f_at] and s.meta["question_position"] == q_at
+        assert tok.decode(tok.encode(s.input)[f_at:q_at]).strip().startswith("One of the special magic numbers")
+        fact_tokens = len(tok.encode(line)) + 1
+        if s.meta["target_distance"] >= fact_tokens:  # nearer grid points put the fact right before the question
+            assert abs(s.meta["distance"] - s.meta["target_distance"]) <= 2
+    targets = [s.meta["target_distance"] for s in samples]
+    grid = targets[: targets.index(targets[0], 1)] if targets[0] in targets[1:] else targets
+    assert grid[:3] == [16, 32, 64] and grid == sorted(grid)
+    assert targets == [grid[i % len(grid)] for i in range(10)]
+
+
+def test_distance_grid_is_logarithmic():
+    assert distance_grid(16, 300) == [16, 32, 64, 128, 256, 300]
+    assert distance_grid(16, 16) == [16]
+
+
+@pytest.mark.parametrize("ctx", [2048, 8192])
+def test_depth_grid(ctx, tok):
+    task = DECAY_TASKS["decay_depth"]
+    samples = list(task.generate(ctx, 11, 1, tok))
+    assert [s.meta["depth"] for s in samples] == list(range(0, 101, 10))
+    for s in samples:
+        _check_budget(task, s, tok, ctx, 0)
+        assert abs(s.meta["depth_measured"] - s.meta["depth"]) <= 3
+        (fact,) = s.meta["facts"]
+        line = " " + fact_text(fact["key"], fact["value"], "numbers")
+        assert s.meta["fact_positions"] == [_index_of(tok, s.input, s.input.index(line))]
+
+
+def test_multifact_distractors_and_placement(tok):
+    task = DECAY_TASKS["decay_multifact"]
+    for s in task.generate(4096, 6, 2, tok):
+        _check_budget(task, s, tok, 4096, 0)
+        facts = s.meta["facts"]
+        true = {f["key"]: f["value"] for f in facts if f["true"]}
+        fake = {f["key"]: f["value"] for f in facts if not f["true"]}
+        assert len(true) == 4 and len(fake) == 4
+        assert not set(true) & set(fake) and not set(true.values()) & set(fake.values())
+        for key in fake:  # one word off a true key
+            adj, noun = key.split("-", 1)
+            assert any((a == adj) != (n == noun) for a, n in (k.split("-", 1) for k in true))
+        for f in facts:
+            line = " " + fact_text(f["key"], f["value"], "numbers")
+            assert s.input.count(line) == 1
+            assert f["position"] == _index_of(tok, s.input, s.input.index(line))
+            assert f["distance"] == s.meta["question_position"] - f["position"]
+        # all facts sit together just before the question
+        assert max(f["distance"] for f in facts) < 0.25 * s.prompt_tokens
+        (key,) = s.meta["query_keys"]
+        assert key in true and s.answers == [true[key]]
+        assert f"for {key} mentioned" in s.input.rsplit("\n", 1)[1] and key in s.answer_prefix
+
+
+def test_multifact_all_query_asks_for_every_true_key():
+    task = DecayTask("decay_multifact_all", DecayConfig("multifact", query="all"))
+    s = next(task.generate(4096, 1, 0, ByteTokenizer()))
+    true = [f for f in s.meta["facts"] if f["true"]]
+    assert sorted(s.answers) == sorted(f["value"] for f in true) and len(s.answers) == 4
+    assert all(f["key"] in s.input.rsplit("\n", 1)[1] for f in true)
+
+
+@pytest.mark.parametrize("kind,pattern", [("numbers", r"\d{7}"), ("uuids", r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"),
+                                          ("words", r"[a-z]+-[a-z]+")])
+def test_value_kinds(kind, pattern):
+    for name in ("decay_distance", "decay_depth", "decay_multifact"):
+        s = next(DECAY_VARIANTS[f"{name}_{kind}"].generate(4096, 1, 0, ByteTokenizer()))
+        assert all(re.fullmatch(pattern, a) for a in s.answers), s.answers
+        assert f"special magic {kind}" in s.input
+
+
+def test_train_split_keys_and_values():
+    for s in DECAY_TASKS["decay_multifact"].generate(4096, 2, 0, ByteTokenizer(), split="train"):
+        for f in s.meta["facts"]:
+            adj, noun = f["key"].split("-", 1)
+            assert adj in vocab.adjectives("train") and noun in vocab.nouns("train")
+            assert vocab.split_of(f["value"]) == "train"
+    with pytest.raises(TaskError):
+        next(DECAY_TASKS["decay_distance"].generate(4096, 1, 0, ByteTokenizer(), split="test"))
+
+
+def test_too_small_ctx_is_a_task_error():
+    with pytest.raises(TaskError, match="too small"):
+        next(DECAY_TASKS["decay_multifact"].generate(512, 1, 0, ByteTokenizer()))
+
+
+_HASHES = """
+from tasks.decay import DECAY_TASKS
+from tasks.tokenizers import ByteTokenizer
+print(",".join(s.hash for n in DECAY_TASKS for s in DECAY_TASKS[n].generate(2048, 3, 5, ByteTokenizer())))
+"""
+
+
+def test_same_seed_same_bytes_in_another_process():
+    here = ",".join(s.hash for n in DECAY_TASKS for s in DECAY_TASKS[n].generate(2048, 3, 5, ByteTokenizer()))
+    other = subprocess.run([sys.executable, "-c", _HASHES], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "7"}).stdout.strip()
+    assert other == here and len(set(here.split(","))) == 9

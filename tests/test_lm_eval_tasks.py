@@ -1,0 +1,96 @@
+"""lm-eval runs the suite's tasks from the include path ``tasks/lm_eval`` (skipped where lm-eval is absent).
+
+An in-process LM stands in for the model (lm-eval's own API, no network): it answers each prompt
+with the matching sample's answer, so the scores show the whole path (docs, prompts, per-sample
+budgets, chat turns, metrics) is wired, and it records what lm-eval sent it.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install -e '.[lm-eval]')")
+
+from lm_eval import simple_evaluate  # noqa: E402
+from lm_eval.api.model import LM  # noqa: E402
+from lm_eval.tasks import TaskManager  # noqa: E402
+
+from tasks.cache import generate_samples  # noqa: E402
+from tasks.lm_eval import INCLUDE_PATH  # noqa: E402
+from tasks.lm_eval.task import score  # noqa: E402
+from tasks.tokenizers import ByteTokenizer  # noqa: E402
+
+TASKS = ("mrcr_2needle", "decay_multifact")
+
+
+class Oracle(LM):
+    """Renders chats as JSON; answers with the sample whose final user turn the chat ends with."""
+
+    def __init__(self, samples):
+        super().__init__()
+        self.samples = samples
+        self.sent: list[tuple[str, dict]] = []
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        out = []
+        for r in requests:
+            ctx, gen = r.args
+            self.sent.append((ctx, gen))
+            last = next(m["content"] for m in reversed(json.loads(ctx)) if m["role"] == "user")
+            s = next(s for s in self.samples if s.chat()[-1]["content"] == last)
+            out.append(s.answers[0] if s.metric == "mrcr" else " ".join(s.answers))
+        return out
+
+    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
+        return json.dumps(chat_history)
+
+    @property
+    def tokenizer_name(self) -> str:
+        return "oracle"
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests):
+        raise NotImplementedError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import os
+
+    os.environ["EVALS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    samples = [s for t in TASKS for s in generate_samples(t, 4096, 3, 0, ByteTokenizer())]
+    lm = Oracle(samples)
+    tm = TaskManager(include_path=str(INCLUDE_PATH), include_defaults=False,
+                     metadata={"tokenizer": "byte", "max_seq_lengths": [4096], "samples": 3, "seed": 0})
+    results = simple_evaluate(model=lm, tasks=[f"longctx_{t}" for t in TASKS], task_manager=tm,
+                              apply_chat_template=True)
+    return samples, lm, results["results"]
+
+
+def test_lm_eval_scores_the_tasks(run):
+    samples, lm, results = run
+    assert results["longctx_mrcr_2needle"]["mrcr,none"] == 1.0
+    assert results["longctx_mrcr_2needle"]["mrcr@4096,none"] == 1.0
+    assert results["longctx_decay_multifact"]["string_match_all,none"] == 1.0
+    assert len(lm.sent) == len(samples) == 6
+
+
+def test_lm_eval_sends_the_turns_and_each_samples_budget(run):
+    samples, lm, _ = run
+    by_last = {s.chat()[-1]["content"]: s for s in samples}
+    for ctx, gen in lm.sent:
+        chat = json.loads(ctx)
+        s = by_last[next(m["content"] for m in reversed(chat) if m["role"] == "user")]
+        assert gen["max_gen_toks"] == s.max_new_tokens and gen["do_sample"] is False
+        if s.answer_prefix:  # prefill as the start of the assistant turn
+            assert chat == [*s.chat(), {"role": "assistant", "content": s.answer_prefix}]
+        else:  # MRCR: every turn of the conversation, in order
+            assert chat == s.chat() and len(chat) > 3
+
+
+def test_score_matches_the_suite_metrics():
+    s = next(iter(generate_samples("mrcr_2needle", 4096, 1, 0, ByteTokenizer(), use_cache=False)))
+    assert score(s, s.answers[0]) == 1.0 and score(s, "nope") == 0.0
