@@ -58,7 +58,7 @@ class RayOptions:
 
 @dataclass
 class RayRunStats:
-    """What the pool did: one entry per actor (``loads`` is how often it loaded the model: once)."""
+    """What the pool did: one entry per actor (its process id, node and the batches it ran)."""
 
     workers: list[dict[str, Any]] = field(default_factory=list)
     batches: int = 0
@@ -118,7 +118,7 @@ class Worker:
     def info(self) -> dict[str, Any]:
         import ray
 
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "loads": 1, "batches": self.batches}
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "batches": self.batches}
 
     def close(self) -> None:
         self.model.close()

@@ -5,8 +5,10 @@ Run: ``pytest tests/test_ray_executor.py -q`` (skipped without Ray: ``pip instal
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -22,13 +24,12 @@ from evals.runner import Job, RunConfig, job_dir, run_job, template_overhead
 from evals.store import read_records
 from models.base import Completion, Request
 from models.prompting import plain_prompt
-from tasks.registry import TASKS
 from tasks.tokenizers import ByteTokenizer
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]' to test --executor ray")
 from evals.ray_executor import RayOptions, run_grid_ray  # noqa: E402  (needs ray only at call time, but skip together)
 
-TASK_NAMES = [t for t in ("niah_single_1", "decay_distance") if t in TASKS][:1] + ["decay_depth"]
+TASK_NAMES = ["decay_distance", "decay_depth"]
 CTXS = [1024, 2048]
 SAMPLES, BATCH = 6, 2
 
@@ -59,7 +60,10 @@ class FailingModel(GuessModel):
         return super().generate(batch)
 
 
-def load_guess(spec: str) -> GuessModel:
+def load_guess(spec: str, log: Path | None = None) -> GuessModel:
+    if log is not None:
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
     return GuessModel()
 
 
@@ -109,11 +113,14 @@ def local_results(tmp_path_factory):
 
 
 def test_ray_equals_local_with_one_model_per_worker(cluster, local_results, tmp_path):
-    stats = _run_ray(tmp_path)
-    assert _results(tmp_path) == local_results
+    log = tmp_path / "loads.txt"
+    stats = _run_ray(tmp_path / "out", functools.partial(load_guess, log=log))
+    assert _results(tmp_path / "out") == local_results
     scores = [r["score"] for recs, _ in local_results.values() for r in recs.values()]
     assert 0 < sum(scores) < len(scores), "the test model should get some samples right and some wrong"
-    assert len(stats.workers) == 2 and all(w["loads"] == 1 and w["batches"] > 0 for w in stats.workers)
+    loads = log.read_text().split()
+    assert len(loads) == len(set(loads)) == 2, "each of the 2 workers loads the model once, for all its batches"
+    assert sorted(loads) == sorted(str(w["pid"]) for w in stats.workers) and all(w["batches"] > 0 for w in stats.workers)
     assert stats.batches == sum(w["batches"] for w in stats.workers) == len(TASK_NAMES) * len(CTXS) * SAMPLES // BATCH
 
 
