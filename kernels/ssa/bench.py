@@ -1,0 +1,48 @@
+"""Benchmark cases for SSA, collected by ``evals bench``: the whole op, and the selection alone.
+
+Settings: blocks of 64 tokens, fanout 8, beam 8, top-k 16 content blocks (fewer at tiny n), a local
+window of 2 blocks and the first block: at most 19 * 64 = 1216 keys per query.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from kernels.ssa import ssa_select
+from kernels.flash import block_sparse_attention
+
+BS, FANOUT, BEAM, TOP_CAP, LOCAL = 64, 8, 8, 64, 2
+
+
+def _topk(n: int) -> int:
+    return max(1, min(16, n // BS // 4))
+
+
+def _select_flops(n, B, H, D):
+    nkb = -(-n // BS)
+    levels, count = 1, nkb
+    while count > TOP_CAP:
+        count, levels = -(-count // FANOUT), levels + 1
+    candidates = min(count, TOP_CAP) + (levels - 1) * BEAM * FANOUT
+    return 2.0 * B * H * nkb * BS * D * candidates
+
+
+def ssa(n, device, dtype, B, H, H_kv, D):
+    q, k, v = (torch.randn(B, h, n, D, device=device, dtype=dtype) for h in (H, H_kv, H_kv))
+    topk = _topk(n)
+    blocks = int((ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP) >= 0).sum())
+
+    def run():
+        return block_sparse_attention(q, k, v, ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP), BS)
+
+    return run, _select_flops(n, B, H, D) + 4.0 * D * BS * BS * blocks
+
+
+def select(n, device, dtype, B, H, H_kv, D):
+    q, k = (torch.randn(B, h, n, D, device=device, dtype=dtype) for h in (H, H_kv))
+    topk = _topk(n)
+    return (lambda: ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP)), _select_flops(n, B, H, D)
+
+
+CASES: dict[str, Callable] = {"ssa": ssa, "ssa_select": select}

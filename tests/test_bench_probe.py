@@ -1,0 +1,78 @@
+"""``evals bench`` and ``evals probe`` on the CPU at tiny n: JSON in the documented format, bad input exits 2."""
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from evals import bench as bench_mod
+from evals.cli import _register, app, main
+
+_register()
+
+
+def test_bench_writes_the_documented_json(tmp_path):
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(app, ["bench", "--n", "128,256", "--kernels", "flash_dense,ssa_select", "--H", "2",
+                                   "--H-kv", "1", "--D", "32", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["kind"] == "bench" and data["device"] == "cpu" and data["dtype"] == "float32"
+    assert data["shape"] == {"B": 1, "H": 2, "H_kv": 1, "D": 32}
+    rows = data["results"]
+    assert {(r["kernel"], r["n"]) for r in rows} == {(k, n) for k in ("flash_dense", "ssa_select") for n in (128, 256)}
+    for r in rows:
+        assert set(r) == {"kernel", "n", "ms", "tflops", "peak_mem_gb", "ratio_vs_sdpa_flash", "ratio_vs_cudnn"}
+        assert r["ms"] > 0 and r["tflops"] > 0
+        assert r["ratio_vs_sdpa_flash"] is None and r["ratio_vs_cudnn"] is None  # no SDPA GPU backends on a CPU
+    assert set(data["exponents"]) == {"flash_dense", "ssa_select"}
+    assert data["exponents"]["flash_dense"]["fit_range"] == [128, 256]
+
+
+def test_probe_writes_the_documented_json(tmp_path):
+    out = tmp_path / "probe.json"
+    res = CliRunner().invoke(app, ["probe", "--n", "256", "--kernels", "flash_dense,flash_window", "--H", "1",
+                                   "--D", "32", "--trials", "4", "--strength", "4", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["kind"] == "probe" and data["device"] == "cpu"
+    rows = data["results"]
+    assert {r["distance"] for r in rows} == {0, 1, 4, 16, 64, 255}
+    for r in rows:
+        assert set(r) >= {"kernel", "n", "distance", "accuracy", "trials"} and r["trials"] == min(4, 256 - r["distance"])
+    # dense attention finds a strong needle at any distance; a 4096-token window covers all of n=256
+    assert all(r["accuracy"] == 1.0 for r in rows)
+
+
+def test_exponent_fit_recovers_a_power_law():
+    pts = [(n, 3e-9 * n**1.5) for n in (1024, 2048, 4096, 8192, 16384)]
+    slope, span = bench_mod.fit_exponent(pts)
+    assert slope == pytest.approx(1.5, abs=1e-9) and span == [2048, 16384]
+
+
+def test_collect_cases_tolerates_missing_families(monkeypatch):
+    monkeypatch.setattr(bench_mod, "FAMILIES", ["flash", "no_such_family"])
+    assert {"flash_dense", "flash_window", "flash_decode"} <= set(bench_mod.collect_cases())
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["bench", "--n", "abc"], "bad context length"),
+    (["bench", "--kernels", "nope", "--n", "128"], "unknown kernel"),
+    (["bench", "--H", "3", "--H-kv", "2", "--n", "128"], "bad shape"),
+    (["probe", "--dtype", "int8", "--n", "256"], "unknown dtype"),
+    (["probe", "--n", "64"], "below 128"),
+])
+def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, args, msg):
+    monkeypatch.setattr(sys, "argv", ["evals", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert msg in err and "Traceback" not in err
+
+
+def test_bad_input_from_the_shell():
+    proc = subprocess.run([sys.executable, "-m", "evals", "bench", "--n", "4k-1k"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "start is above the end" in proc.stderr
