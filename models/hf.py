@@ -8,8 +8,11 @@ Nothing is fetched from the hub (``local_files_only``). Options:
 * ``max_context=N`` (``8192``, ``128k``): default from the config (``max_position_embeddings``,
   ``n_positions``, ``max_seq_len``, ``seq_length``, ``max_sequence_length``, in that order).
 * ``attn_implementation=sdpa|eager|flash_attention_2|...``: passed to ``from_pretrained``.
-* ``batch_size=N``: requests per forward batch (default 8); a batch is sorted by prompt
-  length and cut into groups so padding stays small; padding is on the left.
+* ``batch_size=N``: requests per forward batch (default 8) and ``max_batch_tokens=N``
+  (default 131072): a batch is sorted by prompt length and cut into groups of at most
+  ``batch_size`` requests whose padded prompt-plus-budget tokens stay within
+  ``max_batch_tokens`` (a single request always runs), so padding stays small and a
+  128K prompt runs alone; padding is on the left.
 * ``template=chat|plain``: default ``chat`` when the tokenizer has a chat template, else ``plain``.
 
 Prompt rules (see ``models/prompting.py``): ``chat`` renders the tokenizer's own chat template
@@ -30,7 +33,7 @@ from models.errors import ModelError
 from models.prompting import check_options, has_chat_template, parse_count, render
 from models.spec import ModelSpec
 
-OPTIONS = ("device", "dtype", "max_context", "attn_implementation", "batch_size", "template")
+OPTIONS = ("device", "dtype", "max_context", "attn_implementation", "batch_size", "max_batch_tokens", "template")
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
           "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32"}
@@ -43,6 +46,7 @@ class HFOptions:
     max_context: int | None
     attn_implementation: str | None
     batch_size: int
+    max_batch_tokens: int
     template: str | None
 
 
@@ -70,6 +74,7 @@ def parse_options(spec: ModelSpec) -> HFOptions:
         max_context=parse_count("max_context", o["max_context"]) if "max_context" in o else None,
         attn_implementation=o.get("attn_implementation"),
         batch_size=parse_count("batch_size", o["batch_size"]) if "batch_size" in o else 8,
+        max_batch_tokens=parse_count("max_batch_tokens", o["max_batch_tokens"]) if "max_batch_tokens" in o else 131072,
         template=template,
     )
 
@@ -143,7 +148,7 @@ class HFModel:
         if max_context is None:
             raise ModelError(f"the config in {path} declares no context length; pass max_context=N in the spec")
         self.max_context = max_context
-        self.batch_size = opts.batch_size
+        self.batch_size, self.max_batch_tokens = opts.batch_size, opts.max_batch_tokens
         self.device = opts.device
         kwargs = {"dtype": getattr(torch, opts.dtype), "local_files_only": True}
         if opts.attn_implementation:
@@ -189,14 +194,26 @@ class HFModel:
                     f"a prompt of {len(ids)} tokens does not fit max_context={self.max_context} of {self.spec}; "
                     "prompts are never truncated"
                 )
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        budgets = [min(n, self.max_context - len(p)) for p, n in zip(prompts, max_new_tokens)]
         out: list[Completion | None] = [None] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            group = order[start:start + self.batch_size]
-            budgets = [min(max_new_tokens[i], self.max_context - len(prompts[i])) for i in group]
-            for i, c in zip(group, self._generate_group([prompts[i] for i in group], budgets)):
+        for group in self._groups(prompts, budgets):
+            for i, c in zip(group, self._generate_group([prompts[i] for i in group], [budgets[i] for i in group])):
                 out[i] = c
         return out  # type: ignore[return-value]
+
+    def _groups(self, prompts: list[list[int]], budgets: list[int]) -> list[list[int]]:
+        """Indices sorted by prompt length, cut at ``batch_size`` requests or ``max_batch_tokens`` padded tokens."""
+        groups: list[list[int]] = []
+        group: list[int] = []
+        width = 0
+        for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i])):
+            w = max(width, len(prompts[i]) + budgets[i])
+            if group and (len(group) == self.batch_size or w * (len(group) + 1) > self.max_batch_tokens):
+                groups.append(group)
+                group, w = [], len(prompts[i]) + budgets[i]
+            group.append(i)
+            width = w
+        return groups + [group] if group else groups
 
     def _generate_group(self, prompts: list[list[int]], budgets: list[int]) -> list[Completion]:
         """One left-padded batch: ``input_ids [B, T]`` -> ``[B, T + max(budgets)]``, cut per row."""

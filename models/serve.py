@@ -38,6 +38,8 @@ class OpenAIServer(ThreadingHTTPServer):
         self.model, self.name, self.api_key, self.latency_s = model, name, api_key, latency_s
         self.lock = threading.Lock()
         self.requests_served = 0
+        self.in_flight = self.max_in_flight = 0  # completion requests being handled now / at most so far
+        self._gauge = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -130,15 +132,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, f"body is not JSON: {e}")
         if body.get("model") != self.server.name:
             return self._error(404, f"model {body.get('model')!r} is not served here; try {self.server.name!r}")
-        if self.server.latency_s:
-            time.sleep(self.server.latency_s)
-        chat = route == "/v1/chat/completions"
+        s = self.server
+        with s._gauge:
+            s.in_flight += 1
+            s.max_in_flight = max(s.max_in_flight, s.in_flight)
         try:
-            c = self.server.complete_chat(body) if chat else self.server.complete_text(body)
+            if s.latency_s:
+                time.sleep(s.latency_s)
+            chat = route == "/v1/chat/completions"
+            c = s.complete_chat(body) if chat else s.complete_text(body)
         except (ValueError, KeyError, TypeError) as e:  # ModelError is a ValueError
             return self._error(400, str(e))
-        self.server.requests_served += 1
-        self._send(200, _reply(self.server.name, c, _max_tokens(body), chat))
+        finally:
+            with s._gauge:
+                s.in_flight -= 1
+        with s._gauge:
+            s.requests_served += 1
+        self._send(200, _reply(s.name, c, _max_tokens(body), chat))
 
 
 def _reply(name: str, c: Completion, max_tokens: int, chat: bool) -> dict:

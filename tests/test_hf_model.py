@@ -92,6 +92,16 @@ def test_batched_left_padded_generation_equals_one_at_a_time(base_model):
     assert base_model.generate(reqs[:1]) == base_model.generate(reqs[:1])  # greedy: deterministic
 
 
+def test_groups_respect_batch_size_and_token_budget(tiny_llama_base_dir):
+    m = load_model(f"hf:{tiny_llama_base_dir},device=cpu,batch_size=3,max_batch_tokens=100")
+    prompts = [[5] * n for n in (40, 10, 12, 30, 11, 90)]
+    groups = m._groups(prompts, [4] * 6)
+    assert groups == [[1, 4, 2], [3, 0], [5]]  # by length; 3 requests max; 2 x 44 <= 100 < 3 x 44
+    reqs = [_req("the secret city is blue " * k, n=4) for k in (6, 1, 2, 5, 1, 15)]
+    assert [c.text for c in m.generate(reqs)] == [m.generate([r])[0].text for r in reqs]
+    m.close()
+
+
 def test_generation_stops_at_eos(tiny_llama_dir):
     m = load_model(f"hf:{tiny_llama_dir},device=cpu")
     eos = m.tokenizer.eos_token_id

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from models.base import Request
+from models.benchmark_openai import EchoModel
 from models.errors import ModelError
 from models.fault_proxy import FaultProxy, Faults
 from models.load import load_model
@@ -109,6 +110,19 @@ def test_every_request_answered_once_through_faults(openai_server, hf, proxy_fac
     # each request reached the model once, plus once more per dropped connection or abandoned slow reply
     extra = openai_server.requests_served - served_before - len(reqs)
     assert 0 <= extra <= proxy.stats["drop"] + proxy.stats["slow"]
+
+
+def test_requests_in_flight_are_bounded_by_concurrency():
+    server = OpenAIServer(EchoModel(), "echo", latency_s=0.05).start()
+    m = load_model(f"openai:echo@{server.url},concurrency=4,max_context=4096")
+    reqs = [Request([{"role": "user", "content": f"say w{i}"}], max_new_tokens=2) for i in range(24)]
+    try:
+        assert [c.text for c in m.generate(reqs)] == [f"w{i}" for i in range(24)]
+    finally:
+        m.close()
+        server.shutdown()
+        server.server_close()
+    assert server.max_in_flight == 4 and server.requests_served == 24
 
 
 def test_retry_budget_exhausted_names_the_url_and_last_error(proxy_factory):
