@@ -8,6 +8,7 @@ Mamba-2's shared B/C groups directly. Shapes as in ``reference.py``; the state i
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -37,11 +38,11 @@ def _check_ssd(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tens
         raise ValueError(f"B, C: shapes {tuple(B.shape)} and {tuple(C.shape)} differ")
     if B.dtype != x.dtype or C.dtype != x.dtype:
         raise ValueError(f"B, C: dtypes {B.dtype}, {C.dtype} must match x's {x.dtype}")
-    got = torch.stack([dt.min().float(), dt.isfinite().all().float(), A.max().float(),
-                       A.isfinite().all().float()]).tolist()
-    if got[0] < 0 or not got[1]:
+    dmin, dmax, amin, amax = torch.cat([torch.stack(torch.aminmax(dt)).float(),
+                                        torch.stack(torch.aminmax(A)).float()]).tolist()
+    if not (dmin >= 0 and math.isfinite(dmax)):
         raise ValueError("dt: must be finite and >= 0 (apply softplus first)")
-    if got[2] > 0 or not got[3]:
+    if not (amax <= 0 and math.isfinite(amin)):
         raise ValueError("A: must be finite and <= 0 (Mamba-2 stores -exp(A_log))")
 
 
