@@ -21,7 +21,7 @@ err = Console(stderr=True)
 
 def _register() -> None:
     # one line per verb module; each defines its command(s) on `app`
-    from evals import bench, generate_cmd, leaderboard, plot, probe, run_cmd  # noqa: F401
+    from evals import bench, generate_cmd, leaderboard, plot, probe, run_cmd, train  # noqa: F401
 
 
 def user_errors() -> tuple[type[Exception], ...]:

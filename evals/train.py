@@ -1,0 +1,133 @@
+"""``evals train``: train zoo architectures with the one shared recipe on task data.
+
+Example: ``evals train --arch dense,mamba2 --seq-len 2048 --steps 3000 --out runs``. The data are
+RULER-style samples from ``tasks/`` (training vocabulary split, training seeds; never the
+evaluation split) at the training length with the byte tokenizer, rendered exactly as
+``zoo:`` models see prompts at evaluation, plus rows of plain essay text for language modelling.
+The loss counts answer tokens ``--answer-weight`` times. Rerunning the same command resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evals.cli import app
+from evals.errors import EvalError
+from models.base import Request
+from tasks.cache import generate_samples
+from tasks.haystack import essay_haystack
+from tasks.registry import TASKS
+from tasks.sample import Sample
+from tasks.tokenizers import ByteTokenizer
+
+if TYPE_CHECKING:  # torch and the zoo are imported when the command runs, not when the CLI starts
+    from models.zoo.trainer import TrainData
+
+ARCHS = "dense, swa, linear, mamba2, hybrid, dsa, ssa, hyper"  # models.zoo.registry.ARCHS
+
+# the default task mix (RULER needle and variable-tracking tasks, the decay probe)
+TRAIN_TASKS = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
+               "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt", "decay_distance")
+OVERHEAD = 2  # BOS and the newline before the answer prefix, the zoo's plain-template tokens
+
+
+def answer_text(sample: Sample) -> str:
+    """The completion a zoo model is taught to produce after the prefilled answer prefix."""
+    lead = "" if not sample.answer_prefix or sample.answer_prefix[-1].isspace() else " "
+    return lead + ", ".join(sample.answers) + "."
+
+
+def sample_row(sample: Sample, width: int, answer_weight: float) -> tuple[list[int], list[float]]:
+    from models.zoo.model import encode
+    from models.zoo.trunk import EOS, PAD
+
+    prompt = encode(Request(messages=sample.chat(), prefill=sample.answer_prefix or None))
+    answer = [*answer_text(sample).encode("utf-8"), EOS]
+    ids = (prompt + answer)[:width]
+    w = ([1.0] * len(prompt) + [answer_weight] * len(answer))[:width]
+    return ids + [PAD] * (width - len(ids)), w + [0.0] * (width - len(w))
+
+
+def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
+               console: Console) -> "TrainData":
+    """``rows`` training rows of ``seq_len + 1`` tokens: task samples and plain-text rows."""
+    import torch
+
+    from models.zoo.trainer import TrainData
+
+    width = seq_len + 1
+    n_lm = int(rows * lm_fraction)
+    per_task = -(-(rows - n_lm) // len(tasks))
+    tok, ids, weights = ByteTokenizer(), [], []
+    with console.status("generating training samples") as status:
+        for name in tasks:
+            status.update(f"generating {per_task} training samples of {name} at {seq_len} bytes")
+            for s in generate_samples(name, seq_len, per_task, seed, tok, split="train", overhead=OVERHEAD):
+                row, w = sample_row(s, width, answer_weight)
+                ids.append(row)
+                weights.append(w)
+    text = "".join(essay_haystack(seed).units).encode("utf-8")
+    rng = random.Random(seed)
+    for _ in range(n_lm):
+        a = rng.randrange(0, len(text) - width)
+        ids.append(list(text[a:a + width]))
+        weights.append([1.0] * width)
+    recipe = {"tasks": tasks, "samples_per_task": per_task, "lm_rows": n_lm, "lm_text": f"essay_haystack(seed={seed})",
+              "seq_len": seq_len, "split": "train", "seed": seed, "tokenizer": "byte", "answer_weight": answer_weight}
+    return TrainData(torch.tensor(ids), torch.tensor(weights), recipe)
+
+
+@app.command()
+def train(
+    arch: str = typer.Option("dense", help=f"Architectures, comma-separated, or 'all' ({ARCHS})."),
+    size: str = typer.Option("small", help="Model size: tiny (tests) or small (the shipped checkpoints)."),
+    tasks: str = typer.Option(",".join(TRAIN_TASKS), help="Training tasks from tasks/, comma-separated."),
+    seq_len: int = typer.Option(2048, min=64, help="Training length in bytes (tokens)."),
+    rows: int = typer.Option(16384, min=1, help="Training rows generated (the data pool; repeated if steps need more)."),
+    steps: int = typer.Option(3000, min=1, help="Optimizer steps (same for every architecture)."),
+    batch: int = typer.Option(16, min=1, help="Rows per step."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
+    warmup: int = typer.Option(100, min=0, help="Warm-up steps."),
+    answer_weight: float = typer.Option(5.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
+    lm_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows that are plain text."),
+    seed: int = typer.Option(0, help="Seed of data and initialization."),
+    save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
+    device: Optional[str] = typer.Option(None, help="cuda or cpu (default: cuda when present)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train zoo architectures with one shared recipe; resumable; loss logged to OUT/ARCH/loss.jsonl."""
+    import torch
+
+    from models.zoo import registry
+    from models.zoo.trainer import Recipe, TrainData, train as train_model
+
+    console = Console(stderr=True)
+    archs = list(registry.ARCHS) if arch == "all" else [a.strip() for a in arch.split(",") if a.strip()]
+    configs = [registry.config(a, size) for a in archs]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TASKS]
+    if unknown or not names:
+        raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
+    key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction]).encode()).hexdigest()[:12]
+    data_path = out / f"data-{key}.safetensors"
+    if data_path.is_file():
+        data = TrainData.load(data_path)
+    else:
+        data = build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console)
+        data.save(data_path)
+    table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
+    for cfg in configs:
+        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress)
+        table.add_row(cfg.arch, f"{card['parameters']:,}", str(card["steps"]), f"{card['tokens_seen']:,}",
+                      str(card["final_loss"]), str(card["wall_time_s"]))
+    console.print(table)
