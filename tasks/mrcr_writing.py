@@ -106,22 +106,31 @@ def _pool(kind: str) -> tuple[str, ...]:
     return get("eval") + get("train")
 
 
-def _w(rng: random.Random) -> dict[str, str]:
-    """One draw of every slot a template may use (all lower-case except names)."""
-    adj, noun, verb = _pool("adj"), _pool("noun"), _pool("verb")
-    return dict(
-        name=rng.choice(_NAMES), friend=rng.choice(_NAMES), place=rng.choice(_PLACES), time=rng.choice(_TIMES),
-        feeling=rng.choice(_FEELINGS), light=rng.choice(_LIGHT), adj=rng.choice(adj), adj2=rng.choice(adj),
-        noun=rng.choice(noun), noun2=rng.choice(noun), verb=rng.choice(verb), verb2=rng.choice(verb),
-        n=str(rng.randint(2, 40)),
-    )
+_SLOTS = {
+    "name": lambda: _NAMES, "friend": lambda: _NAMES, "place": lambda: _PLACES, "time": lambda: _TIMES,
+    "feeling": lambda: _FEELINGS, "light": lambda: _LIGHT, "adj": lambda: _pool("adj"), "adj2": lambda: _pool("adj"),
+    "noun": lambda: _pool("noun"), "noun2": lambda: _pool("noun"), "verb": lambda: _pool("verb"),
+    "verb2": lambda: _pool("verb"), "n": lambda: tuple(str(k) for k in range(2, 41)),
+}
+
+
+class _Slots(dict):
+    """Template slots drawn on first use, in the order the template names them (deterministic)."""
+
+    def __init__(self, rng: random.Random, topic: str = ""):
+        super().__init__(topic=topic)
+        self.rng = rng
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = self.rng.choice(_SLOTS[key]())
+        return value
 
 
 _AN = re.compile(r"\b([Aa]) ([aeiou])")
 
 
 def _fill(rng: random.Random, templates: tuple[str, ...], topic: str) -> str:
-    s = _AN.sub(r"\1n \2", rng.choice(templates).format(topic=topic, **_w(rng)))
+    s = _AN.sub(r"\1n \2", rng.choice(templates).format_map(_Slots(rng, topic)))
     return s[0].upper() + s[1:]
 
 
@@ -192,7 +201,7 @@ def _riddle(topic: str, rng: random.Random) -> str:
 
 
 def _email(topic: str, rng: random.Random, label: str = "Subject") -> str:
-    w = _w(rng)
+    w = _Slots(rng)
     head = f"{label}: {topic[0].upper() + topic[1:]}\n\n" if label else ""
     body = "\n\n".join(_paragraphs(topic, rng, (1, 2), (2, 3)))
     return f"{head}Dear {w['friend']},\n\n{body}\n\n{rng.choice(_SIGNOFF)},\n{w['name']}"
