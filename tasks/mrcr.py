@@ -15,8 +15,9 @@ haystack reply is cut by ``tasks.trim.fit_prefix`` to land on the target.
 
 Answer budget. ``max_new_tokens`` of a sample is its answer's own token count (prefix plus reply)
 plus a quarter plus 16, so a model that copies the reply with small changes is never cut short.
-Replies are at most ~1,300 characters, so ``answer_budget`` (what ``evals tasks`` shows) is 512,
-a bound for BPE tokenizers; a byte-level tokenizer needs up to ~1,650. No answer prefix.
+Replies are at most ~1,200 characters (~270 tokens of a BPE vocabulary), so ``answer_budget``
+(the figure ``evals tasks`` shows) is 512, a bound for BPE tokenizers; under the byte-level
+tokenizer a sample's own budget reaches ~1,500. No answer prefix.
 
 Grading (``grade_mrcr``) is the published one; results are reported per requested ctx and per
 the published token bins (``meta["bin"]``: 4k-8k ... 512k-1m, on the prompt's token count).
