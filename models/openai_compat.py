@@ -21,6 +21,8 @@ URL is the API base, e.g. ``http://127.0.0.1:8000/v1`` (a bare ``http://host:por
 * ``timeout=S`` seconds per HTTP request (default 300).
 * ``api_key_env=VAR`` (default ``OPENAI_API_KEY``): the key is read from that environment
   variable, sent as ``Authorization: Bearer``, and never written to a message, log or result.
+  A variable named in the spec must be set; the default one may be unset (no key is sent,
+  as local servers expect).
 * ``tokenizer=SPEC`` (a tasks tokenizer spec: ``byte``, ``hf:PATH``, ``tiktoken:NAME``) sizes
   prompts; it is this model's ``tokenizer_spec``.
 * ``max_context=N`` (``128k``): default from the server's ``/models`` entry
@@ -141,7 +143,10 @@ class OpenAIModel:
         self.tokenizer_spec = o.get("tokenizer")
         local_chat = self._tok.hf is not None and has_chat_template(self._tok.hf)
         self.template = "chat" if self.endpoint == "chat" or local_chat else "plain"
-        key = os.environ.get(o.get("api_key_env", "OPENAI_API_KEY"))
+        key_env = o.get("api_key_env", "OPENAI_API_KEY")
+        key = os.environ.get(key_env)
+        if "api_key_env" in o and not key:
+            raise ModelError(f"api_key_env={key_env}: the environment variable {key_env} is not set")
         self._secret = key or None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)

@@ -96,9 +96,9 @@ def test_completions_endpoint_renders_the_chat_template_locally(openai_server, h
 
 
 def test_every_request_answered_once_through_faults(openai_server, hf, proxy_factory):
-    proxy = proxy_factory(p_429=0.15, p_500=0.15, p_drop=0.1, p_slow=0.1, slow_s=1.5, seed=3, max_faults=40)
+    proxy = proxy_factory(p_429=0.15, p_500=0.15, p_drop=0.1, p_slow=0.1, slow_s=3.0, seed=3, max_faults=40)
     m = load_model(f"openai:{NAME}@{proxy.url}/v1,max_context=2048,prefill=true,concurrency=4,"
-                   "retries=8,backoff=0.01,timeout=0.75")
+                   "retries=8,backoff=0.01,timeout=1.5")
     reqs = _reqs(24, max_new=3)
     served_before = openai_server.requests_served
     got = m.generate(reqs)
@@ -172,6 +172,12 @@ def test_api_key_sent_but_never_shown(tiny_llama_dir, hf, monkeypatch, caplog, c
     out = capsys.readouterr()
     for text in (str(e.value), out.out, out.err, caplog.text):
         assert secret not in text
+
+
+def test_named_key_variable_must_be_set(openai_server, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(ModelError, match="NO_SUCH_KEY_VAR is not set"):
+        load_model(f"openai:{NAME}@{openai_server.url},api_key_env=NO_SUCH_KEY_VAR,max_context=8")
 
 
 def test_refused_request_fails_at_once_without_retries(openai_server):
