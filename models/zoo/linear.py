@@ -5,7 +5,8 @@
 with L2-normalised q and k, a learned decay ``g_t <= 0`` and write strength ``beta_t`` in (0, 1).
 Training and prefill use the chunked form (within a chunk the delta rule's coupling is a unit
 lower-triangular solve, between chunks the state is carried); decoding one token applies the
-recurrence once. Cost is O(T) in time and O(1) in memory per layer at inference.
+recurrence once. Cost is O(T) in time and O(1) in memory per layer at inference. On a GPU the
+prefill runs through ``kernels.linear.gated_delta_rule`` (Triton chunk kernels).
 """
 from __future__ import annotations
 
@@ -104,8 +105,20 @@ class GatedDeltaNet(nn.Module):
         if x.shape[1] == 1 and state is not None:
             o, state = gated_delta_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], beta[:, :, 0], g[:, :, 0], state)
             return self._output(o[:, :, None], gate), state
-        o, state = gated_delta_chunked(q, k, v, beta, g, state, chunk=self.chunk)
+        kernel = _kernel() if x.is_cuda else None
+        if kernel is not None:
+            o, state = kernel(q, k, v, g, beta, scale=1.0, initial_state=state, output_final_state=True)
+        else:
+            o, state = gated_delta_chunked(q, k, v, beta, g, state, chunk=self.chunk)
         return self._output(o, gate), state
+
+
+def _kernel():
+    try:
+        from kernels.linear import gated_delta_rule
+    except ImportError:
+        return None
+    return gated_delta_rule
 
 
 def make(cfg: ZooConfig, layer: int) -> GatedDeltaNet:

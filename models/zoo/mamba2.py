@@ -5,7 +5,8 @@
 with input-dependent step ``dt_t``, scalar decay ``A < 0`` per head, and B, C shared by all heads
 (one group). Training and prefill use the chunked SSD form (quadratic within a chunk, state
 carried between chunks); decoding one token applies the recurrence once. Inference state:
-``{"conv": [B, K-1, C_conv], "ssm": [B, H, N, P]}``.
+``{"conv": [B, K-1, C_conv], "ssm": [B, H, N, P]}``. On a GPU the inference scan runs through
+``kernels.linear.gated_linear_attention`` (the Triton chunk kernels that ``kernels.ssd`` uses).
 """
 from __future__ import annotations
 
@@ -72,15 +73,21 @@ class Mamba2(nn.Module):
         z, xbc, dt = self.in_proj(x).split([self.expand_dim, self.expand_dim + 2 * self.d_state, self.n_heads], -1)
         return z, xbc, dt
 
-    def _ssm(self, xbc: torch.Tensor, z: torch.Tensor, dt: torch.Tensor, state: torch.Tensor | None):
+    def _ssm(self, xbc: torch.Tensor, z: torch.Tensor, dt: torch.Tensor, state: torch.Tensor | None,
+             infer: bool = False):
         B, T, _ = xbc.shape
         xs, b, c = xbc.split([self.expand_dim, self.d_state, self.d_state], -1)
         xs = xs.view(B, T, self.n_heads, self.head_p).transpose(1, 2)       # [B, H, T, P]
         dt = F.softplus(dt + self.dt_bias).transpose(1, 2)                   # [B, H, T]
         g = dt * -self.A_log.exp()[:, None]
-        q = c[:, None].expand(B, self.n_heads, T, self.d_state)
-        k = b[:, None].expand(B, self.n_heads, T, self.d_state)
-        y, state = ssd_chunked(q, k, xs * dt[..., None].to(xs.dtype), g, state, self.chunk)
+        kernel = _kernel() if infer and xs.is_cuda else None
+        if kernel is not None:   # one group: B and C broadcast over the heads inside the kernel
+            y, state = kernel(c[:, None], b[:, None], xs * dt[..., None].to(xs.dtype), g, scale=1.0,
+                              initial_state=state, output_final_state=True)
+        else:
+            q = c[:, None].expand(B, self.n_heads, T, self.d_state)
+            k = b[:, None].expand(B, self.n_heads, T, self.d_state)
+            y, state = ssd_chunked(q, k, xs * dt[..., None].to(xs.dtype), g, state, self.chunk)
         y = y + self.D[:, None, None] * xs
         y = y.transpose(1, 2).reshape(B, T, self.expand_dim)
         return self.out(self.norm(y * F.silu(z))), state
@@ -96,8 +103,16 @@ class Mamba2(nn.Module):
         prev = state["conv"] if state else xbc.new_zeros(B, self.kernel - 1, xbc.shape[-1])
         full = torch.cat([prev, xbc], dim=1)
         conv = F.silu(self.conv(full.transpose(1, 2)).transpose(1, 2))
-        y, ssm = self._ssm(conv, z, dt, state["ssm"] if state else None)
+        y, ssm = self._ssm(conv, z, dt, state["ssm"] if state else None, infer=True)
         return y, {"conv": full[:, -(self.kernel - 1):], "ssm": ssm}
+
+
+def _kernel():
+    try:
+        from kernels.linear import gated_linear_attention
+    except ImportError:
+        return None
+    return gated_linear_attention
 
 
 def make(cfg: ZooConfig, layer: int) -> Mamba2:

@@ -40,10 +40,10 @@ MIXERS: dict[str, MixerFactory] = {
 KNOBS: dict[str, dict[str, dict[str, Any]]] = {
     "dense": {"tiny": {}, "small": {}},
     "swa": {"tiny": {"window": 8}, "small": {"window": 256}},
-    "linear": {"tiny": {"chunk": 8}, "small": {"chunk": 64}},
-    "mamba2": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8}, "small": {"d_state": 64, "head_dim": 32, "chunk": 64}},
+    "linear": {"tiny": {"chunk": 8}, "small": {"chunk": 128}},
+    "mamba2": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8}, "small": {"d_state": 64, "head_dim": 32, "chunk": 128}},
     "hybrid": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8, "attn_every": 2},
-               "small": {"d_state": 64, "head_dim": 32, "chunk": 64, "attn_every": 4}},
+               "small": {"d_state": 64, "head_dim": 32, "chunk": 128, "attn_every": 4}},
     "dsa": {"tiny": {"topk": 5, "index_heads": 2, "index_dim": 8}, "small": {"topk": 128, "index_heads": 4, "index_dim": 32}},
     "ssa": {"tiny": {"block": 4, "top_blocks": 2, "window": 6}, "small": {"block": 64, "top_blocks": 8, "window": 128}},
     "hyper": {"tiny": {"hash_bits": 2, "window": 6}, "small": {"hash_bits": 3, "window": 128}},

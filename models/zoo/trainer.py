@@ -144,6 +144,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         state = saved["state"]
     tokens, weights = data.tokens, data.weights
     use_amp = device.startswith("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True   # the float32 chunked scans' matmuls
     start, step = time.time() - state["wall_time_s"], state["step"]
     log = (out / "loss.jsonl").open("a")
 
