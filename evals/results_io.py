@@ -102,6 +102,8 @@ def _read_cell(path: Path) -> Cell:
     missing = [k for k in _METRICS_KEYS if k not in m]
     if missing:
         raise EvalError(f"metrics file {path} lacks {', '.join(missing)} (half-written? rerun the same command to finish it)")
+    if m.get("complete") is False:
+        raise EvalError(f"metrics file {path} says the run is not complete ({m['n']} samples scored): rerun the same command to finish it")
     seed = m.get("seed")
     return Cell(
         model=str(m["model"]),

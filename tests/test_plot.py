@@ -40,7 +40,7 @@ def test_all_kinds_write_png_and_svg(files):
     out = files["root"] / "all"
     paths = make_plots("all", files["results"], files["bench"], files["probe"], out, ("png", "svg"), 85.6)
     stems = {p.stem for p in paths}
-    assert {"length", "cost", "trilemma", "decay_decay"} <= stems
+    assert {"length", "cost", "trilemma", "decay_decay", "decay_probe"} <= stems
     assert any(s.startswith("heatmap_zoo_ssa_tiny_niah_single_1") for s in stems)
     assert all(p.exists() for p in paths)
     assert all(_png_ok(p) for p in paths if p.suffix == ".png")
@@ -100,6 +100,7 @@ def test_unknown_kind_and_missing_inputs_are_eval_errors(files, tmp_path):
     write_model(only_needles, "zoo:dense", {"niah_single_1": {4096: 1.0}})
     with pytest.raises(EvalError, match="by_distance"):
         make_plots("decay", only_needles, None, None, tmp_path, ("png",), 85.6)
+    assert [p.name for p in make_plots("all", only_needles, None, None, tmp_path, ("png",), 85.6)] == ["length.png"]  # all draws what it can
 
 
 def test_half_written_results_name_the_path(tmp_path):
@@ -108,6 +109,9 @@ def test_half_written_results_name_the_path(tmp_path):
     with pytest.raises(EvalError, match=r"8k has samples.jsonl but no metrics.json"):
         make_plots("length", tmp_path / "r", None, None, tmp_path, ("png",), 85.6)
     metrics = folder / "niah_single_1" / "4k" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "complete": False}))
+    with pytest.raises(EvalError, match="not complete"):
+        make_plots("length", folder, None, None, tmp_path, ("png",), 85.6)
     metrics.write_text(metrics.read_text()[:40])
     with pytest.raises(EvalError, match=str(metrics)):
         make_plots("length", folder, None, None, tmp_path, ("png",), 85.6)

@@ -31,7 +31,8 @@ def plot_heatmap(models: list[ModelResults], out_dir: Path, formats: tuple[str, 
             im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto", origin="upper")
             for (y, x), v in np.ndenumerate(grid):
                 if not math.isnan(v):
-                    ax.text(x, y, f"{v:.0f}", ha="center", va="center", fontsize=8, color="black")
+                    ink = "white" if v < 25 or v > 85 else "black"  # the colour map's dark ends
+                    ax.text(x, y, f"{v:.0f}", ha="center", va="center", fontsize=8, color=ink)
             ax.set_xticks(range(len(cells)), [fmt_ctx(c.ctx) for c in cells])
             ax.set_yticks(range(len(depths)), [f"{d:g}%" for d in depths])
             ax.set_xlabel("context length (tokens)")
