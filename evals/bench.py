@@ -12,6 +12,7 @@ import json
 import math
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -49,9 +50,9 @@ def collect_cases() -> dict[str, Callable]:
         try:
             mod = importlib.import_module(f"kernels.{fam}.bench")
         except ImportError as e:
-            if e.name in (f"kernels.{fam}", f"kernels.{fam}.bench"):
-                continue
-            raise
+            if e.name not in (f"kernels.{fam}", f"kernels.{fam}.bench"):
+                warnings.warn(f"kernels.{fam}.bench skipped: {e}", stacklevel=2)
+            continue
         cases.update(mod.CASES)
     return cases
 
@@ -87,6 +88,8 @@ def time_call(fn: Callable, device: str, budget_s: float = 1.0, max_reps: int = 
         end.record()
         torch.cuda.synchronize()
         first = start.elapsed_time(end)
+        if first > 300:  # long calls: one warm-up and one timed call are enough
+            return first
         reps = max(1, min(max_reps, int(budget_s * 1000 / max(first, 1e-3))))
         times = []
         for _ in range(reps):

@@ -10,33 +10,30 @@ from kernels.flash import reference
 from kernels.flash.checks import check_qkv, check_window, interpreting, use_triton
 from kernels.flash.triton_attn import LOG2E, _decode, _fwd
 
-# (BLOCK_M, BLOCK_N, num_warps, num_stages) for the dense/window kernel on a GPU, by head dim
-_GPU_CFG = {64: (128, 64, 4, 4), 128: (128, 64, 8, 3), 256: (64, 32, 4, 2)}
+# dense/window kernel on a GPU: tuned once per (head dim, window or not, dtype), not per length,
+# so a benchmark over n pays the tuning only at its first size
+_DENSE_CONFIGS = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=st)
+                  for bm, bn, w, st in [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3)]]
+_fwd_tuned = triton.autotune(configs=_DENSE_CONFIGS, key=["HEAD_D", "HAS_WINDOW"])(_fwd)
 
 
-def _cfg(D: int) -> tuple[int, int, int, int]:
-    if interpreting():
-        return 32, 32, 4, 1
-    return _GPU_CFG.get(D, (64, 64, 4, 2))
-
-
-def _launch(q, k, v, window, lut=None, n_full=None, n_all=None, block=None, cfg=None):
+def _launch(q, k, v, window, lut=None, n_full=None, n_all=None, block=None, warps=4):
+    """Dense/window when ``lut`` is None (autotuned on a GPU), else block-sparse with square ``block`` tiles."""
     B, H, T, D = q.shape
     S, H_kv = k.shape[2], k.shape[1]
-    bm, bn, warps, stages = cfg or _cfg(D)
-    if block is not None:
-        bm = bn = block
     o = torch.empty_like(q)
     sparse = lut is not None
     if not sparse:
         lut = n_full = n_all = torch.zeros(1, 1, 1, dtype=torch.int32, device=q.device)
-    grid = (triton.cdiv(T, bm), B * H)
-    _fwd[grid](q, k, v, o, lut, n_full, n_all,
-               q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-               v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
-               lut.stride(0), lut.stride(1), lut.stride(2), H, H // H_kv, T, S, window or 0,
-               LOG2E / math.sqrt(D), HEAD_D=D, BLOCK_M=bm, BLOCK_N=bn, SPARSE=sparse,
-               HAS_WINDOW=window is not None, INTERP=interpreting(), num_warps=warps, num_stages=stages)
+    args = (q, k, v, o, lut, n_full, n_all, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
+            k.stride(2), v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            lut.stride(0), lut.stride(1), lut.stride(2), H, H // H_kv, T, S, window or 0, LOG2E / math.sqrt(D))
+    flags = dict(HEAD_D=D, SPARSE=sparse, HAS_WINDOW=window is not None, INTERP=interpreting())
+    if sparse or interpreting():
+        bm = block or 32
+        _fwd[(triton.cdiv(T, bm), B * H)](*args, BLOCK_M=bm, BLOCK_N=bm, num_warps=warps, num_stages=3, **flags)
+    else:
+        _fwd_tuned[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](*args, **flags)
     return o
 
 
@@ -75,7 +72,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
         return reference.attention_ref(q, k, v, mask=reference.block_mask(block_idx, T, block_size))
     lut, n_full, n_all = prepare_lut(block_idx, T, block_size)
     return _launch(q.contiguous(), k.contiguous(), v.contiguous(), None, lut, n_full, n_all, block_size,
-                   cfg=(block_size, block_size, 8 if block_size == 128 and not interpreting() else 4, 3))
+                   warps=8 if block_size == 128 and not interpreting() else 4)
 
 
 def prepare_lut(block_idx: torch.Tensor, T: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

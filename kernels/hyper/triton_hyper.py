@@ -52,12 +52,12 @@ def _hyper_fwd(Q, K, V, O, QP, KP, SP, SB, stride_qb, stride_qh, stride_qt, stri
         cmask = cols < NSAMP
         spos = tl.load(SP + cols, mask=cmask, other=0)
         sblk = tl.load(SB + (b * H_KV + hk) * NSAMP + cols, mask=cmask, other=-1)
-        k = tl.load(kbase + spos[:, None] * stride_kt + offs_d[None, :], mask=cmask[:, None], other=0.0)
-        v = tl.load(vbase + spos[:, None] * stride_kt + offs_d[None, :], mask=cmask[:, None], other=0.0)
+        ks = tl.load(kbase + spos[:, None] * stride_kt + offs_d[None, :], mask=cmask[:, None], other=0.0)
+        vs = tl.load(vbase + spos[:, None] * stride_kt + offs_d[None, :], mask=cmask[:, None], other=0.0)
         # each sampled column stands for T / NSAMP keys: add log2(T / NSAMP) to its base-2 score
-        s = tl.dot(q, tl.trans(k)) * scale2 + logw2
+        ss = tl.dot(q, tl.trans(ks)) * scale2 + logw2
         ok = (spos[None, :] <= qpos[:, None]) & cmask[None, :] & (sblk[None, :] != blk)
-        acc, l_i, m_i = _online(acc, l_i, m_i, tl.where(ok, s, float("-inf")), v)
+        acc, l_i, m_i = _online(acc, l_i, m_i, tl.where(ok, ss, float("-inf")), vs)
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]
     tl.store(O + b * stride_ob + h * stride_oh + qpos[:, None] * stride_ot + offs_d[None, :],
              out.to(O.dtype.element_ty), mask=rmask[:, None])
