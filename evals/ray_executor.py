@@ -42,7 +42,8 @@ from tasks.errors import TaskError
 from tasks.sample import Sample
 from tasks.tokenizers import Tokenizer
 
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0  # TCP connect to the address
+GCS_WAIT_S = 10  # then Ray's own tries to reach the cluster's control store (its default is ~20 one-second tries)
 GPU_SCHEMES = ("zoo", "hf", "vllm")  # backends that run the model in the worker's own process
 
 
@@ -68,7 +69,8 @@ def connect(address: str | None) -> None:
     """Attach to the cluster at ``address`` (or ``RAY_ADDRESS``), or start a local one (stopped at exit).
 
     An already initialised Ray (a caller's own cluster) is used as it is. A host:port that does not accept
-    a connection within ``CONNECT_TIMEOUT_S`` raises EvalError naming the address.
+    a connection within ``CONNECT_TIMEOUT_S``, or is not a Ray cluster answering within ``GCS_WAIT_S``
+    (``RAY_gcs_server_port_wait_time_s`` overrides it), raises EvalError naming the address.
     """
     try:
         import ray
@@ -77,13 +79,18 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address not in (None, "auto", "local"):
+    remote = address not in (None, "auto", "local")
+    if remote:
         _probe(address)
+    wait = os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(GCS_WAIT_S)) if remote else None
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a new local cluster"
         raise EvalError(f"cannot start or reach the Ray cluster at {where}: {str(e).splitlines()[0]}") from None
+    finally:
+        if wait == str(GCS_WAIT_S):
+            del os.environ["RAY_gcs_server_port_wait_time_s"]
 
 
 def _probe(address: str) -> None:
