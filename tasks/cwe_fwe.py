@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from tasks import vocab
-from tasks.prompt_fit import Built, Fitter, Layout
+from tasks.prompt_fit import Built, Counter, Fitter, Layout
 from tasks.ruler_base import RulerTask
 from tasks.task import Split
 
@@ -78,32 +78,40 @@ class CWETask(RulerTask):
         rng.shuffle(real)
         n_ex = c.num_common + c.example_words
         example, common, rest = real[:n_ex], real[n_ex:n_ex + c.num_common], real[n_ex + c.num_common:]
-        pseudo = list(_pseudo_pool(split))
-        rng.shuffle(pseudo)
-        pool = rest + pseudo
+        pseudo = _pseudo_pool(split)
+        # a random walk through the pseudo-word pool (offset and stride coprime with its size)
+        offset, stride = rng.randrange(len(pseudo)), rng.randrange(1, len(pseudo))
+        while math.gcd(stride, len(pseudo)) != 1:
+            stride += 1
         ex_list = example[:c.num_common] * 3 + example[c.num_common:]
         rng.shuffle(ex_list)
         head = (f"{CWE_TEMPLATE}{_numbered(ex_list)}{CWE_QUESTION.format(n=c.num_common)}"
                 f"{CWE_PREFIX.format(n=c.num_common)} {_numbered(example[:c.num_common])}\n\n{CWE_TEMPLATE}")
         tail, prefix = CWE_QUESTION.format(n=c.num_common), CWE_PREFIX.format(n=c.num_common)
         fixed = count(head) + count(tail) + count(prefix)
-        word_cost = dict(zip(pool + common, count.many([" " + w for w in pool + common])))
+        cost_of = _word_costs(count, split)
         item_seed = rng.random()
+
+        def words_in_order():
+            yield from rest
+            for i in range(len(pseudo)):
+                yield pseudo[(offset + i * stride) % len(pseudo)]
 
         def layout(budget: int) -> Built:
             room = budget - fixed
             freq = c.freq_common + 1
             cost = room + 1
-            while cost > room // 2 and freq > c.freq_uncommon + 2:  # short contexts: fewer repeats, as RULER
+            while cost > room // 2 and freq > c.freq_uncommon + 2:  # short contexts: fewer repeats
                 freq -= 1
                 items = [w for w in common for _ in range(freq)]
-                cost = sum(word_cost[w] for w in items) + sum(count.many([f" {i}." for i in range(1, len(items) + 1)]))
+                cost = sum(cost_of[w] for w in items) + _numbers(count, len(items))
             if cost > room:
                 raise fitter.too_small(fixed + cost)
             n = len(items)
-            for w in pool:  # uncommon words, freq_uncommon each, then single ones to fill
-                reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (word_cost[w] + 4) else 1
-                step = reps * word_cost[w] + sum(count.many([f" {i}." for i in range(n + 1, n + reps + 1)]))
+            nums = _numbers(count, n + room // 2 + 8, cumulative=True)
+            for w in words_in_order():  # uncommon words, freq_uncommon each, then single ones to fill
+                reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (cost_of[w] + 4) else 1
+                step = reps * cost_of[w] + nums[n + reps] - nums[n]
                 if cost + step > room:
                     if reps == 1:
                         break
@@ -114,16 +122,43 @@ class CWETask(RulerTask):
                 if room - cost <= fitter.tol // 2:
                     break
             random.Random(item_seed).shuffle(items)
-            text = _numbered(items)
-            first = f" 1. {items[0]}"
-            total = fixed + cost + count(first.lstrip()) - count(" 1.") - word_cost[items[0]]
+            total = fixed + cost + count(f"1. {items[0]}") - count(" 1.") - cost_of[items[0]]
             while total > budget and len(items) > c.num_common * freq:
                 last = items.pop()
-                total -= count(f" {len(items) + 1}.") + word_cost[last]
-                text = _numbered(items)
-            return Built(head + text + tail, prefix, total, [], {"list_items": len(items), "freq_common": freq})
+                total -= count(f" {len(items) + 1}.") + cost_of[last]
+            return Built(head + _numbered(items) + tail, prefix, total, [],
+                         {"list_items": len(items), "freq_common": freq})
 
         return layout, list(common), {"common_words": list(common)}
+
+
+_COSTS: dict[tuple[str, str], dict[str, int]] = {}
+_NUMBER_CUM: dict[str, list[int]] = {}
+
+
+def _word_costs(count: Counter, split: Split) -> dict[str, int]:
+    """Tokens of " word" for every word and pseudo-word of ``split`` (once per tokenizer)."""
+    key = (count.tokenizer.name, split)
+    if key not in _COSTS:
+        words = list(vocab.words(split)) + list(_pseudo_pool(split))
+        _COSTS[key] = {w: len(ids) for w, ids in zip(words, count.tokenizer.encode_batch([" " + w for w in words]))}
+    return _COSTS[key]
+
+
+def _numbers(count: Counter, n: int, cumulative: bool = False):
+    """Tokens of the item numbers " 1." .. " n.": their sum, or the running sums (index i: first i)."""
+    cum = _NUMBER_CUM.setdefault(count.tokenizer.name, [0])
+    if len(cum) <= n:
+        new = count.tokenizer.encode_batch([f" {i}." for i in range(len(cum), n + 1)])
+        for ids in new:
+            cum.append(cum[-1] + len(ids))
+    return cum if cumulative else cum[n]
+
+
+@lru_cache(maxsize=4)
+def _zeta(alpha: float) -> float:
+    """Riemann zeta(alpha), alpha > 1: the sum to 1e5 plus the integral of the tail."""
+    return sum(k ** -alpha for k in range(1, 100_000)) + 100_000 ** (1 - alpha) / (alpha - 1)
 
 
 def _coded(rng: random.Random, split: Split, n: int, length: int) -> list[str]:
@@ -143,7 +178,7 @@ class FWETask(RulerTask):
         c, count = self.config, fitter.count
         words = ["..."] + _coded(rng, split, c.vocab_size - 1, c.word_len)
         cost = count.many([" " + w for w in words])
-        zeta = sum(k ** -c.alpha for k in range(1, 100_000)) + 100_000 ** (1 - c.alpha) / (c.alpha - 1)
+        zeta = _zeta(c.alpha)
         weights = [k ** -c.alpha / zeta for k in range(1, len(words) + 1)]
         fixed = count(FWE_TEMPLATE) + count(FWE_QUESTION) + count(FWE_PREFIX)
         order_seed = rng.random()

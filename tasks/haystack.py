@@ -80,8 +80,14 @@ class Haystack:
 
     def slice(self, start: int, k: int) -> list[str]:
         """Units ``start .. start+k`` of the endless repetition."""
-        m = len(self.units)
-        return [self.units[(start + i) % m] for i in range(k)]
+        m, out = len(self.units), []
+        pos, end = start, start + k
+        while pos < end:
+            i = pos % m
+            take = min(m - i, end - pos)
+            out.extend(self.units[i:i + take])
+            pos += take
+        return out
 
     def cycle_tokens(self, tokenizer: Tokenizer) -> int:
         return self.table(tokenizer).tokens(len(self.units))

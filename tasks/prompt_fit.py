@@ -7,7 +7,7 @@ piece that starts with one tokenizes the same alone and in place. Each family ch
 pieces fit from those sums (``bisect`` over running totals, no tokenizer call per step).
 
 ``Fitter.finish`` checks that sum against one full tokenization of the first sample of a set and
-of every 20th after it. Where the two differ (a tokenizer that merges across spaces), the fitter
+of every 100th after it. Where the two differ (a tokenizer that merges across spaces), the fitter
 switches to measuring every prompt of the set and corrects the budget by the measured error, so
 the numbers written into a sample are always those of a real tokenization or of the checked sum.
 """
@@ -20,7 +20,7 @@ from tasks.errors import TaskError
 from tasks.sizing import tolerance
 from tasks.tokenizers import Tokenizer
 
-VERIFY_EVERY = 20
+VERIFY_EVERY = 100
 _MAX_TRIES = 8
 
 

@@ -71,7 +71,8 @@ class QATask(RulerTask):
                 docs.insert(s, g)
             parts = [header(i + 1) + bodies[d] for i, d in enumerate(docs)]
             cut = ""
-            nxt = next((d for d in others if d not in docs), None)
+            placed = set(docs)
+            nxt = next((d for d in others if d not in placed), None)
             if room - cost > fitter.tol // 2 and nxt is not None:
                 h = header(len(docs) + 1)
                 cut = fill_prefix(count, bodies[nxt], room - cost - count(h))

@@ -88,7 +88,7 @@ def haystack_layout(fitter: Fitter, hay: Haystack, start: int, head: str, tail: 
     """
     tok, count = fitter.tokenizer, fitter.count
     fixed = count(head) + count(tail) + count(answer_prefix) + sum(count.many(inserts))
-    table = hay.table(tok)
+    hay.table(tok)
     m = len(hay.units)
 
     def layout(budget: int) -> Built:
@@ -114,27 +114,38 @@ def haystack_layout(fitter: Fitter, hay: Haystack, start: int, head: str, tail: 
 
     def _assemble(k: int, partial: str = "") -> Built:
         at = slots(k)
-        pieces: list[tuple[str, int, bool]] = []
-        j = 0
-        for i in range(k + 1):
-            if i == k and partial:
-                pieces.append((partial, count(partial), False))
-            while j < len(inserts) and at[j] == i:
-                pieces.append((inserts[j], count(inserts[j]), True))
-                j += 1
-            if i < k:
-                u = (start + i) % m
-                pieces.append((hay.units[u], table.counts[u], False))
-        if pieces:
-            first = pieces[0][0].lstrip()
-            pieces[0] = (first, count(first), pieces[0][2])
+        # segments in order: ("hay", a, b) for units a..b of the run, or (text, count, is_insert)
+        segs: list[tuple] = []
+        prev = 0
+        for j, slot in enumerate(at):
+            if slot > prev:
+                segs.append(("hay", prev, slot))
+                prev = slot
+            if slot == k and partial and not any(s[0] == "part" for s in segs):
+                segs.append(("part", partial, count(partial)))
+            segs.append(("insert", inserts[j], count.many([inserts[j]])[0]))
+        if k > prev:
+            segs.append(("hay", prev, k))
+        if partial and not any(s[0] == "part" for s in segs):
+            segs.append(("part", partial, count(partial)))
         text, marks, pos, char = [head], [], count(head), len(head)
-        for s, c, is_insert in pieces:
-            if is_insert:
-                marks.append((char, pos))
-            text.append(s)
+        for n, seg in enumerate(segs):
+            if seg[0] == "hay":
+                units = hay.slice(start + seg[1], seg[2] - seg[1])
+                c = hay.tokens(tok, start + seg[1], seg[2] - seg[1])
+                if n == 0:
+                    c += count(units[0].lstrip()) - count(units[0])
+                    units[0] = units[0].lstrip()
+                piece = "".join(units)
+            else:
+                piece, c = seg[1], seg[2]
+                if n == 0:
+                    piece, c = piece.lstrip(), count(piece.lstrip())
+                if seg[0] == "insert":
+                    marks.append((char, pos))
+            text.append(piece)
             pos += c
-            char += len(s)
+            char += len(piece)
         text.append(tail)
         total = pos + count(tail) + count(answer_prefix)
         return Built("".join(text), answer_prefix, total, marks, {"haystack_units": k})
