@@ -94,3 +94,20 @@ def test_lm_eval_sends_the_turns_and_each_samples_budget(run):
 def test_score_matches_the_suite_metrics():
     s = next(iter(generate_samples("mrcr_2needle", 4096, 1, 0, ByteTokenizer(), use_cache=False)))
     assert score(s, s.answers[0]) == 1.0 and score(s, "nope") == 0.0
+
+
+def test_plain_prompts_without_a_chat_template(tmp_path, monkeypatch):
+    from tasks.lm_eval.task import LongCtxTask
+
+    monkeypatch.setenv("EVALS_CACHE", str(tmp_path))
+    meta = {"tokenizer": "byte", "max_seq_lengths": [4096], "samples": 1}
+    mrcr = LongCtxTask(config={"task": "longctx_mrcr_2needle", "metadata": meta})
+    doc = mrcr.test_docs()[0]
+    s = json.loads(doc["sample"])
+    text = mrcr.fewshot_context(doc, 0)
+    assert text.startswith("User: " + s["messages"][0]["content"] + "\n\nAssistant: " + s["messages"][1]["content"])
+    assert text.endswith(s["messages"][-1]["content"] + "\n\nAssistant:")
+    decay = LongCtxTask(config={"task": "longctx_decay_distance", "metadata": meta})
+    doc = decay.test_docs()[0]
+    s = json.loads(doc["sample"])
+    assert decay.fewshot_context(doc, 0) == s["input"] + " " + s["answer_prefix"]
