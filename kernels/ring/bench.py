@@ -52,8 +52,9 @@ def _fits(nbytes: int, device: torch.device) -> bool:
 
 
 def _single(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    if q.is_cuda:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    if q.is_cuda:  # heads repeated so that SDPA picks its flash backend
+        group = q.shape[1] // k.shape[1]
+        return F.scaled_dot_product_attention(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), is_causal=True)
     return block_attention_lse(q, k, v, causal=True)[0]
 
 
@@ -61,32 +62,36 @@ def _shape(args, T: int) -> list[tuple[int, ...]]:
     return [(args.batch, h, T, args.dim) for h in (args.heads, args.kv_heads, args.kv_heads)]
 
 
+def _nbytes(shapes: list[tuple[int, ...]], dtype: torch.dtype) -> int:
+    return sum(torch.Size(s).numel() for s in shapes) * dtype.itemsize
+
+
+def _time_on(fn, shapes: list[tuple[int, ...]], seed: int, device: torch.device, dtype: torch.dtype,
+             repeats: int, barrier: bool) -> float:
+    """Best time of ``fn(q, k, v)`` on random inputs of ``shapes``; the inputs are freed on return."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    q, k, v = (torch.randn(s, generator=g, device=device, dtype=dtype) for s in shapes)
+    return _timed(lambda: fn(q, k, v), repeats, device.type == "cuda", barrier)
+
+
 def bench_n(args, n: int, rank: int, world: int, device: torch.device, dtype: torch.dtype) -> dict | None:
     """One row of the table, or None when n does not fit on some rank."""
     cuda = device.type == "cuda"
     local = _shape(args, n // world)
-    if not _fits(sum(torch.Size(s).numel() for s in local) * dtype.itemsize, device):
+    if not _fits(_nbytes(local, dtype), device):
         return None
-    g = torch.Generator(device=device).manual_seed(rank)
-    q, k, v = (torch.randn(s, generator=g, device=device, dtype=dtype) for s in local)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    t = torch.tensor([_timed(lambda: ring_attention(q, k, v), args.repeats, cuda)], device=device, dtype=torch.float64)
-    mem = torch.tensor([torch.cuda.max_memory_allocated(device) if cuda else 0], device=device, dtype=torch.float64)
+    ring_s = _time_on(ring_attention, local, rank, device, dtype, args.repeats, barrier=True)
+    t = torch.tensor([ring_s, torch.cuda.max_memory_allocated(device) if cuda else 0], device=device, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    dist.all_reduce(mem, op=dist.ReduceOp.MAX)
-    del q, k, v
+    ring_s, mem = t.tolist()
     single = None
-    if rank == 0:
-        full = _shape(args, n)
-        free = torch.cuda.mem_get_info(device)[0] if cuda else float("inf")
-        if _NEED * sum(torch.Size(s).numel() for s in full) * dtype.itemsize <= free:
-            qf, kf, vf = (torch.randn(s, device=device, dtype=dtype) for s in full)
-            single = _timed(lambda: _single(qf, kf, vf), args.repeats, cuda, barrier=False)
-            del qf, kf, vf
+    free = torch.cuda.mem_get_info(device)[0] if cuda else float("inf")
+    if rank == 0 and _NEED * _nbytes(_shape(args, n), dtype) <= free:
+        single = _time_on(_single, _shape(args, n), 0, device, dtype, args.repeats, barrier=False)
     dist.barrier()
-    ring_s = t.item()
-    return {"n": n, "world": world, "ring_s": ring_s, "peak_mem_gib_per_device": mem.item() / 2**30 if cuda else None,
+    return {"n": n, "world": world, "ring_s": ring_s, "peak_mem_gib_per_device": mem / 2**30 if cuda else None,
             "single_s": single, "ratio_to_ideal": ring_s / (single / world) if single else None}
 
 
