@@ -19,12 +19,15 @@ Prompt rules (see ``models/prompting.py``): ``chat`` renders the tokenizer's own
 with the generation prompt and appends the assistant prefill verbatim after it; ``plain``
 joins the message contents with a blank line (``"\\n\\n"``) and, when there is a prefill,
 appends ``"\\n" + prefill``. Decoding is greedy and stops at the tokenizer's / generation
-config's EOS tokens; the EOS is not part of the returned text. A prompt longer than
+config's EOS tokens; the EOS is not part of the returned text. Sampling settings a checkpoint's
+``generation_config.json`` may carry (temperature, top_p, repetition_penalty, ...) are not used:
+decoding is plain greedy. A prompt longer than
 ``max_context`` raises ModelError (never truncated); the generation budget is capped at
 ``max_context - prompt_tokens``.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +134,7 @@ class HFModel:
 
     def __init__(self, spec: str, path: Path, opts: HFOptions):
         import torch
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, GenerationConfig
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # the runner draws its own progress bars
@@ -158,6 +161,10 @@ class HFModel:
         except Exception as e:
             raise ModelError(f"cannot load the model weights in {path} on {opts.device} ({opts.dtype}): {e}") from None
         self.eos_ids = self._eos_ids()
+        self.generation_config = GenerationConfig(
+            do_sample=False, eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+        )
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "HFModel":
@@ -189,6 +196,8 @@ class HFModel:
     def generate_ids(self, prompts: list[list[int]], max_new_tokens: list[int]) -> list[Completion]:
         """Greedy completions of token-id prompts, in order; groups of similar length share a batch."""
         for ids in prompts:
+            if not ids:
+                raise ModelError("an empty prompt cannot be completed (the request has no text and the template adds none)")
             if len(ids) > self.max_context:
                 raise ModelError(
                     f"a prompt of {len(ids)} tokens does not fit max_context={self.max_context} of {self.spec}; "
@@ -226,10 +235,9 @@ class HFModel:
         steps = max(budgets)
         if steps > 0:
             with torch.inference_mode():
-                gen = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=steps, do_sample=False,
-                    eos_token_id=sorted(self.eos_ids) or None, pad_token_id=pad,
-                )[:, width:].tolist()
+                config = copy.copy(self.generation_config)
+                config.max_new_tokens = steps
+                gen = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
         else:
             gen = [[] for _ in prompts]
         return [self._completion(row[:budget], len(p)) for row, budget, p in zip(gen, budgets, prompts)]

@@ -133,8 +133,7 @@ class OpenAIModel:
             raise ModelError(f"option endpoint={self.endpoint!r} must be 'chat' or 'completions'")
         prefill = o.get("prefill", "false").lower()
         self.continue_final = prefill == "continue"
-        self.sends_prefill = self.endpoint == "completions" or self.continue_final or (
-            prefill != "continue" and parse_bool("prefill", prefill))
+        self.sends_prefill = self.endpoint == "completions" or self.continue_final or parse_bool("prefill", prefill)
         self.concurrency = parse_count("concurrency", o.get("concurrency", "16"))
         self.retries = _retries(o.get("retries", "6"))
         self.backoff = _positive_float("backoff", o.get("backoff", "1"))
@@ -153,7 +152,11 @@ class OpenAIModel:
         self._client = httpx.Client(headers=headers, timeout=self.timeout, limits=limits)
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai")
         self._warned_prefill = False
-        self.max_context = parse_count("max_context", o["max_context"]) if "max_context" in o else self._served_context()
+        try:
+            self.max_context = parse_count("max_context", o["max_context"]) if "max_context" in o else self._served_context()
+        except ModelError:
+            self.close()
+            raise
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "OpenAIModel":

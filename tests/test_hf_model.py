@@ -102,6 +102,15 @@ def test_groups_respect_batch_size_and_token_budget(tiny_llama_base_dir):
     m.close()
 
 
+def test_decoding_is_plain_greedy_whatever_the_checkpoint_generation_config_says(tiny_llama_dir):
+    m = load_model(f"hf:{tiny_llama_dir},device=cpu")
+    reqs = [_req("the key is 123 and the key is 123", n=8)]
+    before = m.generate(reqs)
+    m.model.generation_config.do_sample, m.model.generation_config.temperature = True, 2.0  # would sample
+    assert m.generate(reqs) == before
+    m.close()
+
+
 def test_generation_stops_at_eos(tiny_llama_dir):
     m = load_model(f"hf:{tiny_llama_dir},device=cpu")
     eos = m.tokenizer.eos_token_id
