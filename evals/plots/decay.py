@@ -13,6 +13,14 @@ from evals.plots.common import color, direct_labels, new_figure, save, short_mod
 from evals.results_io import ModelResults
 
 
+def distance_axis(ax, smallest: float) -> None:
+    """Log x axis; symmetric-log (linear below 1) when a distance of 0 was measured, so it is not dropped."""
+    if smallest <= 0:
+        ax.set_xscale("symlog", linthresh=1)
+    else:
+        ax.set_xscale("log")
+
+
 def n_range(ns: list[int]) -> str:
     lo, hi = min(ns), max(ns)
     return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
@@ -25,6 +33,7 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
     paths: list[Path] = []
     for task in tasks:
         fig, (ax,) = new_figure()
+        distance_axis(ax, min(d for m in models for c in m.cells if c.task == task for d in c.by_distance))
         ends, ns = [], []
         for i, m in enumerate(models):
             cells = [c for c in m.cells if c.task == task and c.by_distance]
@@ -39,7 +48,6 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
                 ax.plot(dists, ys, style, marker="o", ms=3, color=col, lw=1.8)
                 ax.fill_between(dists, [100 * b[0] for b in bands], [100 * b[1] for b in bands], color=col, alpha=0.15, lw=0)
                 ends.append((dists[-1], ys[-1], f"{short_model(m.model)} @ {fmt_ctx(cell.ctx)}", col))
-        ax.set_xscale("log")
         ax.set_ylim(-2, 105)
         ax.set_xlabel("distance between fact and question (tokens, log scale)")
         ax.set_ylabel("accuracy (%)")
@@ -56,6 +64,7 @@ def plot_probe_decay(probe: dict[str, Any], out_dir: Path, formats: tuple[str, .
     for row in probe["results"]:
         lines.setdefault((row["kernel"], int(row["n"])), {})[int(row["distance"])] = (float(row["accuracy"]), int(row["trials"]))
     fig, (ax,) = new_figure()
+    distance_axis(ax, min(d for pts in lines.values() for d in pts))
     kernels = sorted({k for k, _ in lines})
     ends, ns = [], []
     for (kernel, n), pts in sorted(lines.items()):
@@ -67,7 +76,6 @@ def plot_probe_decay(probe: dict[str, Any], out_dir: Path, formats: tuple[str, .
         ax.plot(dists, ys, "-o", ms=3, lw=1.8, color=col)
         ax.fill_between(dists, [100 * b[0] for b in bands], [100 * b[1] for b in bands], color=col, alpha=0.15, lw=0)
         ends.append((dists[-1], ys[-1], f"{kernel} @ n={fmt_ctx(n)}", col))
-    ax.set_xscale("log")
     ax.set_ylim(-2, 105)
     ax.set_xlabel("distance between fact and query (tokens, log scale)")
     ax.set_ylabel("probe accuracy (%)")
