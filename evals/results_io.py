@@ -6,8 +6,8 @@ in-memory state. A folder that is missing or half-written (a ``samples.jsonl`` w
 ``metrics.json``, a JSON file cut short, a required key absent) raises ``EvalError`` naming
 the path.
 
-    models = load_results(Path("results"))        # one ModelResults per model folder
-    rows = tidy_rows(models)                      # one dict per model x task x ctx
+    models = load_results(Path("results"))   # one ModelResults per model folder
+    for cell in models[0].cells: ...         # one tidy Cell per task x ctx: score, n, hash, by_depth/by_distance
 """
 from __future__ import annotations
 
@@ -159,15 +159,6 @@ def load_results(path: Path | str) -> list[ModelResults]:
     if not models:
         raise EvalError(f"results folder {path} holds no model results (expected <model>/<task>/<ctx>/metrics.json)")
     return models
-
-
-def tidy_rows(models: list[ModelResults]) -> list[dict[str, Any]]:
-    """One flat dict per model x task x ctx: model, task, ctx, mean, stderr, n, sample_set_hash, tokenizer."""
-    return [
-        {"model": c.model, "task": c.task, "ctx": c.ctx, "mean": c.score.mean, "stderr": c.score.stderr, "n": c.score.n,
-         "task_version": c.task_version, "sample_set_hash": c.sample_set_hash, "tokenizer": c.tokenizer}
-        for m in models for c in m.cells
-    ]
 
 
 def _rows(data: Any, path: Path, kind: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
