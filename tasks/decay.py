@@ -78,14 +78,22 @@ def token_index(full_ids: list[int], text: str, offset: int, tok: Tokenizer) -> 
     """Index in ``full_ids`` (the tokens of ``text``) of the token that starts at character ``offset``.
 
     Exact: the tokens of ``text[offset:]`` must be the tail of ``full_ids`` (or those of
-    ``text[:offset]`` its head); otherwise the tokenizer merged across the boundary and we refuse.
+    ``text[:offset]`` its head; the shorter side is tried first); otherwise the tokenizer merged
+    across the boundary and we refuse.
     """
-    tail = tok.encode(text[offset:])
-    if len(tail) <= len(full_ids) and full_ids[len(full_ids) - len(tail):] == tail:
-        return len(full_ids) - len(tail)
-    head = tok.encode(text[:offset])
-    if full_ids[: len(head)] == head:
-        return len(head)
+    def from_tail() -> int | None:
+        tail = tok.encode(text[offset:])
+        ok = len(tail) <= len(full_ids) and full_ids[len(full_ids) - len(tail):] == tail
+        return len(full_ids) - len(tail) if ok else None
+
+    def from_head() -> int | None:
+        head = tok.encode(text[:offset])
+        return len(head) if full_ids[: len(head)] == head else None
+
+    for find in (from_tail, from_head) if offset > len(text) // 2 else (from_head, from_tail):
+        index = find()
+        if index is not None:
+            return index
     raise TaskError(f"tokenizer {tok.name} merges tokens across a word boundary; fact positions cannot be exact")
 
 
@@ -166,7 +174,7 @@ class DecayTask:
         meta: dict = {}
         if cfg.mode == "multifact":
             spread = room > 2 * sum(fact_ns)  # filler lines between the facts only where there is room
-            tail = self._cluster(rng, rows, question, between, cfg.value, spread)
+            tail, tail_n = self._cluster(rng, rows, question, between, cfg.value, spread)
         else:
             lo = fact_ns[0] + 1  # the fact and its line break: the nearest it can be
             if cfg.mode == "distance":
@@ -176,8 +184,9 @@ class DecayTask:
             else:
                 meta["depth"] = cfg.depths[i % len(cfg.depths)]
                 want = lo + round(room * (100 - meta["depth"]) / 100)
-            tail = self._tail(rows[0], question, want, between, tok, cfg.value)
-        head, full, full_ids = self._head(header, tail, target, before, tok)
+            rounds = _ROUNDS if cfg.mode == "distance" else 1  # depth is a share of the haystack, not a count
+            tail, tail_n = self._tail(rows[0], question, want, between, tok, cfg.value, rounds)
+        head, full, full_ids = self._head(header, tail, tail_n, target, before, tok)
         q_at = token_index(full_ids, full, len(full) - len(question) - 1, tok)
         positions = [token_index(full_ids, full, len(head) + off, tok) for off in _fact_offsets(tail, rows, cfg.value)]
         distances = [q_at - p for p in positions]
@@ -201,39 +210,43 @@ class DecayTask:
                            prompt_tokens=len(full_ids), input=full, answer_prefix=answer_prefix, meta=meta)
 
     def _tail(self, row: tuple[str, str, bool], question: str, want: int, between: _Filler, tok: Tokenizer,
-              kind: str) -> str:
+              kind: str, rounds: int) -> tuple[str, int]:
         """The fact, filler, and the question ``want`` tokens after the fact's first token (as near as
         whole tokens allow; corrected for a few rounds by the measured distance)."""
         fact = fact_text(row[0], row[1], kind)
         question_n = len(tok.encode(f" {question}"))
         budget = want - len(tok.encode(f" {fact}")) - 1
-        best, best_err = "", None
-        for _ in range(_ROUNDS):
+        best: tuple[str, int] = ("", 0)
+        best_err = None
+        for _ in range(rounds):
             filler = between.text(budget, cut_first=False)
             tail = f" {fact} {filler}\n {question}" if filler else f" {fact}\n {question}"
-            err = len(tok.encode(tail)) - question_n - want
+            n = len(tok.encode(tail))
+            err = n - question_n - want
             if best_err is None or abs(err) < abs(best_err):
-                best, best_err = tail, err
+                best, best_err = (tail, n), err
             if err == 0 or (err > 0 and not filler):
                 break
             budget -= err
         return best
 
     def _cluster(self, rng: random.Random, rows: list[tuple[str, str, bool]], question: str, between: _Filler,
-                 kind: str, spread: bool) -> str:
+                 kind: str, spread: bool) -> tuple[str, int]:
         """Multifact: every fact on its own line, in shuffled order, some followed by one filler sentence."""
         lines = []
         for j, (k, v, _) in enumerate(rows):
             lines.append(fact_text(k, v, kind))
             if spread and rng.random() < 0.5:
                 lines.append(between.hay.slice(between.start + j, 1)[0].strip())
-        return " " + "\n ".join(lines) + f"\n {question}"
+        tail = " " + "\n ".join(lines) + f"\n {question}"
+        return tail, len(between.tok.encode(tail))
 
-    def _head(self, header: str, tail: str, target: int, before: _Filler, tok: Tokenizer) -> tuple[str, str, list[int]]:
+    def _head(self, header: str, tail: str, tail_n: int, target: int, before: _Filler,
+              tok: Tokenizer) -> tuple[str, str, list[int]]:
         """Header plus filler before the fact(s), sized so the prompt lands within tolerance of ``target``."""
         tol = tolerance(target)
         aim = target - tol // 2
-        budget = aim - len(tok.encode(header)) - len(tok.encode(tail)) - 1
+        budget = aim - len(tok.encode(header)) - tail_n - 1
         for _ in range(_ROUNDS):
             filler = before.text(budget, cut_first=True)
             head = f"{header}{filler}"
