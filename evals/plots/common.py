@@ -64,21 +64,14 @@ def direct_labels(ax: Axes, ends: list[tuple[float, float, str, tuple]], min_gap
     if not ends:
         return
     to_axes = ax.transAxes.inverted()
-    placed = []
-    for x, y, text, col in ends:
-        disp = ax.transData.transform((x, y))
-        ax_y = to_axes.transform(disp)[1]
-        placed.append([ax_y, x, y, text, col])
-    placed.sort(key=lambda p: p[0])
-    for i in range(1, len(placed)):
-        placed[i][0] = max(placed[i][0], placed[i - 1][0] + min_gap)
-    overflow = placed[-1][0] - 0.98
-    if overflow > 0:
-        for p in placed:
-            p[0] -= overflow
-    for ax_y, x, _y, text, col in placed:
-        ax.annotate(text, xy=(x, ax_y), xycoords=("data", "axes fraction"), xytext=(6, 0),
+    placed = sorted([to_axes.transform(ax.transData.transform((x, y)))[1], x, text, col] for x, y, text, col in ends)
+    for prev, cur in zip(placed, placed[1:]):
+        cur[0] = max(cur[0], prev[0] + min_gap)
+    overflow = max(placed[-1][0] - 0.98, 0.0)
+    for ax_y, x, text, col in placed:
+        ax.annotate(text, xy=(x, ax_y - overflow), xycoords=("data", "axes fraction"), xytext=(6, 0),
                     textcoords="offset points", color=col, fontsize=8, va="center", annotation_clip=False)
+
 
 def new_figure(rows: int = 1, cols: int = 1, width: float = 7.5, height: float = 4.5) -> tuple[Figure, list[Axes]]:
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
