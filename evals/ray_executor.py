@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evals.ctx import fmt_ctx
 from evals.errors import EvalError
-from evals.runner import Job, RunConfig, _checked_count, _record, job_dir, request_for, write_metrics
+from evals.runner import Job, RunConfig, complete_batch, job_dir, write_metrics
 from evals.store import RecordWriter, read_records
 from models.base import Model
 from models.errors import ModelError
@@ -114,13 +114,8 @@ class Worker:
 
     def run_batch(self, samples: list[Sample], cfg: RunConfig) -> tuple[list[dict[str, Any]], int]:
         """Generate and score one batch; returns its records and the prompt tokens sent."""
-        requests = [request_for(s, cfg) for s in samples]
-        counts = [_checked_count(self.model, s, r) for s, r in zip(samples, requests)]
-        t0 = time.perf_counter()
-        completions = self.model.generate(requests)
-        per_sample = (time.perf_counter() - t0) / len(samples)
         self.batches += 1
-        return [_record(s, r, n, c, self.model, per_sample) for s, r, n, c in zip(samples, requests, counts, completions)], sum(counts)
+        return complete_batch(self.model, samples, cfg)
 
     def info(self) -> dict[str, Any]:
         import ray

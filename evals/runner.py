@@ -91,23 +91,29 @@ def run_job(model: Model, tokenizer: Tokenizer, job: Job, cfg: RunConfig, overhe
     sent_tokens = 0
     try:
         for i in range(0, len(todo), cfg.batch_size):
-            batch = todo[i : i + cfg.batch_size]
-            requests = [request_for(s, cfg) for s in batch]
-            counts = [_checked_count(model, s, r) for s, r in zip(batch, requests)]
-            t0 = time.perf_counter()
-            completions = model.generate(requests)
-            per_sample = (time.perf_counter() - t0) / len(batch)
-            for s, r, n, c in zip(batch, requests, counts, completions):
-                writer.write(_record(s, r, n, c, model, per_sample))
-            sent_tokens += sum(counts)
-            on_progress(len(batch), sum(counts))
+            records, tokens = complete_batch(model, todo[i : i + cfg.batch_size], cfg)
+            for r in records:
+                writer.write(r)
+            sent_tokens += tokens
+            on_progress(len(records), tokens)
     finally:
         writer.close()
     metrics = write_metrics(path, samples, model.spec, tokenizer.name, cfg.seed)
     return JobResult(job, metrics, len(todo), time.perf_counter() - start, sent_tokens)
 
 
-def _checked_count(model: Model, sample: Sample, req: Request) -> int:
+def complete_batch(model: Model, batch: list[Sample], cfg: RunConfig) -> tuple[list[dict[str, Any]], int]:
+    """Send one batch, score it; returns its records and the prompt tokens sent."""
+    requests = [request_for(s, cfg) for s in batch]
+    counts = [checked_prompt_tokens(model, s, r) for s, r in zip(batch, requests)]
+    t0 = time.perf_counter()
+    completions = model.generate(requests)
+    per_sample = (time.perf_counter() - t0) / len(batch)
+    return [make_record(s, r, n, c, model, per_sample) for s, r, n, c in zip(batch, requests, counts, completions)], sum(counts)
+
+
+def checked_prompt_tokens(model: Model, sample: Sample, req: Request) -> int:
+    """The prompt tokens the model will see; an error if prompt plus answer budget do not fit."""
     n = model.count_prompt_tokens(req)
     if n + req.max_new_tokens > model.max_context:
         raise EvalError(
@@ -116,7 +122,7 @@ def _checked_count(model: Model, sample: Sample, req: Request) -> int:
     return n
 
 
-def _record(s: Sample, req: Request, prompt_tokens: int, c: Any, model: Model, seconds: float) -> dict[str, Any]:
+def make_record(s: Sample, req: Request, prompt_tokens: int, c: Any, model: Model, seconds: float) -> dict[str, Any]:
     scores = score(c.text, s)
     return {
         "id": s.id, "hash": s.hash, "task": s.task, "ctx": s.ctx, "model": model.spec, "metric": s.metric,
