@@ -27,12 +27,12 @@ from typing import Iterator
 
 from tasks import vocab
 from tasks.errors import TaskError
-from tasks.trim import fit_prefix
 from tasks.haystack import Haystack, load_haystack
 from tasks.sample import Sample, make_sample
 from tasks.sizing import tolerance
 from tasks.task import Split, Task
 from tasks.tokenizers import Tokenizer
+from tasks.trim import fit_prefix
 
 _NOUN = {"numbers": "number", "uuids": "uuid", "words": "word"}
 _ROUNDS = 4
@@ -123,6 +123,8 @@ class DecayTask:
     def __init__(self, name: str, config: DecayConfig):
         if config.value not in _NOUN:
             raise TaskError(f"unknown value kind {config.value!r}: use numbers, uuids or words")
+        if config.mode not in ("distance", "depth", "multifact") or config.query not in ("one", "all"):
+            raise TaskError(f"unknown decay mode {config.mode!r} or query {config.query!r}")
         self.name, self.config = name, config
         self.answer_budget = 256 if config.mode == "multifact" and config.query == "all" else 128
         self.description = {
