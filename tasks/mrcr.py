@@ -8,8 +8,8 @@ that ask and to write nothing else. The answer is that string followed by the re
 Sizing. A sample is ``messages`` (user/assistant turns ending with the final ask). Its
 ``prompt_tokens`` counts the turn *contents* in the tokenizer (each turn tokenized on its own, so
 the count is exact and additive); the chat template is the model's, added by the runner.
-``overhead`` is read as the template tokens the runner measured around one message, and is
-charged once per message here: ``prompt_tokens + overhead * len(messages) + max_new_tokens <= ctx``,
+``overhead`` is read as the template tokens the runner measured around one message (the lead's
+convention for multi-turn samples), and is charged once per message here: ``prompt_tokens + overhead * len(messages) + max_new_tokens <= ctx``,
 within ``tasks.sizing.tolerance`` of ctx. Turn pairs are the units of ``sizing.UnitTable``; one
 haystack reply is cut by ``tasks.trim.fit_prefix`` to land on the target.
 
@@ -21,23 +21,28 @@ tokenizer a sample's own budget reaches ~1,500. No answer prefix.
 
 Grading (``grade_mrcr``) is the published one; results are reported per requested ctx and per
 the published token bins (``meta["bin"]``: 4k-8k ... 512k-1m, on the prompt's token count).
+
+Meta: ``bin``, ``n_needles``, ``desired_index`` (1-based), ``random_prefix``, ``needle_ask``,
+``form``, ``topic``, ``needle_turns`` (indices in ``messages`` of the needle replies; each ask is
+the turn before), ``desired_turn``, ``needle_positions`` (content-token offset of each needle
+reply's first token, template not counted), ``n_messages``, ``seed``, ``version``, ``split``.
 """
 from __future__ import annotations
 
 import random
 import string
 from dataclasses import dataclass
-from itertools import accumulate
 from difflib import SequenceMatcher
+from itertools import accumulate
 from typing import Iterator
 
 from tasks.errors import TaskError
-from tasks.trim import fit_prefix
 from tasks.mrcr_writing import FORMS, Ask, topics, write_reply
 from tasks.sample import Sample, make_sample
 from tasks.sizing import UnitTable, tolerance
 from tasks.task import Split, Task
 from tasks.tokenizers import Tokenizer
+from tasks.trim import fit_prefix
 
 BINS: tuple[tuple[int, int], ...] = tuple((2**k, 2 ** (k + 1)) for k in range(12, 20))
 _SHORT_FORMS = ("riddle", "social media post")
@@ -120,7 +125,7 @@ class _PairStream:
 
     def _ask(self) -> Ask:
         r = self.rng
-        while True:  # a third share the needle's form or topic, so the needle asks do not stand out
+        while True:  # ~30 % share the needle's form or topic, so the needle asks do not stand out
             roll = r.random()
             form = self.needle.form if roll < 0.15 else r.choice(FORMS)
             topic = self.needle.topic if 0.15 <= roll < 0.3 else r.choice(self.pool)
