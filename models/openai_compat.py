@@ -7,7 +7,9 @@ URL is the API base, e.g. ``http://127.0.0.1:8000/v1`` (a bare ``http://host:por
 * ``endpoint=chat|completions`` (default ``chat``). ``chat`` sends the messages and lets the
   server apply its chat template. ``completions`` renders the prompt here: with the chat
   template of ``tokenizer=hf:PATH`` when that tokenizer has one, else the plain template of
-  ``models/prompting.py``; the prefill is always part of a completions prompt.
+  ``models/prompting.py``; the prefill is always part of a completions prompt. A chat template
+  that writes BOS puts it in the prompt text: ``models.serve`` then adds none, but a server
+  that always adds BOS to completions prompts will see two.
 * ``prefill=false|true|continue`` (chat only, default ``false``): many servers do not continue
   a final assistant message, so by default the prefill is left out (``sends_prefill`` is
   False and a warning is logged once). ``true`` sends it as a final assistant message;
