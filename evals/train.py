@@ -44,44 +44,50 @@ def answer_text(sample: Sample) -> str:
     return lead + ", ".join(sample.answers) + "."
 
 
-def sample_row(sample: Sample, width: int, answer_weight: float) -> tuple[list[int], list[float]]:
+def sample_row(sample: Sample, answer_weight: float) -> tuple[list[int], list[float]]:
+    """Token ids of BOS + prompt + answer + EOS and each token's loss weight as a target."""
     from models.zoo.model import encode
-    from models.zoo.trunk import EOS, PAD
+    from models.zoo.trunk import EOS
 
     prompt = encode(Request(messages=sample.chat(), prefill=sample.answer_prefix or None))
     answer = [*answer_text(sample).encode("utf-8"), EOS]
-    ids = (prompt + answer)[:width]
-    w = ([1.0] * len(prompt) + [answer_weight] * len(answer))[:width]
-    return ids + [PAD] * (width - len(ids)), w + [0.0] * (width - len(w))
+    return prompt + answer, [1.0] * len(prompt) + [answer_weight] * len(answer)
 
 
 def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
                console: Console) -> "TrainData":
-    """``rows`` training rows of ``seq_len + 1`` tokens: task samples and plain-text rows."""
+    """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0) and
+    windows of plain essay text."""
     import torch
 
     from models.zoo.trainer import TrainData
+    from models.zoo.trunk import PAD
 
     width = seq_len + 1
     n_lm = int(rows * lm_fraction)
     per_task = -(-(rows - n_lm) // len(tasks))
-    tok, ids, weights = ByteTokenizer(), [], []
+    tokens = torch.full((per_task * len(tasks) + n_lm, width), PAD, dtype=torch.int16)
+    weights = torch.zeros(tokens.shape, dtype=torch.float16)
+    i = 0
     with console.status("generating training samples") as status:
         for name in tasks:
             status.update(f"generating {per_task} training samples of {name} at {seq_len} bytes")
-            for s in generate_samples(name, seq_len, per_task, seed, tok, split="train", overhead=OVERHEAD):
-                row, w = sample_row(s, width, answer_weight)
-                ids.append(row)
-                weights.append(w)
+            for s in generate_samples(name, seq_len, per_task, seed, ByteTokenizer(), split="train", overhead=OVERHEAD):
+                ids, w = sample_row(s, answer_weight)
+                n = min(len(ids), width)
+                tokens[i, :n] = torch.tensor(ids[:n], dtype=torch.int16)
+                weights[i, :n] = torch.tensor(w[:n], dtype=torch.float16)
+                i += 1
     text = "".join(essay_haystack(seed).units).encode("utf-8")
     rng = random.Random(seed)
     for _ in range(n_lm):
         a = rng.randrange(0, len(text) - width)
-        ids.append(list(text[a:a + width]))
-        weights.append([1.0] * width)
+        tokens[i] = torch.frombuffer(bytearray(text[a:a + width]), dtype=torch.uint8).to(torch.int16)
+        weights[i] = 1.0
+        i += 1
     recipe = {"tasks": tasks, "samples_per_task": per_task, "lm_rows": n_lm, "lm_text": f"essay_haystack(seed={seed})",
               "seq_len": seq_len, "split": "train", "seed": seed, "tokenizer": "byte", "answer_weight": answer_weight}
-    return TrainData(torch.tensor(ids), torch.tensor(weights), recipe)
+    return TrainData(tokens, weights, recipe)
 
 
 @app.command()
@@ -95,7 +101,7 @@ def train(
     batch: int = typer.Option(16, min=1, help="Rows per step."),
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
     warmup: int = typer.Option(100, min=0, help="Warm-up steps."),
-    answer_weight: float = typer.Option(5.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
+    answer_weight: float = typer.Option(20.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
     lm_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows that are plain text."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),

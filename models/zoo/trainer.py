@@ -45,7 +45,7 @@ class Recipe:
 
 @dataclass
 class TrainData:
-    """``tokens: [N, L + 1]`` int64 ids; ``weights: [N, L + 1]`` float loss weight of each token as a
+    """``tokens: [N, L + 1]`` integer ids; ``weights: [N, L + 1]`` loss weight of each token as a
     target (0 = not trained on, 1 = text, more = answer tokens). ``recipe`` says how it was made."""
 
     tokens: torch.Tensor
@@ -69,7 +69,7 @@ class TrainData:
             t = load_file(str(path))
         except Exception as e:
             raise ModelError(f"training data {path} is corrupt: {e}") from None
-        return cls(t["tokens"].long(), t["weights"].float(), recipe)
+        return cls(t["tokens"], t["weights"], recipe)
 
 
 def lr_at(step: int, r: Recipe) -> float:
@@ -167,7 +167,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         model.train()
         while step < recipe.steps:
             rows = batch_rows(step, recipe, tokens.shape[0])
-            x, w = tokens[rows].to(device, non_blocking=True), weights[rows].to(device, non_blocking=True)
+            x, w = tokens[rows].to(device).long(), weights[rows].to(device).float()
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
