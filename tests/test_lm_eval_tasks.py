@@ -21,7 +21,7 @@ from tasks.lm_eval import INCLUDE_PATH  # noqa: E402
 from tasks.lm_eval.task import score  # noqa: E402
 from tasks.tokenizers import ByteTokenizer  # noqa: E402
 
-TASKS = ("mrcr_2needle", "decay_multifact")
+TASKS = ("mrcr_2needle", "decay_multifact", "niah_single_1")
 
 
 class Oracle(LM):
@@ -75,7 +75,18 @@ def test_lm_eval_scores_the_tasks(run):
     assert results["longctx_mrcr_2needle"]["mrcr,none"] == 1.0
     assert results["longctx_mrcr_2needle"]["mrcr@4096,none"] == 1.0
     assert results["longctx_decay_multifact"]["string_match_all,none"] == 1.0
-    assert len(lm.sent) == len(samples) == 6
+    assert results["longctx_niah_single_1"]["string_match_all,none"] == 1.0
+    assert len(lm.sent) == len(samples) == 9
+
+
+def test_every_task_has_an_include_file():
+    from tasks.registry import GROUPS, TASKS as ALL
+
+    assert {p.stem for p in INCLUDE_PATH.glob("longctx_*.yaml")} == {f"longctx_{n}" for n in ALL}
+    for group in ("ruler", "mrcr", "decay"):
+        text = (INCLUDE_PATH / f"group_longctx_{group}.yaml").read_text()
+        assert [line.strip()[2:] for line in text.splitlines() if line.startswith("  - ")] == \
+            [f"longctx_{n}" for n in GROUPS[group]]
 
 
 def test_lm_eval_sends_the_turns_and_each_samples_budget(run):
