@@ -129,7 +129,7 @@ def make_record(s: Sample, req: Request, prompt_tokens: int, c: Any, model: Mode
         "scores": scores, "score": scores[s.metric], "prediction": c.text, "answers": s.answers,
         "prompt_tokens": prompt_tokens, "output_tokens": c.output_tokens, "meta": s.meta,
         "timing": {"seconds": round(seconds, 6)},
-        "sent": {"template": model.template, "prefill": req.prefill, "prompt_sha256": prompt_sha256(req),
+        "sent": {"template": model.template, "prefill": req.prefill if getattr(model, "sends_prefill", True) else None, "prompt_sha256": prompt_sha256(req),
                  "max_new_tokens": req.max_new_tokens},
     }
 
