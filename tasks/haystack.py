@@ -8,7 +8,7 @@ repeats when a context needs more than one cycle. Sources, none downloaded:
 
 - ``noise_haystack()``: RULER's repeated sentence block "The grass is green. ...".
 - ``essay_haystack(seed)``: varied, grammatical English from a small seeded grammar (different
-  clause shapes, a lexicon of ~1,600 words, paragraphs), the same bytes for the same seed.
+  clause shapes, a lexicon of ~1,300 words, paragraphs), the same bytes for the same seed.
 - ``file_haystack(path)``: the user's own text: a text file, a folder of ``.txt`` files, or a
   ``datasets`` dataset saved to disk (its ``text`` column), split into sentences.
 

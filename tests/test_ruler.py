@@ -53,8 +53,8 @@ def _exact(tok, s) -> int:
     return len(tok.encode(s.input)) + len(tok.encode(s.answer_prefix))
 
 
-def _check(task_name: str, tok, ctx: int, n: int = 2) -> list:
-    task = RULER_TASKS[task_name]
+def _check(task_name: str, tok, ctx: int, n: int = 2, task=None) -> list:
+    task = task or RULER_TASKS[task_name]
     samples = list(task.generate(ctx, n, 0, tok))
     target = ctx - task.answer_budget
     for s in samples:
@@ -74,6 +74,9 @@ def _check(task_name: str, tok, ctx: int, n: int = 2) -> list:
             else:
                 assert head.startswith(needle), (head[:80], needle)
                 assert s.input.count(needle) == 1, "needle text must appear once"
+        if task_name.startswith("niah"):
+            for a in s.answers:
+                assert s.input.count(a) == 1, f"value {a!r} must appear only in its needle"
     return samples
 
 
@@ -143,6 +146,13 @@ def test_explicit_depth_places_needle():
         end = s.input.rindex("\nWhat are all")
         frac = (s.meta["needle_chars"][0] - start) / (end - start)
         assert 0.45 < frac < 0.55
+
+
+@pytest.mark.parametrize("depth", [0, 100])
+@pytest.mark.parametrize("name", ["niah_single_1", "niah_multikey_1", "niah_multikey_3", "qa_2"])
+def test_edge_depths(name, depth, bpe):
+    for s in _check(name, bpe, 2048, task=RULER_TASKS[name].replace(depth=depth)):
+        assert s.meta["depth"] == depth
 
 
 def test_default_depths_come_from_rulers_forty():
