@@ -40,7 +40,8 @@ def training_text(n_lines: int = 60_000, seed: int = 0) -> list[str]:
         elif kind < 0.8:
             lines.append(" ".join(f"{rng.randrange(10**6, 10**7)} {vocab.uuid4(rng, 'train')}" for _ in range(3)))
         else:
-            lines.append(" ".join(f"{i}. {rng.choice(vocab.words('train'))}" for i in range(rng.randrange(1, 9000), 9000, 37)))
+            first = rng.randrange(1, 9000)
+            lines.append(" ".join(f"{i}. {rng.choice(vocab.words('train'))}" for i in range(first, 9000, 37)))
     return lines
 
 

@@ -142,5 +142,5 @@ def fill_prefix(count: Counter, text: str, gap: int) -> str:
             lo = mid
         else:
             hi = mid - 1
-    cut = text[:lo]
-    return cut if cut.strip() else ""
+    cut = text[:lo].rstrip()
+    return cut if cut.strip() and count(cut) <= gap else ""

@@ -16,7 +16,8 @@ from tasks.qa_synthetic import QAPool, external_pool, synthetic_pool
 from tasks.ruler_base import RulerTask, pick_depths
 from tasks.task import Split
 
-INSTRUCTION = "Answer the question based on the given documents. Only give me the answer and do not output any other words."
+INSTRUCTION = ("Answer the question based on the given documents. "
+               "Only give me the answer and do not output any other words.")
 TEMPLATE = f"{INSTRUCTION}\n\nThe following are given documents.\n\n"
 QUESTION = f"\n\n{INSTRUCTION}\n\nQuestion: {{query}}"
 ANSWER_PREFIX = " Answer:"
@@ -89,10 +90,10 @@ class QATask(RulerTask):
                 pos += count(header(i + 1)) if i else count(first.split("\n", 1)[0])
                 pos += count(bodies[docs[i]]) if i < len(docs) else count(cut)
                 char += len(part)
-            return Built(text, ANSWER_PREFIX, fixed + cost, marks, {"documents": len(docs), "gold_positions": [
-                docs.index(g) + 1 for g in gold]})
+            gold_at = [docs.index(g) + 1 for g in gold]
+            return Built(text, ANSWER_PREFIX, fixed + cost, marks, {"documents": len(docs), "gold_positions": gold_at})
 
-        meta = {"needles": [pool.docs[g] for g in gold], "depth": depths[0], "depths": depths, "hops": item.hops, "source": pool.name,
-                "synthetic": c.source == "synthetic", "question": item.question, "gold_titles": [
-                    pool.docs[g].split("\n", 1)[0] for g in gold]}
+        meta = {"needles": [pool.docs[g] for g in gold], "depth": depths[0], "depths": depths, "hops": item.hops,
+                "source": pool.name, "synthetic": c.source == "synthetic", "question": item.question,
+                "gold_titles": [pool.docs[g].split("\n", 1)[0] for g in gold]}
         return layout, list(item.answers), meta

@@ -22,6 +22,7 @@ from tasks.task import Split
 
 _PROFESSIONS = ("carpenter", "chemist", "sailor", "architect", "violinist", "cartographer", "baker", "surgeon",
                 "librarian", "glassblower", "astronomer", "weaver", "engineer", "botanist", "translator")
+_DAYS = ("Monday", "Wednesday", "Friday", "Sunday")
 _PRODUCTS = ("copper bells", "blue glass", "salted fish", "wool blankets", "clockwork toys", "honey cakes",
              "paper lanterns", "river pearls", "cedar boats", "spiced tea", "stone bridges", "silk maps")
 
@@ -74,7 +75,7 @@ def synthetic_pool(split: Split, people: int = 3000, towns: int = 900, countries
     t0 = len(docs)
     for i, t in enumerate(town):
         docs.append(f"{t}\n{t} is a town in {country[town_country[i]]}. It is famous for its "
-                    f"{rng.choice(_PRODUCTS)}, and its market opens every {rng.choice(('Monday', 'Friday', 'Sunday'))}.")
+                    f"{rng.choice(_PRODUCTS)}, and its market opens every {rng.choice(_DAYS)}.")
     f0 = len(docs)
     for i, f in enumerate(firm):
         docs.append(f"{f}\nThe {f} was founded in {firm_year[i]} in the town of {town[firm_town[i]]}. "
@@ -83,8 +84,8 @@ def synthetic_pool(split: Split, people: int = 3000, towns: int = 900, countries
     single, multi = [], []
     for i, p in enumerate(person):
         born, works, job = rng.randrange(towns), rng.randrange(companies), rng.choice(_PROFESSIONS)
-        docs.append(f"{p}\n{p} was born in {town[born]}. {p.split()[0]} became a {job} and works for the "
-                    f"{firm[works]}.")
+        job = f"{'an' if job[0] in 'aeiou' else 'a'} {job}"
+        docs.append(f"{p}\n{p} was born in {town[born]}. {p.split()[0]} became {job} and works for the {firm[works]}.")
         single.append(QAItem(f"In which town was {p} born?", (town[born],), (p0 + i,), 1))
         single.append(QAItem(f"Which company does {p} work for?", (firm[works], firm[works].split()[0]),
                              (p0 + i,), 1))

@@ -112,7 +112,8 @@ def draw(kind: ValueKind, rng: random.Random, split: Split) -> str:
     raise TaskError(f"unknown value kind {kind!r}: use words, numbers or uuids")
 
 
-def draw_distinct(kind: ValueKind, rng: random.Random, split: Split, n: int, exclude: Collection[str] = ()) -> list[str]:
+def draw_distinct(kind: ValueKind, rng: random.Random, split: Split, n: int,
+                  exclude: Collection[str] = ()) -> list[str]:
     """``n`` different values of ``kind``, none in ``exclude``."""
     if kind == "words" and n > len(adjectives(split)) * len(nouns(split)) - len(exclude):
         raise TaskError(f"asked for {n} distinct word keys; the {split} split holds fewer")
