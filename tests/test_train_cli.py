@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from evals.cli import _register, app
 from models.zoo import checkpoint, trainer
 
-ARGS = ["train", "--tasks", "niah_single_1,decay_distance", "--size", "tiny", "--seq-len", "512", "--rows", "12", "--steps", "4", "--batch", "2",
+ARGS = ["train", "--tasks", "niah_single_1,decay_distance", "--size", "tiny", "--seq-len", "600", "--rows", "12", "--steps", "4", "--batch", "2",
         "--warmup", "1", "--save-every", "2", "--device", "cpu", "--no-progress"]
 
 
@@ -32,7 +32,7 @@ def test_train_writes_checkpoints_cards_and_loss_log(tmp_path):
     for arch in ("dense", "mamba2"):
         _, card = checkpoint.load(tmp_path / arch)
         assert card["architecture"] == arch and card["steps"] == 4
-        assert card["tokens_seen"] == 4 * 2 * 512
+        assert card["tokens_seen"] == 4 * 2 * 600
         assert card["data"]["split"] == "train" and card["data"]["tasks"]
         last = json.loads((tmp_path / arch / "loss.jsonl").read_text().splitlines()[-1])
         assert last["step"] == 4 and math.isfinite(last["loss"])
