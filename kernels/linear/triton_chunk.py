@@ -1,6 +1,8 @@
 """Triton kernels for chunked linear attention, gated (scalar / per-channel decay) and gated delta rule.
 
-Three launches, the structure of flash-linear-attention's chunk kernels (written anew here):
+Launches, the structure of flash-linear-attention's chunk kernels (written anew here):
+  0. ``_chunk_cumsum`` (gated variants, parallel): the chunk-local cumulative log decay ``gc``, once, so no
+     scan runs inside the sequential loop of step 2;
   1. ``_delta_prep`` (delta rule only, parallel over chunks): the chunk's UT transform
      ``P = (I + diag(b) L)^-1`` by a product of ``log2(C)`` Neumann factors (L is strictly lower, so
      ``(I - N)(I + N²)(I + N⁴)… = (I + N)^-1`` exactly), then ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
@@ -8,8 +10,7 @@ Three launches, the structure of flash-linear-attention's chunk kernels (written
      chunk start into ``h`` and carries ``S = Γ_C ⊙ S + (K ⊙ Γ_C / Γ)ᵀ U`` (``U = V``, or ``Vw - W S``
      for the delta rule, written back for step 3).
   3. ``_output`` (parallel over chunks): ``O = scale · ((Q ⊙ Γ) h + tril(Q Kᵀ ⊙ Γ_t / Γ_s) U)``.
-Gates: GATE 0 none, 1 scalar log decay per token, 2 per-channel log decay; each kernel takes the
-chunk-local cumulative sum itself (``tl.cumsum``). Inputs are contiguous ``[B, H_x, T, D]``; state head
+Gates: GATE 0 none, 1 scalar log decay per token, 2 per-channel log decay. Inputs are contiguous ``[B, H_x, T, D]``; state head
 ``h`` reads input head ``h // (H // H_x)``. Matrix products take the input dtype (bf16 on tensor cores);
 states and accumulators are float32.
 """
@@ -24,14 +25,31 @@ import triton.language as tl
 
 
 @triton.jit
-def _gates(g_ptr, g_base, t, tmask, dk, dkmask, DK, GATE: tl.constexpr, BT: tl.constexpr):
-    """Chunk-local cumulative log decay: [BT] for scalar gates, [BT, BK] for per-channel gates."""
+def _chunk_cumsum(g, gc, T, DK, GATE: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr):
+    """gc = cumulative sum of the log decay g within each chunk (float32), one program per chunk and head."""
+    n = tl.program_id(0)
+    base = tl.program_id(1).to(tl.int64) * T * (DK if GATE == 2 else 1)
+    t = n * BT + tl.arange(0, BT)
+    tmask = t < T
     if GATE == 1:
-        gt = tl.load(g_ptr + g_base + t, mask=tmask, other=0.0).to(tl.float32)
+        gt = tl.load(g + base + t, mask=tmask, other=0.0).to(tl.float32)
+        tl.store(gc + base + t, tl.cumsum(gt, axis=0), mask=tmask)
     else:
-        gt = tl.load(g_ptr + g_base + t[:, None] * DK + dk[None, :],
-                     mask=tmask[:, None] & dkmask[None, :], other=0.0).to(tl.float32)
-    return tl.cumsum(gt, axis=0)
+        dk = tl.arange(0, BK)
+        m = tmask[:, None] & (dk < DK)[None, :]
+        gt = tl.load(g + base + t[:, None] * DK + dk[None, :], mask=m, other=0.0).to(tl.float32)
+        tl.store(gc + base + t[:, None] * DK + dk[None, :], tl.cumsum(gt, axis=0), mask=m)
+
+
+@triton.jit
+def _load_gc(gc, g_base, t, T, dk, dkmask, DK, GATE: tl.constexpr):
+    """The chunk's cumulative log decay: [BT] (scalar gates) or [BT, BK]; rows past T repeat row T - 1."""
+    tc = tl.minimum(t, T - 1)
+    if GATE == 1:
+        out = tl.load(gc + g_base + tc)
+    else:
+        out = tl.load(gc + g_base + tc[:, None] * DK + dk[None, :], mask=dkmask[None, :], other=0.0)
+    return out
 
 
 @triton.jit
@@ -75,7 +93,7 @@ def _delta_prep(k, v, g, beta, w, u, T, H, HK, HV, HG, HB, DK, DV,
         kgam = kb
     else:
         g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
-        gc = _gates(g, g_base, t, tmask, dk, dkmask, DK, GATE, BT)
+        gc = _load_gc(g, g_base, t, T, dk, dkmask, DK, GATE)
         if GATE == 1:
             kgam = kb * tl.exp(gc)[:, None]
         else:
@@ -141,16 +159,15 @@ def _state(k, v, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, DV,
             tl.store(u + v_base + t[:, None] * DV + dv[None, :], ub.to(u.dtype.element_ty), mask=vmask)
         else:
             ub = tl.load(v + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
+        last = tl.minimum(n * BT + BT, T) - 1
         if GATE == 1:
-            gt = tl.load(g + g_base + t, mask=tmask, other=0.0).to(tl.float32)
-            gc = tl.cumsum(gt, axis=0)
-            glast = tl.sum(gt, axis=0)
+            gc = tl.load(g + g_base + t, mask=tmask, other=0.0)
+            glast = tl.load(g + g_base + last)
             kd = kb.to(tl.float32) * tl.exp(glast - gc)[:, None]
             S = S * tl.exp(glast)
         elif GATE == 2:
-            gt = tl.load(g + g_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0).to(tl.float32)
-            gc = tl.cumsum(gt, axis=0)
-            glast = tl.sum(gt, axis=0)
+            gc = tl.load(g + g_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0)
+            glast = tl.load(g + g_base + last * DK + dk, mask=dkmask, other=0.0)
             kd = kb.to(tl.float32) * tl.exp(glast[None, :] - gc)
             S = S * tl.exp(glast)[:, None]
         else:
@@ -193,7 +210,7 @@ def _output(q, k, vu, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
         qg = qb
     else:
         g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
-        gc = _gates(g, g_base, t, tmask, dk, dkmask, DK, GATE, BT)
+        gc = _load_gc(g, g_base, t, T, dk, dkmask, DK, GATE)
         if GATE == 1:
             qg = qb * tl.exp(gc)[:, None]
         else:
@@ -233,7 +250,10 @@ def chunk_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Te
     BK = _block(DK)
     GATE = 0 if g is None else (1 if g.dim() == 3 else 2)
     HG = 1 if g is None else g.shape[1]
-    g_arg = q if g is None else g
+    g_arg = q
+    if g is not None:  # every kernel below reads the chunk-local cumulative log decay, not g itself
+        g_arg = _alloc(tuple(g.shape), torch.float32, q.device)
+        _chunk_cumsum[(NT, B * HG)](g, g_arg, T, DK, GATE=GATE, BT=BT, BK=BK)
     DELTA = beta is not None
     dev = q.device
     warps = 8 if BK >= 128 else 4  # at D_k = 128, four warps spill (cuobjdump resource report, sm_90)
