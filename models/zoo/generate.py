@@ -6,13 +6,16 @@ import torch
 
 from models.zoo.trunk import EOS, Trunk
 
-PREFILL_CHUNK = 2048
+# tokens per prefill piece: on a GPU a 128K prompt goes through the attention kernels in one piece;
+# on a CPU pieces are small, since attention of a piece against the cache builds a [piece, S] mask
+PREFILL_CHUNK = {"cuda": 131072, "cpu": 2048}
 
 
 @torch.no_grad()
-def greedy(model: Trunk, prompt: list[int], max_new_tokens: int, prefill_chunk: int = PREFILL_CHUNK) -> list[int]:
+def greedy(model: Trunk, prompt: list[int], max_new_tokens: int, prefill_chunk: int | None = None) -> list[int]:
     """Token ids generated after ``prompt`` (without it), stopping at EOS or ``max_new_tokens``."""
     device = model.embed.weight.device
+    prefill_chunk = prefill_chunk or PREFILL_CHUNK.get(device.type, 2048)
     ids = torch.tensor([prompt], device=device)
     states = None
     for a in range(0, ids.shape[1], prefill_chunk):

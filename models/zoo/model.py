@@ -20,7 +20,8 @@ from models.zoo.generate import greedy
 from models.zoo.trunk import BOS, Trunk
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-# mixers whose prefill is O(T^2) get a 128K limit; the others are sized for 1M-token prompts
+# mixers whose prefill here costs O(T^2) (dense layers, or the masked reference paths of the sparse
+# ones) get a 128K limit; the recurrent and sliding-window ones are sized for 1M-token prompts
 QUADRATIC = {"dense", "dsa", "hyper", "ssa", "hybrid"}
 
 
