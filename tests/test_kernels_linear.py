@@ -123,6 +123,8 @@ def test_cpu_fallback_without_interpreter(monkeypatch):
     o, s = run("delta-scalar", q, k, v, g, beta, s0, 16)
     o_ref, s_ref = ref("delta-scalar", q, k, v, g, beta, s0)
     assert rel(o, o_ref) < 2e-5 and rel(s, s_ref) < 2e-5
+    y, s1 = L.recurrent_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], s0, g[:, :, 0], beta[:, :, 0], scale=0.7)
+    assert rel(y, o_ref[:, :, 0]) < 2e-5
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

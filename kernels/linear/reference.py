@@ -4,7 +4,9 @@ One function covers every variant the kernels implement (state ``S: [D_k, D_v]``
 
     plain / gated:   S_t = a_t ⊙ S_{t-1} + k_t v_tᵀ
     gated delta:     S_t = a_t ⊙ S_{t-1} + b_t k_t (v_t - (a_t ⊙ S_{t-1})ᵀ k_t)ᵀ
-                         = a_t (I - b_t k_t k_tᵀ) S_{t-1} + b_t k_t v_tᵀ   (scalar a_t)
+                         = (I - b_t k_t k_tᵀ) (a_t ⊙ S_{t-1}) + b_t k_t v_tᵀ
+                     (decay first, then the delta correction: Kimi's KDA order for per-channel a_t;
+                      for scalar a_t this is a_t (I - b_t k_t k_tᵀ) S_{t-1} + b_t k_t v_tᵀ)
     output:          o_t = scale · S_tᵀ q_t
 
 ``a_t = exp(g_t)`` with ``g`` the log decay (``g <= 0``): scalar per head and token ``[B, H, T]``, or per
