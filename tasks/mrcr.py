@@ -13,11 +13,11 @@ convention for multi-turn samples), and is charged once per message here: ``prom
 within ``tasks.sizing.tolerance`` of ctx. Turn pairs are the units of ``sizing.UnitTable``; one
 haystack reply is cut by ``tasks.trim.fit_prefix`` to land on the target.
 
-Answer budget. ``max_new_tokens`` of a sample is its answer's own token count (prefix plus reply)
-plus a quarter plus 16, so a model that copies the reply with small changes is never cut short.
-Replies are at most ~1,200 characters (~270 tokens of a BPE vocabulary), so ``answer_budget``
-(the figure ``evals tasks`` shows) is 512, a bound for BPE tokenizers; under the byte-level
-tokenizer a sample's own budget reaches ~1,500. No answer prefix.
+Answer budget. Replies are at most ~1,200 characters (~270 tokens of a BPE vocabulary), so
+``answer_budget`` is 512 tokens: room for the hash and the longest reply copied with changes.
+A sample's ``max_new_tokens`` is 512, or its answer's own token count plus a quarter plus 16 where
+that is more (``sample_budget``; tokenizers with few characters per token, e.g. byte-level, where
+it reaches ~1,500). No answer prefix.
 
 Grading (``grade_mrcr``) is the published one; results are reported per requested ctx and per
 the published token bins (``meta["bin"]``: 4k-8k ... 512k-1m, on the prompt's token count).
@@ -72,6 +72,11 @@ def token_bin(n_tokens: int) -> str:
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def sample_budget(answer_tokens: int) -> int:
+    """``max_new_tokens`` for an answer of ``answer_tokens``: the task budget, or more for a long answer."""
+    return max(MRCRTask.answer_budget, answer_tokens + answer_tokens // 4 + 16)
 
 
 def final_ask(prefix: str, index: int, ask: Ask) -> str:
@@ -176,7 +181,7 @@ class MRCRTask:
             question = final_ask(prefix, index, ask)
             answer = prefix + replies[index - 1]
             counts = [len(x) for x in tok.encode_batch([ask.text(), question, answer, *replies])]
-            max_new = counts[2] + counts[2] // 4 + 16
+            max_new = sample_budget(counts[2])
             needles = _Needles(ask, replies, counts[0], counts[3:], prefix, index, question, counts[1], answer, max_new)
             if needles.haystack_budget(ctx, overhead) >= ctx // 2:
                 break

@@ -7,7 +7,8 @@ point ``load_official`` at a ``.parquet`` file or a folder of them (e.g. a local
 dataset's ``2needle/`` folder). Rows are read with pyarrow, one file at a time.
 
 Each row becomes a Sample of task ``mrcr_official`` with metric ``mrcr`` (``tasks.mrcr.grade_mrcr``),
-``prompt_tokens`` counted over the message contents in the given tokenizer (as for generated MRCR),
+``prompt_tokens`` counted over the message contents in the given tokenizer and ``max_new_tokens``
+set as for generated MRCR (``tasks.mrcr.sample_budget``),
 ``ctx`` the upper edge of its published token bin and ``meta["bin"]`` that bin.
 
     samples = load_official("~/data/mrcr/2needle", load_tokenizer("hf:/models/llama"), max_ctx=131072)
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tasks.errors import TaskError
-from tasks.mrcr import BINS, token_bin
+from tasks.mrcr import BINS, sample_budget, token_bin
 from tasks.sample import Sample, make_sample
 from tasks.tokenizers import Tokenizer
 
@@ -91,5 +92,5 @@ def _sample(file: Path, row_index: int, row: dict, tok: Tokenizer) -> Sample:
         "n_chars": int(row["n_chars"]), "source": file.name, "row": row_index, "n_messages": len(chat),
     }
     return make_sample(id=f"{TASK}-{file.stem}-{row_index}", task=TASK, ctx=_bin_ctx(prompt_tokens), tokenizer=tok.name,
-                       answers=[answer], metric="mrcr", max_new_tokens=answer_tokens + answer_tokens // 4 + 16,
+                       answers=[answer], metric="mrcr", max_new_tokens=sample_budget(answer_tokens),
                        prompt_tokens=prompt_tokens, messages=chat, answer_prefix="", meta=meta)
