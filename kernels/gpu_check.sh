@@ -17,14 +17,32 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 for stage in $STAGES; do
   start=$(date +%s)
   case $stage in
-    tests) timeout 170 python3 -m pytest --noconftest -p no:cacheprovider -q -x \
-             tests/test_kernels_flash.py tests/test_kernels_sparse.py 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
-    bench) timeout 260 python3 -m evals bench --n "${BENCH_N:-16k-1m}" --max-seconds "${BENCH_MAX_S:-8}" \
-             --kernels "${BENCH_KERNELS:-flash_dense,sdpa_flash,sdpa_cudnn,ssa,ssa_select,hyper,dsa,flash_window,flash_decode}" \
-             --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" | grep -v "^│\|^┃\|^┏\|^┡\|^└" ;;
-    probe) timeout 150 python3 -m evals probe --n "${PROBE_N:-16k,128k,1m}" --max-seconds 40 --trials 16 \
-             --kernels "${PROBE_KERNELS:-ssa,hyper,flash_window,flash_dense,dsa}" --out "$OUT/probe.json" --json \
-             2>&1 >/dev/null | tee "$OUT/probe.log" | tail -20 ;;
+    tests) timeout 170 python3 -m pytest --noconftest -p no:cacheprovider -q \
+             ${TEST_FILES:-tests/test_kernels_flash.py tests/test_kernels_sparse.py} 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
+    bench) timeout 210 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/bench.log" | grep -v "^│\|^┃\|^┏\|^┡\|^└"
+# typer on the device wants pydantic, which is not there: call the command's functions directly
+import json, os, sys, torch
+from rich.console import Console
+from evals.bench import print_table, run_bench
+from evals.ctx import parse_ctx
+names = os.environ.get("BENCH_KERNELS", "flash_dense,sdpa_flash,sdpa_cudnn,ssa,ssa_select,hyper,dsa,flash_window,flash_decode")
+H_kv = int(os.environ.get("BENCH_HKV", "8"))
+res = run_bench(names.split(","), parse_ctx(os.environ.get("BENCH_N", "16k-1m")), 1, 8, H_kv, 128, torch.bfloat16, "cuda",
+                float(os.environ.get("BENCH_MAX_S", "8")), log=print)
+open(os.path.join(sys.argv[1], os.environ.get("BENCH_FILE", "bench.json")), "w").write(json.dumps(res, indent=1))
+print_table(res, Console(width=160))
+PY
+      ;;
+    probe) timeout 100 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/probe.log" | tail -20
+import json, os, sys, torch
+from evals.ctx import parse_ctx
+from evals.probe import run_probe
+names = os.environ.get("PROBE_KERNELS", "ssa,hyper,flash_window,flash_dense,dsa")
+res = run_probe(names.split(","), parse_ctx(os.environ.get("PROBE_N", "16k,128k,1m")), 16, 1, 8, 8, 128, torch.bfloat16,
+                "cuda", float(os.environ.get("PROBE_STRENGTH", "2")), 0, 40.0, log=print)
+open(os.path.join(sys.argv[1], os.environ.get("PROBE_FILE", "probe.json")), "w").write(json.dumps(res, indent=1))
+PY
+      ;;
   esac
   echo "== stage $stage: $(( $(date +%s) - start )) s"
 done

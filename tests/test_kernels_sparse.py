@@ -76,8 +76,14 @@ def test_dsa_indexer_and_selection_exact(poison, B, HI, T, DI, topk):
     finite = torch.isfinite(ref)
     assert torch.equal(torch.isfinite(got), finite)
     assert rel_err(got[finite], ref[finite]) < 1e-5
-    sel = dsa_select(qi, ki, w, topk, chunk_elems=B * T * 40)  # several row chunks
-    assert torch.equal(sel.long(), dsa_ref.select_ref(qi, ki, w, topk))
+    sel = dsa_select(qi, ki, w, topk, chunk_elems=B * T * 40).long()  # several row chunks
+    want = dsa_ref.select_ref(qi, ki, w, topk)
+    # tie-free rows: the k-th and (k+1)-th reference scores differ by more than fp32 rounding can move them
+    top = ref.topk(min(topk + 1, T), dim=-1).values
+    gap = top[..., topk - 1] - top[..., -1] if topk < T else torch.full_like(top[..., 0], float("inf"))
+    clear = (gap > 1e-5 * top[..., :1].abs().squeeze(-1).clamp_min(1.0)) | ~torch.isfinite(gap)
+    assert clear.float().mean() > 0.95
+    assert torch.equal(sel[clear], want[clear])
 
 
 @pytest.mark.parametrize("B,H,H_kv,T,D,K", [

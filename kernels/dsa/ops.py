@@ -53,7 +53,9 @@ def _scores(q_idx, k_idx, w, t0: int, t1: int) -> torch.Tensor:
     grid = (triton.cdiv(t1 - t0, bm), triton.cdiv(t1, bn), B)
     _indexer[grid](q_idx, k_idx, w, out, q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0),
                    k_idx.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1), T, t0, t1,
-                   HI=HI, DI=DI, BLOCK_M=bm, BLOCK_N=bn, num_warps=4, num_stages=2)
+                   HI=HI, DI=DI, BLOCK_M=bm, BLOCK_N=bn,
+                   # float32 inputs score in full fp32 (not tf32), so selection matches the reference exactly
+                   PRECISION="ieee" if q_idx.dtype == torch.float32 else "tf32", num_warps=4, num_stages=2)
     return out
 
 

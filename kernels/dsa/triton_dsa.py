@@ -15,7 +15,7 @@ import triton.language as tl
 @triton.jit
 def _indexer(QI, KI, W, OUT, stride_qb, stride_qh, stride_qt, stride_kb, stride_kt, stride_wb, stride_wt,
              stride_ob, stride_ot, T, t0, t1, HI: tl.constexpr, DI: tl.constexpr,
-             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pm = tl.program_id(0)
     pn = tl.program_id(1)
     b = tl.program_id(2)
@@ -29,7 +29,7 @@ def _indexer(QI, KI, W, OUT, stride_qb, stride_qh, stride_qt, stride_kb, stride_
         q = tl.load(QI + b * stride_qb + j * stride_qh + rows[:, None] * stride_qt + offs_d[None, :],
                     mask=rmask[:, None], other=0.0)
         wj = tl.load(W + b * stride_wb + rows * stride_wt + j, mask=rmask, other=0.0).to(tl.float32)
-        acc += tl.maximum(tl.dot(q, tl.trans(k)), 0.0) * wj[:, None]
+        acc += tl.maximum(tl.dot(q, tl.trans(k), input_precision=PRECISION), 0.0) * wj[:, None]
     acc = tl.where(cols[None, :] <= rows[:, None], acc, float("-inf"))
     tl.store(OUT + b * stride_ob + (rows - t0)[:, None] * stride_ot + cols[None, :], acc,
              mask=rmask[:, None] & (cols < t1)[None, :])
