@@ -103,10 +103,10 @@ class Fitter:
         """The fitted prompt for sample ``index``; checked or measured as the module says."""
         b = layout(self.target)
         if not self.measured and index % VERIFY_EVERY != 0:
-            return b
+            return self._full(b)
         real = self._measure(b)
         if real == b.tokens and not self.measured:
-            return b
+            return self._full(b)
         self.measured = True
         budget = self.target
         for _ in range(_MAX_TRIES):
@@ -118,6 +118,12 @@ class Fitter:
             real = self._measure(b)
         raise TaskError(f"{task_ctx(self.task, self.ctx)}: could not size the prompt within {self.tol} tokens "
                         f"of {self.target} under {self.tokenizer.name} (last try {real})")
+
+    def _full(self, b: Built) -> Built:
+        if b.tokens < self.target - self.tol:
+            raise TaskError(f"{task_ctx(self.task, self.ctx)}: the source text ran out at {b.tokens} tokens, "
+                            f"short of the {self.target} this ctx needs; give a larger haystack or QA file")
+        return b
 
     def _measure(self, b: Built) -> int:
         return len(self.tokenizer.encode(b.input)) + self.count(b.answer_prefix)

@@ -70,16 +70,20 @@ class QATask(RulerTask):
             docs = list(distract)
             for g, s in reversed(list(zip(gold, slots))):
                 docs.insert(s, g)
-            parts = [header(i + 1) + bodies[d] for i, d in enumerate(docs)]
             cut = ""
             placed = set(docs)
             nxt = next((d for d in others if d not in placed), None)
             if room - cost > fitter.tol // 2 and nxt is not None:
-                h = header(len(docs) + 1)
-                cut = fill_prefix(count, bodies[nxt], room - cost - count(h))
-                if cut.strip():
-                    parts.append(h + cut)
-                    cost += count(h) + count(cut)
+                cut = fill_prefix(count, bodies[nxt], room - cost - count(header(len(docs) + 1)))
+                if not cut and docs[-1] not in gold:  # no room for a header: the cut replaces the last document
+                    last = docs.pop()
+                    cost -= count(header(len(docs) + 1)) + count(bodies[last])
+                    cut = fill_prefix(count, bodies[nxt], room - cost - count(header(len(docs) + 1)))
+                if cut:
+                    cost += count(header(len(docs) + 1)) + count(cut)
+            parts = [header(i + 1) + bodies[d] for i, d in enumerate(docs)]
+            if cut:
+                parts.append(header(len(docs) + 1) + cut)
             first = parts[0].lstrip()
             cost += count(first.split("\n", 1)[0]) - count(header(1))
             text = TEMPLATE + first + "".join(parts[1:]) + tail

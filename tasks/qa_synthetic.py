@@ -11,6 +11,7 @@ built from it says ``"source": "synthetic"`` in its meta.
 """
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -98,20 +99,12 @@ def synthetic_pool(split: Split, people: int = 3000, towns: int = 900, countries
 
 @lru_cache(maxsize=4)
 def external_pool(path: str) -> QAPool:
-    """SQuAD or HotpotQA json from a local path, read with ``datasets``."""
+    """SQuAD or HotpotQA from a local json file or a ``datasets`` dataset saved to disk."""
     p = Path(path).expanduser()
-    if not p.is_file():
+    if not p.exists():
         raise TaskError(f"QA file {path!r} does not exist")
-    from datasets import load_dataset
-
-    try:
-        ds = load_dataset("json", data_files=str(p), split="train")
-    except Exception as e:
-        raise TaskError(f"could not read {p} as SQuAD or HotpotQA json: {e}") from None
+    ds = _rows(p)
     cols = set(ds.column_names)
-    if "data" in cols:
-        ds = load_dataset("json", data_files=str(p), field="data", split="train")
-        cols = set(ds.column_names)
     docs: list[str] = []
     items: list[QAItem] = []
     if "paragraphs" in cols:  # SQuAD
@@ -139,6 +132,33 @@ def external_pool(path: str) -> QAPool:
                 items.append(QAItem(row["question"], (row["answer"],), tuple(gold), len(gold)))
         return QAPool(f"hotpotqa:{p.name}", tuple(docs), tuple(items), tuple(items))
     raise TaskError(f"{p} is neither SQuAD (data/paragraphs/qas) nor HotpotQA (question/answer/context) json")
+
+
+def _rows(p: Path):
+    """The records of ``p`` as a ``datasets.Dataset`` (SQuAD's top-level ``data`` unwrapped)."""
+    from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+    try:
+        if p.is_dir():
+            ds = load_from_disk(str(p))
+            return ds[sorted(ds)[0]] if isinstance(ds, DatasetDict) else ds
+        ds = load_dataset("json", data_files=str(p), split="train")
+        if "data" in ds.column_names:
+            ds = load_dataset("json", data_files=str(p), field="data", split="train")
+        return ds
+    except Exception as e:
+        if p.is_file() and p.suffix == ".json":  # raw HotpotQA mixes str and list in one array: arrow refuses it
+            try:
+                rows = json.loads(p.read_text("utf-8"))
+                return Dataset.from_list([{**r, "context": _as_dict(r["context"])} for r in rows])
+            except Exception:
+                pass
+        raise TaskError(f"could not read {p} as SQuAD or HotpotQA: {e}") from None
+
+
+def _as_dict(ctx) -> dict:
+    titles, sents = _hotpot_context(ctx)
+    return {"title": titles, "sentences": sents}
 
 
 def _hotpot_context(ctx) -> tuple[list[str], list[list[str]]]:

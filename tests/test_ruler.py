@@ -224,7 +224,8 @@ def test_qa_reads_a_squad_file(tmp_path):
                   "answers": [{"text": "Ines Varga", "answer_start": 60}]}]},
         {"context": "Foghorns replaced bells on most coasts after 1900.",
          "qas": [{"id": "2", "question": "What replaced bells?", "answers": [{"text": "Foghorns", "answer_start": 0}]}]},
-    ]}]}
+    ] + [{"context": f"Filler paragraph {i} says nothing about lights or bells at all.", "qas": []}
+         for i in range(40)]}]}
     path = tmp_path / "squad.json"
     path.write_text(json.dumps(squad))
     task = RULER_TASKS["qa_1"].replace(source=str(path))
@@ -274,3 +275,31 @@ def test_same_samples_in_another_process():
                          check=True, env=env, cwd=Path(__file__).parent.parent)
     assert json.loads(out.stdout) == here
     assert len({h for hs in here.values() for h in hs}) == 2 * len(names)
+
+
+def test_qa_reads_a_hotpotqa_file(tmp_path):
+    rows = [{"_id": "a", "question": "Which river runs past the town where Mara Quell was born?",
+             "answer": "the Ostra", "supporting_facts": [["Mara Quell", 0], ["Velden", 1]],
+             "context": [["Mara Quell", ["Mara Quell was born in Velden."]],
+                         ["Velden", ["Velden is a market town.", " The Ostra runs past it."]],
+                         ["Brisk", ["Brisk is a card game."]]]}] + [
+        {"_id": str(i), "question": f"Filler {i}?", "answer": "no", "supporting_facts": [],
+         "context": [[f"Doc {i}", [f"Document {i} is filler text about nothing in particular."]]]} for i in range(40)]
+    path = tmp_path / "hotpot.json"
+    path.write_text(json.dumps(rows))
+    task = RULER_TASKS["qa_2"].replace(source=str(path))
+    s = next(task.generate(1024, 1, 0, ByteTokenizer()))
+    assert s.meta["source"] == "hotpotqa:hotpot.json" and s.meta["hops"] == 2
+    assert set(s.meta["gold_titles"]) == {"Mara Quell", "Velden"} and "The Ostra runs past it." in s.input
+    with pytest.raises(TaskError, match="does not exist"):
+        list(RULER_TASKS["qa_1"].replace(source=str(tmp_path / "nope.json")).generate(1024, 1, 0, ByteTokenizer()))
+
+
+def test_qa_source_too_small_for_ctx(tmp_path):
+    squad = {"data": [{"title": "T", "paragraphs": [
+        {"context": "A short paragraph.", "qas": [{"id": "1", "question": "What?",
+                                                  "answers": [{"text": "short", "answer_start": 2}]}]}]}]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(squad))
+    with pytest.raises(TaskError, match="ran out"):
+        list(RULER_TASKS["qa_1"].replace(source=str(path)).generate(8192, 1, 0, ByteTokenizer()))
