@@ -23,7 +23,6 @@ answer budget only; leave a margin below the model's window.
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Any
 
 import datasets
@@ -93,7 +92,7 @@ class LongCtxTask(ConfigurableTask):
         super().__init__(config={
             "task": cfg.get("task", PREFIX + name),
             "output_type": "generate_until",
-            "custom_dataset": partial(load_docs),
+            "custom_dataset": load_docs,
             "test_split": "test",
             "doc_to_text": lambda doc: _sample(doc).chat()[-1]["content"],
             "doc_to_target": lambda doc: _sample(doc).answers[0],
