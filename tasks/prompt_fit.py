@@ -121,8 +121,9 @@ class Fitter:
 
     def _full(self, b: Built) -> Built:
         if b.tokens < self.target - self.tol:
-            raise TaskError(f"{task_ctx(self.task, self.ctx)}: the source text ran out at {b.tokens} tokens, "
-                            f"short of the {self.target} this ctx needs; give a larger haystack or QA file")
+            raise TaskError(f"{task_ctx(self.task, self.ctx)}: could fill only {b.tokens} of the {self.target} "
+                            f"prompt tokens (tolerance {self.tol}); the haystack or QA source may be too small "
+                            "for this ctx, or the ctx too small for the task's pieces")
         return b
 
     def _measure(self, b: Built) -> int:

@@ -53,6 +53,13 @@ class QATask(RulerTask):
         def header(i: int) -> str:
             return f"\n\nDocument {i}:"
 
+        def size(docs: list[int], cut: str) -> int:
+            """Tokens of the numbered documents (the first without its leading blank line) and the cut."""
+            n = sum(count(header(i + 1)) + count(bodies[d]) for i, d in enumerate(docs))
+            if cut:
+                n += count(header(len(docs) + 1)) + count(cut)
+            return n + count(header(1).lstrip()) - count(header(1))
+
         def layout(budget: int) -> Built:
             room = budget - fixed
             order: list[int] = []
@@ -70,32 +77,36 @@ class QATask(RulerTask):
             docs = list(distract)
             for g, s in reversed(list(zip(gold, slots))):
                 docs.insert(s, g)
-            cut = ""
-            placed = set(docs)
-            nxt = next((d for d in others if d not in placed), None)
-            if room - cost > fitter.tol // 2 and nxt is not None:
-                cut = fill_prefix(count, bodies[nxt], room - cost - count(header(len(docs) + 1)))
-                if not cut and docs[-1] not in gold:  # no room for a header: the cut replaces the last document
-                    last = docs.pop()
-                    cost -= count(header(len(docs) + 1)) + count(bodies[last])
-                    cut = fill_prefix(count, bodies[nxt], room - cost - count(header(len(docs) + 1)))
-                if cut:
-                    cost += count(header(len(docs) + 1)) + count(cut)
+            cut, pops = "", 0
+            for nxt in others[len(distract):]:  # fill the gap: whole documents while they fit, then a cut
+                gap = room - size(docs, "") - count(header(len(docs) + 1))
+                if gap + count(header(len(docs) + 1)) <= fitter.tol // 2:
+                    break
+                cut = fill_prefix(count, bodies[nxt], gap)
+                spare = [i for i, d in enumerate(docs) if d not in gold]
+                if not cut and spare and pops < 4:  # no room for one more header: free a distractor's place
+                    docs.pop(spare[-1])
+                    pops += 1
+                    cut = fill_prefix(count, bodies[nxt], room - size(docs, "") - count(header(len(docs) + 1)))
+                if cut != bodies[nxt].rstrip():
+                    break
+                docs.append(nxt)
+                cut = ""
             parts = [header(i + 1) + bodies[d] for i, d in enumerate(docs)]
             if cut:
                 parts.append(header(len(docs) + 1) + cut)
-            first = parts[0].lstrip()
-            cost += count(first.split("\n", 1)[0]) - count(header(1))
-            text = TEMPLATE + first + "".join(parts[1:]) + tail
+            parts[0] = parts[0].lstrip()
             marks, pos, char = [], count(TEMPLATE), len(TEMPLATE)
-            for i, part in enumerate([first] + parts[1:]):
+            for i, part in enumerate(parts):
                 if i < len(docs) and docs[i] in gold:
                     marks.append((char, pos))
-                pos += count(header(i + 1)) if i else count(first.split("\n", 1)[0])
+                pos += count(header(i + 1).lstrip() if i == 0 else header(i + 1))
                 pos += count(bodies[docs[i]]) if i < len(docs) else count(cut)
                 char += len(part)
+            text = TEMPLATE + "".join(parts) + tail
             gold_at = [docs.index(g) + 1 for g in gold]
-            return Built(text, ANSWER_PREFIX, fixed + cost, marks, {"documents": len(docs), "gold_positions": gold_at})
+            return Built(text, ANSWER_PREFIX, fixed + size(docs, cut), marks,
+                         {"documents": len(docs), "gold_positions": gold_at})
 
         meta = {"needles": [pool.docs[g] for g in gold], "depth": depths[0], "depths": depths, "hops": item.hops,
                 "source": pool.name, "synthetic": c.source == "synthetic", "question": item.question,
