@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from evals.ctx import parse_one
-from evals.runner import Job, RunConfig, run_job
+from evals.runner import Job, Overhead, RunConfig, run_job
 from models.base import Completion, Request
 from models.prompting import plain_prompt
 from tasks.cache import generate_samples
@@ -49,7 +49,7 @@ def main() -> None:
         cfg = RunConfig([args.task], [ctx], args.samples, 0, Path(out), overwrite=True)
         for attempt in (1, 2):
             t0 = time.perf_counter()
-            run_job(model, tok, Job(args.task, ctx), cfg, overhead=0)
+            run_job(model, tok, Job(args.task, ctx), cfg, overhead=Overhead(0, 0))
             per = (time.perf_counter() - t0) / args.samples * 1000
             print(f"run {attempt}: {per:.2f} ms per sample (runner + scoring + record, model time ~0)")
 

@@ -31,13 +31,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evals.ctx import fmt_ctx
 from evals.errors import EvalError
-from evals.runner import Job, RunConfig, complete_batch, job_dir, write_metrics
+from evals.runner import Job, Overhead, RunConfig, complete_batch, job_dir, job_samples, write_metrics
 from evals.store import RecordWriter, read_records
 from models.base import Model
 from models.errors import ModelError
 from models.load import load_model
 from models.spec import parse_spec
-from tasks.cache import generate_samples
 from tasks.errors import TaskError
 from tasks.sample import Sample
 from tasks.tokenizers import Tokenizer
@@ -152,7 +151,7 @@ def _pool_size(spec: str, n_batches: int, opts: RayOptions) -> tuple[int, float]
     return max(1, min(workers, n_batches)), num_gpus
 
 
-def run_grid_ray(model: Model, tok: Tokenizer, cfg: RunConfig, names: list[str], ctxs: list[int], overhead: int,
+def run_grid_ray(model: Model, tok: Tokenizer, cfg: RunConfig, names: list[str], ctxs: list[int], overhead: Overhead,
                  console: Console, opts: RayOptions = RayOptions(), load: Callable[[str], Model] = load_model) -> RayRunStats:
     """Run every (task, ctx) job of the grid on the connected Ray cluster (``connect`` first).
 
@@ -182,9 +181,9 @@ def run_grid_ray(model: Model, tok: Tokenizer, cfg: RunConfig, names: list[str],
     return stats
 
 
-def _plan(job: Job, spec: str, tok: Tokenizer, cfg: RunConfig, overhead: int, progress: Progress) -> _JobState:
+def _plan(job: Job, spec: str, tok: Tokenizer, cfg: RunConfig, overhead: Overhead, progress: Progress) -> _JobState:
     """The job's samples and its batches still to do, cut exactly as ``run_job`` cuts them."""
-    samples = generate_samples(job.task, job.ctx, cfg.samples, cfg.seed, tok, overhead=overhead, use_cache=cfg.use_cache)
+    samples = job_samples(job, cfg, tok, overhead)
     path = job_dir(cfg.out, spec, job) / "samples.jsonl"
     done = set() if cfg.overwrite else {r["hash"] for r in read_records(path)}
     todo = sorted((s for s in samples if s.hash not in done), key=lambda s: s.prompt_tokens)

@@ -19,11 +19,12 @@ from evals.cli import app
 from evals.ctx import fmt_ctx, parse_ctx
 from evals.errors import EvalError
 from evals.manifest import manifest, now
-from evals.runner import Job, RunConfig, run_job, template_overhead
+from evals.runner import Job, Overhead, RunConfig, run_job, template_overhead
 from evals.store import model_slug, write_json_atomic
+from evals.aggregate import RULER_AVERAGE_METHOD
 from evals.summary import build_summary, summary_table
 from models.load import load_model
-from tasks.registry import resolve
+from tasks.registry import GROUPS, resolve
 from tasks.tokenizers import load_tokenizer
 
 DEFAULT_MODEL: str | None = None  # set to the best shipped zoo checkpoint once the zoo ships one
@@ -95,12 +96,14 @@ def run(
     finally:
         m.close()
     console.print(summary_table(summary, runnable, names))
+    if any(n in GROUPS["ruler"] for n in names):
+        console.print(f"RULER average: {RULER_AVERAGE_METHOD}.", soft_wrap=True)
     console.print(f"results in {model_dir}")
     if as_json:
         print(json.dumps(summary, indent=2))
 
 
-def _run_grid(m, tok, cfg: RunConfig, names: list[str], ctxs: list[int], overhead: int, console: Console) -> None:
+def _run_grid(m, tok, cfg: RunConfig, names: list[str], ctxs: list[int], overhead: Overhead, console: Console) -> None:
     """One progress bar per job (task x ctx) with ETA and prompt tokens per second."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[tps]} tok/s"), TimeElapsedColumn(), TimeRemainingColumn())

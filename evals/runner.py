@@ -60,12 +60,32 @@ def job_dir(out: Path, model_spec: str, job: Job) -> Path:
     return out / model_slug(model_spec) / job.task / fmt_ctx(job.ctx)
 
 
-def template_overhead(model: Model, tokenizer: Tokenizer, answer_prefix: bool) -> int:
-    """Tokens the model's prompt format adds around a single user turn (and the prefill)."""
-    user, prefill = "Hello there.", " The answer is"
-    req = Request([{"role": "user", "content": user}], prefill if answer_prefix else None)
-    raw = len(tokenizer.encode(user)) + (len(tokenizer.encode(prefill)) if answer_prefix else 0)
-    return max(0, model.count_prompt_tokens(req) - raw)
+@dataclass(frozen=True)
+class Overhead:
+    """Tokens the model's prompt format adds: around a one-message prompt (with the prefill), and
+    per further message (what multi-turn samples are charged for each turn)."""
+
+    prompt: int
+    per_message: int
+
+
+def template_overhead(model: Model, tokenizer: Tokenizer, answer_prefix: bool) -> Overhead:
+    """Measure the model's format on short probes: one user turn (with and without the prefill),
+    and user/assistant/user, whose two extra turns cost their contents plus two per-message tolerances."""
+    user, reply, prefill = "Hello there.", "Hi.", " The answer is"
+    n = lambda text: len(tokenizer.encode(text))  # noqa: E731
+    u = {"role": "user", "content": user}
+    one = model.count_prompt_tokens(Request([u], prefill if answer_prefix else None))
+    single = model.count_prompt_tokens(Request([u]))
+    three = model.count_prompt_tokens(Request([u, {"role": "assistant", "content": reply}, u]))
+    per_message = -(-(three - single - n(reply) - n(user)) // 2)  # ceil: never under
+    return Overhead(max(0, one - n(user) - (n(prefill) if answer_prefix else 0)), max(0, per_message))
+
+
+def job_samples(job: Job, cfg: RunConfig, tokenizer: Tokenizer, overhead: Overhead) -> list[Sample]:
+    """The job's sample set, sized so prompt, the model's format and the answer budget fit in ctx."""
+    return generate_samples(job.task, job.ctx, cfg.samples, cfg.seed, tokenizer, overhead=overhead.prompt,
+                            turn_overhead=overhead.per_message, use_cache=cfg.use_cache)
 
 
 def request_for(sample: Sample, cfg: RunConfig) -> Request:
@@ -78,11 +98,11 @@ def prompt_sha256(req: Request) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def run_job(model: Model, tokenizer: Tokenizer, job: Job, cfg: RunConfig, overhead: int,
+def run_job(model: Model, tokenizer: Tokenizer, job: Job, cfg: RunConfig, overhead: Overhead,
             on_progress: Callable[[int, int], None] = lambda samples, tokens: None) -> JobResult:
     """Generate, send, score and record every sample of ``job`` not already recorded."""
     start = time.perf_counter()
-    samples = generate_samples(job.task, job.ctx, cfg.samples, cfg.seed, tokenizer, overhead=overhead, use_cache=cfg.use_cache)
+    samples = job_samples(job, cfg, tokenizer, overhead)
     path = job_dir(cfg.out, model.spec, job) / "samples.jsonl"
     done = set() if cfg.overwrite else {r["hash"] for r in read_records(path)}
     todo = sorted((s for s in samples if s.hash not in done), key=lambda s: s.prompt_tokens)

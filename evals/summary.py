@@ -52,7 +52,6 @@ def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) ->
         avg = summary["ruler_average"]
         table.add_row("[bold]RULER average[/]", *(f"[bold]{100 * avg[str(c)]:.1f}[/]" if str(c) in avg else "-" for c in ctxs),
                       end_section=True)
-        table.caption = f"RULER average: {RULER_AVERAGE_METHOD}."
     return table
 
 

@@ -21,21 +21,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EVALS_CACHE", Path.home() / ".cache" / "longctx-evals" / "tasks"))
 
 
-def set_key(task: str, ctx: int, n: int, seed: int, tokenizer: Tokenizer, split: Split, overhead: int) -> str:
+def set_key(task: str, ctx: int, n: int, seed: int, tokenizer: Tokenizer, split: Split, overhead: int,
+            turn_overhead: int | None = None) -> str:
     t = get_task(task)
     ident = dict(task=task, version=t.version, config=repr(getattr(t, "config", None)), ctx=ctx, n=n,
                  seed=seed, tokenizer=tokenizer.name, split=split, overhead=overhead)
+    if getattr(t, "multi_turn", False):
+        ident["turn_overhead"] = turn_overhead
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def generate_samples(task: str, ctx: int, n: int, seed: int, tokenizer: Tokenizer, split: Split = "eval",
-                     overhead: int = 0, use_cache: bool = True) -> list[Sample]:
-    """The ``n`` samples of ``task`` at ``ctx``; from the cache when the same set was made before."""
-    path = cache_dir() / f"{task}-{ctx}-{set_key(task, ctx, n, seed, tokenizer, split, overhead)}.jsonl"
+                     overhead: int = 0, turn_overhead: int | None = None, use_cache: bool = True) -> list[Sample]:
+    """The ``n`` samples of ``task`` at ``ctx``; from the cache when the same set was made before.
+
+    ``overhead``: tokens the model's format adds around a one-message prompt; ``turn_overhead``:
+    what each further message costs, for multi-turn tasks (MRCR), which alone take it."""
+    path = cache_dir() / f"{task}-{ctx}-{set_key(task, ctx, n, seed, tokenizer, split, overhead, turn_overhead)}.jsonl"
     if use_cache and path.is_file():
         with path.open(encoding="utf-8") as f:
             return [Sample.from_dict(json.loads(line)) for line in f]
-    samples = list(get_task(task).generate(ctx, n, seed, tokenizer, split=split, overhead=overhead))
+    t = get_task(task)
+    extra = {"turn_overhead": turn_overhead} if getattr(t, "multi_turn", False) else {}
+    samples = list(t.generate(ctx, n, seed, tokenizer, split=split, overhead=overhead, **extra))
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

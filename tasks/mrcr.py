@@ -8,8 +8,10 @@ that ask and to write nothing else. The answer is that string followed by the re
 Sizing. A sample is ``messages`` (user/assistant turns ending with the final ask). Its
 ``prompt_tokens`` counts the turn *contents* in the tokenizer (each turn tokenized on its own, so
 the count is exact and additive); the chat template is the model's, added by the runner.
-``overhead`` is read as the template tokens the runner measured around one message (the lead's
-convention for multi-turn samples), and is charged once per message here: ``prompt_tokens + overhead * len(messages) + max_new_tokens <= ctx``,
+``overhead`` is the template tokens the model's format adds around a one-message prompt and
+``turn_overhead`` what each message costs (default: ``overhead``); the difference is charged once
+(BOS, a default system prompt), the per-message cost once per message:
+``prompt_tokens + (overhead - turn_overhead) + turn_overhead * len(messages) + max_new_tokens <= ctx``,
 within ``tasks.sizing.tolerance`` of ctx. Turn pairs are the units of ``sizing.UnitTable``; one
 haystack reply is cut by ``tasks.trim.fit_prefix`` to land on the target.
 
@@ -162,10 +164,13 @@ class MRCRTask:
         self.description = (f"MRCR: {config.n_needles} identical writing asks hidden in a long conversation; "
                             "prepend a hash to the i-th reply (graded by SequenceMatcher)")
 
+    multi_turn = True
+
     def generate(self, ctx: int, n: int, seed: int, tokenizer: Tokenizer, split: Split = "eval",
-                 overhead: int = 0) -> Iterator[Sample]:
+                 overhead: int = 0, turn_overhead: int | None = None) -> Iterator[Sample]:
+        per = overhead if turn_overhead is None else turn_overhead
         for i in range(n):
-            yield self._sample(ctx, seed, i, tokenizer, split, overhead)
+            yield self._sample(ctx, seed, i, tokenizer, split, per, max(0, overhead - per))
 
     def _needles(self, ctx: int, rng: random.Random, pool: tuple[str, ...], tok: Tokenizer, overhead: int) -> _Needles:
         """The repeated ask, its distinct replies and the final question; short forms when ctx is small."""
@@ -187,8 +192,10 @@ class MRCRTask:
                 break
         return needles
 
-    def _sample(self, ctx: int, seed: int, i: int, tok: Tokenizer, split: Split, overhead: int) -> Sample:
-        rng = random.Random(f"{self.name}|{ctx}|{seed}|{i}")
+    def _sample(self, full_ctx: int, seed: int, i: int, tok: Tokenizer, split: Split, overhead: int, fixed: int) -> Sample:
+        """``overhead``: template tokens per message; ``fixed``: tokens the template adds once."""
+        ctx = full_ctx - fixed
+        rng = random.Random(f"{self.name}|{full_ctx}|{seed}|{i}")
         pool = topics(split)
         nd = self._needles(ctx, rng, pool, tok, overhead)
         budget = nd.haystack_budget(ctx, overhead)
@@ -206,9 +213,9 @@ class MRCRTask:
             "random_prefix": nd.prefix, "needle_ask": nd.ask.text(), "form": nd.ask.form, "topic": nd.ask.topic,
             "needle_turns": needle_turns, "needle_positions": [sum(turn_tokens[:t]) for t in needle_turns],
             "desired_turn": needle_turns[nd.index - 1], "n_messages": len(messages),
-            "overhead_per_message": overhead, "seed": seed, "version": self.version, "split": split,
+            "overhead_per_message": overhead, "overhead_fixed": fixed, "seed": seed, "version": self.version, "split": split,
         }
-        return make_sample(id=f"{self.name}-{ctx}-{seed}-{i}", task=self.name, ctx=ctx, tokenizer=tok.name,
+        return make_sample(id=f"{self.name}-{full_ctx}-{seed}-{i}", task=self.name, ctx=full_ctx, tokenizer=tok.name,
                            answers=[nd.answer], metric=self.metric, max_new_tokens=nd.max_new,
                            prompt_tokens=prompt_tokens, messages=messages, answer_prefix="", meta=meta)
 

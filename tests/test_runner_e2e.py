@@ -132,3 +132,20 @@ def test_unwritable_output_and_corrupt_results_exit_2(tiny_llama_dir, env_cache,
     bad.write_text("garbage\n{}\n")
     code, err = in_process(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(out)], capsys)
     assert code == 2 and "samples.jsonl:1" in err
+
+
+@pytest.mark.parametrize("task", ["niah_single_1", "mrcr_4needle"])
+def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_llama_dir, env_cache, task):
+    from evals.runner import Job, RunConfig, job_samples, request_for, template_overhead
+    from models.load import load_model
+    from tasks.sizing import tolerance
+    from tasks.tokenizers import load_tokenizer
+
+    model = load_model(f"hf:{tiny_llama_dir}")
+    tok = load_tokenizer(model.tokenizer_spec)
+    cfg = RunConfig([task], [2048], samples=2)
+    overhead = template_overhead(model, tok, answer_prefix=True)
+    assert overhead.prompt > 0 and overhead.per_message > 0  # the tiny model's template adds role tags
+    for s in job_samples(Job(task, 2048), cfg, tok, overhead):
+        sent = model.count_prompt_tokens(request_for(s, cfg)) + s.max_new_tokens
+        assert 2048 - tolerance(2048) - 2 * len(s.chat()) <= sent <= 2048, (task, sent)
