@@ -4,7 +4,7 @@ The indexer uses HI = 4 heads of DI = 64 (one shared indexer key), top-k = 2048 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -6,4 +6,4 @@ float64 reference in ``kernels.flash.reference``.
 """
 from kernels.flash.ops import block_sparse_attention, decode_attention, flash_attention
 
-__all__ = ["flash_attention", "block_sparse_attention", "decode_attention"]
+__all__ = ["block_sparse_attention", "decode_attention", "flash_attention"]

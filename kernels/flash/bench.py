@@ -4,7 +4,7 @@ Each case builds random inputs at length n and returns (zero-argument callable, 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

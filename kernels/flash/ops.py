@@ -57,7 +57,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     -1 for unused slots (any order, duplicates not allowed) -> [B, H, T, D].
     ``o = block_sparse_attention(q, k, v, idx, block_size=64)``
     """
-    B, H, _, T, D = check_qkv(q, k, v)
+    B, H, _, T, _ = check_qkv(q, k, v)
     if block_size not in (16, 32, 64, 128):
         raise ValueError(f"block_size must be 16, 32, 64 or 128, got {block_size}")
     nqb = -(-T // block_size)

@@ -36,7 +36,7 @@ def block_mask(block_idx: torch.Tensor, T: int, block_size: int) -> torch.Tensor
 def attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
                   window: int | None = None) -> torch.Tensor:
     """q: [B, H, T, D], k/v: [B, H_kv, S, D], mask broadcastable to [B, H, T, S] (default causal) -> [B, H, T, D]."""
-    B, H, T, D = q.shape
+    _, H, T, D = q.shape
     S, group = k.shape[2], H // k.shape[1]
     qd, kd, vd = (x.double() for x in (q, k, v))
     kd, vd = kd.repeat_interleave(group, 1), vd.repeat_interleave(group, 1)

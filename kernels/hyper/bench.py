@@ -1,7 +1,7 @@
 """Benchmark case for HyperAttention, collected by ``evals bench``: blocks of 128, 1024 sampled columns."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -5,12 +5,12 @@ window of 2 blocks and the first block: at most 19 * 64 = 1216 keys per query.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from kernels.ssa import ssa_select
 from kernels.flash import block_sparse_attention
+from kernels.ssa import ssa_select
 
 BS, FANOUT, BEAM, TOP_CAP, LOCAL = 64, 8, 8, 64, 2
 

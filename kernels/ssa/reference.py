@@ -15,7 +15,7 @@ from kernels.flash.reference import attention_ref, block_mask
 
 def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int) -> list[torch.Tensor]:
     """k: [S, D] -> level means, leaf first: level l has ceil(nkb / fanout^l) rows, the last <= top_cap."""
-    S, D = k.shape
+    S = k.shape[0]
     starts = range(0, S, block_size)
     means = [torch.stack([k[s:s + block_size].double().mean(0) for s in starts])]
     sizes = [torch.tensor([min(block_size, S - s) for s in starts], dtype=torch.float64)]
