@@ -11,7 +11,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kernels.flash import block_sparse_attention, decode_attention, flash_attention  # noqa: E402
+from kernels.flash import block_sparse_attention, decode_attention, fixed_pattern, flash_attention  # noqa: E402
 from kernels.flash import reference  # noqa: E402
 from kernels.flash.checks import use_triton  # noqa: E402
 
@@ -105,6 +105,21 @@ def test_decode(poison, Tq, S, window, chunk, dtype):
     assert rel_err(out, reference.attention_ref(q, k, v, window=window)) < TOL[dtype]
 
 
+@pytest.mark.parametrize("local,stride,sinks", [(2, 3, 1), (1, None, 0), (3, 2, 2)])
+def test_fixed_pattern_matches_its_definition(poison, local, stride, sinks):
+    T, bs = 150, 16
+    idx = fixed_pattern(1, 2, T, bs, local=local, stride=stride, sinks=sinks, device=DEV)
+    nqb = -(-T // bs)
+    i, j = torch.arange(nqb)[:, None], torch.arange(nqb)[None, :]
+    want = (j <= i) & ((j < sinks) | (j > i - local) | (((i - j) % stride == 0) if stride else False))
+    rows = torch.where(idx[0, 0] < 0, nqb, idx[0, 0]).long().cpu()
+    got = torch.zeros(nqb, nqb + 1, dtype=torch.bool).scatter_(1, rows, True)
+    assert torch.equal(got[:, :nqb], want)
+    q, k, v = qkv(1, 2, 1, T, 64, DTYPES[0])
+    out = block_sparse_attention(q, k, v, idx, block_size=bs)
+    assert rel_err(out, reference.attention_ref(q, k, v, mask=reference.block_mask(idx, T, bs))) < TOL[DTYPES[0]]
+
+
 def test_window_equal_to_length_is_dense(poison):
     q, k, v = qkv(1, 2, 2, 50, 64, DTYPES[0])
     assert rel_err(flash_attention(q, k, v, window=50), flash_attention(q, k, v).to(torch.float64)) < TOL[DTYPES[0]]
@@ -123,6 +138,8 @@ def test_window_equal_to_length_is_dense(poison):
     (lambda q, k, v: block_sparse_attention(q, k, v, torch.zeros(1, 4, 2, 2), block_size=32), "block_idx must be int"),
     (lambda q, k, v: block_sparse_attention(q, k, v, torch.zeros(1, 4, 2, 2, dtype=torch.int32), 48), "block_size"),
     (lambda q, k, v: decode_attention(q, k[:, :, :5], v[:, :, :5]), "shorter"),
+    (lambda q, k, v: fixed_pattern(1, 4, 40, 16, local=0), "local"),
+    (lambda q, k, v: fixed_pattern(1, 4, 40, 16, stride=0), "stride"),
 ])
 def test_bad_input_names_the_argument(call, match):
     q, k, v = (torch.randn(1, h, 40, 64) for h in (4, 2, 2))
