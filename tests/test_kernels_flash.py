@@ -69,13 +69,14 @@ def test_dense_and_window(poison, B, H, H_kv, T, D, window, dtype):
 
 
 def random_blocks(B, H, nqb, width, gen):
-    """Random distinct key-block lists (unsorted, -1 padded); some rows lack their diagonal block."""
+    """Random key-block lists (unsorted, -1 padded, one repeat per row); some rows lack their diagonal block."""
     idx = torch.full((B, H, nqb, width), -1, dtype=torch.int64)
     for b in range(B):
         for h in range(H):
             for i in range(nqb):
                 pick = torch.randperm(i + 1, generator=gen)[: int(torch.randint(1, width + 1, (1,), generator=gen))]
                 idx[b, h, i, : len(pick)] = pick
+    idx[..., -1] = idx[..., 0]  # a repeated block must count once
     return idx.to(DEV)
 
 
@@ -89,7 +90,7 @@ def test_block_sparse(poison, B, H, H_kv, T, D, bs, dtype):
     bs = bs * 4 if GPU else bs
     q, k, v = qkv(B, H, H_kv, T, D, dtype)
     gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,))))
-    idx = random_blocks(B, H, -(-T // bs), 3, gen)
+    idx = random_blocks(B, H, -(-T // bs), 4, gen)
     out = block_sparse_attention(q, k, v, idx, block_size=bs)
     assert rel_err(out, reference.attention_ref(q, k, v, mask=reference.block_mask(idx, T, bs))) < TOL[dtype]
 

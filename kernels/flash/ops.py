@@ -54,7 +54,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     """Causal attention over listed key blocks: query block i sees the key blocks in ``block_idx[b, h, i]``.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D]; block_idx: [B, H, ceil(T/block_size), K] int key-block ids,
-    -1 for unused slots (any order, duplicates not allowed) -> [B, H, T, D].
+    -1 for unused slots (any order; repeats and future blocks are ignored) -> [B, H, T, D].
     ``o = block_sparse_attention(q, k, v, idx, block_size=64)``
     """
     B, H, _, T, _ = check_qkv(q, k, v)
@@ -76,17 +76,20 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
 
 
 def prepare_lut(block_idx: torch.Tensor, T: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sort each list, drop future blocks, and count the fully visible ones that need no mask.
+    """Sort each list, drop future and repeated blocks, and count the fully visible ones that need no mask.
 
     Returns ``lut`` [B, H, nQB, K] int32 (valid ids first, ascending), ``n_full`` and ``n_all`` [B, H, nQB] int32.
     """
+    big = torch.iinfo(torch.int64).max
     nkb = -(-T // block_size)
     qb = torch.arange(block_idx.shape[2], device=block_idx.device)[None, None, :, None]
     idx = block_idx.long()
-    valid = (idx >= 0) & (idx <= qb) & (idx < nkb)
-    key = torch.where(valid, idx, torch.iinfo(torch.int64).max)
-    lut = key.sort(dim=-1).values
-    lut = torch.where(lut == torch.iinfo(torch.int64).max, -1, lut).to(torch.int32).contiguous()
+    idx = torch.where((idx >= 0) & (idx <= qb) & (idx < nkb), idx, big).sort(dim=-1).values
+    repeat = torch.zeros_like(idx, dtype=torch.bool)
+    repeat[..., 1:] = idx[..., 1:] == idx[..., :-1]
+    idx = torch.where(repeat, big, idx).sort(dim=-1).values
+    valid = idx != big
+    lut = torch.where(valid, idx, -1).to(torch.int32).contiguous()
     n_all = valid.sum(-1).to(torch.int32).contiguous()
     n_full = (valid & (idx < qb)).sum(-1).to(torch.int32).contiguous()
     return lut, n_full, n_all
