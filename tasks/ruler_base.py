@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 from tasks import vocab
 from tasks.errors import TaskError
 from tasks.haystack import Haystack
-from tasks.prompt_fit import Built, Counter, Fitter, Layout, fill_prefix
+from tasks.prompt_fit import Built, Fitter, Layout, fill_prefix
 from tasks.sample import Sample, make_sample
 from tasks.task import Split
 from tasks.tokenizers import Tokenizer
