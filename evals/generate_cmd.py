@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -47,6 +48,7 @@ def generate(
     split: str = typer.Option("eval", help="Vocabulary split of keys and values: eval (default) or train."),
     out: Path = typer.Option(Path("data"), "--out", "-o"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, or hf for a datasets dataset saved to disk."),
+    haystack: Optional[str] = typer.Option(None, help="Filler for tasks that have one: noise, essay, or your text file, folder of .txt or saved datasets dataset."),
 ) -> None:
     """Generate sample sets (one file per task x ctx), token-exact for TOKENIZER."""
     if split not in ("eval", "train"):
@@ -62,7 +64,7 @@ def generate(
     for name in names:
         for c in ctxs:
             with console.status(f"{name} @ {fmt_ctx(c)}"):
-                rows = [s.to_dict() for s in generate_samples(name, c, samples, seed, tok, split=split)]
+                rows = [s.to_dict() for s in generate_samples(name, c, samples, seed, tok, split=split, haystack=haystack)]
             path = out / f"{name}-{fmt_ctx(c)}"
             if fmt == "hf":
                 from datasets import Dataset

@@ -45,6 +45,7 @@ def run(
     overwrite: bool = typer.Option(False, help="Redo samples that already have a record (the newest record wins)."),
     strict: bool = typer.Option(False, help="Refuse context lengths above the model's maximum instead of skipping them."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Regenerate samples instead of reading the sample cache."),
+    haystack: Optional[str] = typer.Option(None, help="Filler for tasks that have one: noise, essay, or your text file, folder of .txt or saved datasets dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     executor: str = typer.Option("local", "--executor", help="local: jobs in this process | ray: jobs sharded over a Ray cluster's workers."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster HOST:PORT for --executor ray; default: RAY_ADDRESS, else a local cluster."),
@@ -55,7 +56,8 @@ def run(
     ctxs = parse_ctx(ctx)
     if model is None:
         raise EvalError("no model given and no default model is shipped yet: pass --model SPEC (see `evals run --help`)")
-    cfg = RunConfig(names, ctxs, samples, seed, out, batch_size, max_new_tokens, not no_answer_prefix, overwrite, not no_cache)
+    cfg = RunConfig(names, ctxs, samples, seed, out, batch_size, max_new_tokens, not no_answer_prefix, overwrite,
+                    not no_cache, haystack)
     if executor not in ("local", "ray"):
         raise EvalError(f"--executor must be local or ray, got {executor!r}")
     if executor == "ray":
@@ -79,7 +81,7 @@ def run(
             console.print(f"[yellow]skipping[/] {msg}")
         model_dir = out / model_slug(model)
         man = manifest(sys.argv, model=model, tasks=names, ctxs=runnable, skipped_ctxs=skipped, seed=seed,
-                       samples=samples, tokenizer=tok.name,
+                       samples=samples, tokenizer=tok.name, haystack=haystack,
                        generation={"greedy": True, "max_new_tokens": max_new_tokens, "answer_prefix": not no_answer_prefix,
                                    "batch_size": batch_size, "template": m.template})
         write_json_atomic(model_dir / "manifest.json", man)

@@ -38,6 +38,7 @@ class RunConfig:
     answer_prefix: bool = True
     overwrite: bool = False
     use_cache: bool = True
+    haystack: str | None = None  # filler for tasks that have one: noise, essay or a path
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def template_overhead(model: Model, tokenizer: Tokenizer, answer_prefix: bool) -
 def job_samples(job: Job, cfg: RunConfig, tokenizer: Tokenizer, overhead: Overhead) -> list[Sample]:
     """The job's sample set, sized so prompt, the model's format and the answer budget fit in ctx."""
     return generate_samples(job.task, job.ctx, cfg.samples, cfg.seed, tokenizer, overhead=overhead.prompt,
-                            turn_overhead=overhead.per_message, use_cache=cfg.use_cache)
+                            turn_overhead=overhead.per_message, haystack=cfg.haystack, use_cache=cfg.use_cache)
 
 
 def request_for(sample: Sample, cfg: RunConfig) -> Request:

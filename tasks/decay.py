@@ -21,9 +21,10 @@ Metric ``string_match_all``; the answer prefix, kept apart from the prompt, name
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from tasks import vocab
 from tasks.errors import TaskError
@@ -119,6 +120,13 @@ class DecayTask:
 
     version = "1"
     metric = "string_match_all"
+
+    def replace(self, **changes: Any) -> "DecayTask":
+        """The same probe with config fields changed, e.g. ``replace(haystack="my.txt", value="uuids")``."""
+        bad = sorted(set(changes) - {f.name for f in dataclasses.fields(self.config)})
+        if bad:
+            raise TaskError(f"{self.name} has no option {', '.join(bad)}")
+        return DecayTask(self.name, dataclasses.replace(self.config, **changes))
 
     def __init__(self, name: str, config: DecayConfig):
         if config.value not in _NOUN:
