@@ -217,7 +217,8 @@ class DecayTask:
         value_of = dict(facts)
         return make_sample(id=f"{self.name}-{ctx}-{seed}-{i}", task=self.name, ctx=ctx, tokenizer=tok.name,
                            answers=[value_of[k] for k in query], metric=self.metric, max_new_tokens=self.answer_budget,
-                           prompt_tokens=len(full_ids), input=full, answer_prefix=answer_prefix, meta=meta)
+                           prompt_tokens=len(tok.encode(full + answer_prefix)), input=full, answer_prefix=answer_prefix,
+                           meta=meta)
 
     def _tail(self, row: tuple[str, str, bool], question: str, want: int, between: _Filler, tok: Tokenizer,
               kind: str, rounds: int) -> tuple[str, int]:

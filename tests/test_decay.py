@@ -36,8 +36,8 @@ def _index_of(tok, text: str, offset: int) -> int:
 
 
 def _check_budget(task, s, tok, ctx: int, overhead: int) -> None:
-    assert s.prompt_tokens == len(tok.encode(s.input))
-    target = ctx - overhead - task.answer_budget - len(tok.encode(s.answer_prefix))
+    assert s.prompt_tokens == len(tok.encode(s.input + s.answer_prefix))  # the Sample contract
+    target = ctx - overhead - task.answer_budget
     assert target - tolerance(target) <= s.prompt_tokens <= target
     assert s.max_new_tokens == task.answer_budget and s.metric == "string_match_all"
 
