@@ -38,3 +38,23 @@ def openai_server(tiny_llama_dir):
     server.shutdown()
     server.server_close()
     model.close()
+
+
+@pytest.fixture()
+def evals_cli(capsys):
+    """Run the `evals` command line in this process: ``evals_cli([...]) -> (exit status, stdout, stderr)``."""
+    from evals.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        argv, sys.argv = sys.argv, ["evals", *args]
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        finally:
+            sys.argv = argv
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,23 +1,7 @@
 """`evals tasks` and `evals generate`: the catalog, files on disk, a user's own haystack, bad input."""
 import json
-import sys
 
 import pytest
-
-from evals.cli import main
-
-
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    argv, sys.argv = sys.argv, ["evals", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = argv
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(autouse=True)
@@ -25,35 +9,35 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALS_CACHE", str(tmp_path / "cache"))
 
 
-def test_tasks_json_lists_the_catalog(capsys):
-    code, out, _ = cli(["tasks", "--json"], capsys)
+def test_tasks_json_lists_the_catalog(evals_cli):
+    code, out, _ = evals_cli(["tasks", "--json"])
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and len([r for r in rows.values() if r["group"] == "ruler"]) == 13
     assert rows["qa_1"]["metric"] == "string_match_part" and rows["niah_single_1"]["answer_budget"] == 128
     assert {"mrcr_8needle", "decay_distance"} <= set(rows)
 
 
-def test_generate_jsonl_and_hf_dataset(tmp_path, capsys):
-    code, _, err = cli(["generate", "vt,decay_distance", "--ctx", "2k,4k", "-n", "2", "--out", str(tmp_path / "d")], capsys)
+def test_generate_jsonl_and_hf_dataset(tmp_path, evals_cli):
+    code, _, err = evals_cli(["generate", "vt,decay_distance", "--ctx", "2k,4k", "-n", "2", "--out", str(tmp_path / "d")])
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "d" / "vt-4k.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["ctx"] == 4096 and r["prompt_tokens"] + 30 <= 4096 for r in rows)
-    code, _, err = cli(["generate", "vt", "--ctx", "2k", "-n", "2", "--format", "hf", "--out", str(tmp_path / "h")], capsys)
+    code, _, err = evals_cli(["generate", "vt", "--ctx", "2k", "-n", "2", "--format", "hf", "--out", str(tmp_path / "h")])
     from datasets import load_from_disk
 
     assert code == 0 and len(load_from_disk(str(tmp_path / "h" / "vt-2k"))) == 2
 
 
-def test_a_users_haystack_file_is_the_filler_and_its_content_keys_the_cache(tmp_path, capsys):
+def test_a_users_haystack_file_is_the_filler_and_its_content_keys_the_cache(tmp_path, evals_cli):
     hay = tmp_path / "hay.txt"
     hay.write_text("Zebras graze quietly near the old lighthouse. " * 5 + "The harbour wakes before dawn. " * 5)
     args = ["generate", "niah_single_2", "--ctx", "1k", "-n", "1", "--haystack", str(hay), "--out", str(tmp_path / "a")]
-    assert cli(args, capsys)[0] == 0
+    assert evals_cli(args)[0] == 0
     first = json.loads((tmp_path / "a" / "niah_single_2-1k.jsonl").read_text())
     assert "Zebras graze" in first["input"]
     hay.write_text("Kettles whistle in the mountain hut at noon. " * 10)  # same path, new content
     args[-1] = str(tmp_path / "b")
-    assert cli(args, capsys)[0] == 0
+    assert evals_cli(args)[0] == 0
     second = json.loads((tmp_path / "b" / "niah_single_2-1k.jsonl").read_text())
     assert "Kettles whistle" in second["input"] and "Zebras" not in second["input"]
 
@@ -65,13 +49,13 @@ def test_a_users_haystack_file_is_the_filler_and_its_content_keys_the_cache(tmp_
     (["generate", "vt", "--ctx", "1k", "--split", "test"], "--split"),
     (["generate", "rular", "--ctx", "1k"], "did you mean 'ruler'"),
 ])
-def test_bad_input_exits_2_with_one_line(args, says, tmp_path, capsys):
-    code, _, err = cli([*args, "--out", str(tmp_path)], capsys)
+def test_bad_input_exits_2_with_one_line(args, says, tmp_path, evals_cli):
+    code, _, err = evals_cli([*args, "--out", str(tmp_path)])
     assert code == 2 and says in err and "Traceback" not in err, err
 
 
-def test_empty_haystack_file_exits_2(tmp_path, capsys):
+def test_empty_haystack_file_exits_2(tmp_path, evals_cli):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    code, _, err = cli(["generate", "niah_single_2", "--ctx", "1k", "--haystack", str(empty), "--out", str(tmp_path)], capsys)
+    code, _, err = evals_cli(["generate", "niah_single_2", "--ctx", "1k", "--haystack", str(empty), "--out", str(tmp_path)])
     assert code == 2 and "empty.txt" in err

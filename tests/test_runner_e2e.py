@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from evals.cli import main
 from evals.store import model_slug, read_records
 
 
@@ -19,20 +18,6 @@ def evals(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProc
     if check and p.returncode != 0:
         raise AssertionError(f"evals {' '.join(args)} exited {p.returncode}:\n{p.stderr[-3000:]}")
     return p
-
-
-def in_process(args: list[str], capsys) -> tuple[int, str]:
-    """Run the CLI in this process (fast) and return its exit status and stderr."""
-    argv = sys.argv
-    sys.argv = ["evals", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture()
@@ -96,12 +81,12 @@ def test_sigkill_then_rerun_gives_one_record_per_sample_and_the_same_scores(tiny
     assert (m1["mean"], m1["n"], m1["sample_set_hash"]) == (m2["mean"], m2["n"], m2["sample_set_hash"])
 
 
-def test_ctx_above_the_model_maximum_is_skipped_or_refused(tiny_llama_dir, env_cache, capsys):
+def test_ctx_above_the_model_maximum_is_skipped_or_refused(tiny_llama_dir, env_cache, evals_cli):
     spec = f"hf:{tiny_llama_dir}"  # max_position_embeddings = 2048
     out = str(env_cache / "r")
-    code, err = in_process(["run", "niah_single_1", "--ctx", "1k,4k", "--model", spec, "--samples", "1", "--out", out], capsys)
+    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k,4k", "--model", spec, "--samples", "1", "--out", out])
     assert code == 0 and "skipping" in err and "4k" in err
-    code, err = in_process(["run", "niah_single_1", "--ctx", "1k,4k", "--model", spec, "--samples", "1", "--out", out, "--strict"], capsys)
+    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k,4k", "--model", spec, "--samples", "1", "--out", out, "--strict"])
     assert code == 2 and "4k" in err
 
 
@@ -114,23 +99,23 @@ def test_ctx_above_the_model_maximum_is_skipped_or_refused(tiny_llama_dir, env_c
     (["run", "ruler", "--ctx", "4k"], "--model"),
     (["generate", "vt", "--ctx", "1k", "--tokenizer", "hf:/no/such/tokenizer"], "does not exist"),
 ])
-def test_bad_input_is_one_clear_line_and_exit_2(args, says, capsys, env_cache):
-    code, err = in_process(args, capsys)
+def test_bad_input_is_one_clear_line_and_exit_2(args, says, evals_cli, env_cache):
+    code, _, err = evals_cli(args)
     assert code == 2, err
     assert says in err and "Traceback" not in err
 
 
-def test_unwritable_output_and_corrupt_results_exit_2(tiny_llama_dir, env_cache, capsys):
+def test_unwritable_output_and_corrupt_results_exit_2(tiny_llama_dir, env_cache, evals_cli):
     spec = f"hf:{tiny_llama_dir}"
     blocker = env_cache / "file"
     blocker.write_text("not a folder")
-    code, err = in_process(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(blocker)], capsys)
+    code, _, err = evals_cli(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(blocker)])
     assert code == 2 and "file" in err
     out = env_cache / "r"
     bad = cell(out, spec, "vt", "1k") / "samples.jsonl"
     bad.parent.mkdir(parents=True)
     bad.write_text("garbage\n{}\n")
-    code, err = in_process(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(out)], capsys)
+    code, _, err = evals_cli(["run", "vt", "--ctx", "1k", "--model", spec, "--samples", "1", "--out", str(out)])
     assert code == 2 and "samples.jsonl:1" in err
 
 
