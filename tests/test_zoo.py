@@ -3,6 +3,7 @@ path (prefill + decode with cache/state) equal to the training path, learning, c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,3 +170,10 @@ def test_gpu_inference_path_through_kernels_matches_training_path(arch):
             outs.append(logits)
     err = (torch.cat(outs, 1) - full).abs().max() / full.abs().max()
     assert err < 1e-2, float(err)
+
+
+@pytest.mark.parametrize("arch", ["dense", "linear"])
+def test_shipped_checkpoints_load_and_match_their_cards(arch):
+    model, card = checkpoint.load(Path(__file__).parent.parent / "models" / "checkpoints" / arch)
+    assert card["architecture"] == arch and card["parameters"] == model.num_params()
+    assert card["data"]["split"] == "train" and card["steps"] > 0

@@ -29,7 +29,7 @@ def git_hash() -> str | None:
                              cwd=Path(__file__).parent)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
 def hardware() -> str:

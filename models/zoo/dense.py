@@ -16,6 +16,7 @@ from torch import nn
 from models.zoo.trunk import ZooConfig
 
 ROPE_BASE = 10000.0
+FLASH_HEAD_DIMS = (16, 32, 64, 128, 256)  # what kernels.flash compiles for; other widths use SDPA
 
 
 def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -99,7 +100,7 @@ class Attention(nn.Module):
 
     def attend_infer(self, x, q, k, v, q_pos, k_pos, extra) -> torch.Tensor:
         if q.shape[2] == k.shape[2]:
-            flash = _flash() if q.is_cuda else None
+            flash = _flash() if q.is_cuda and q.shape[-1] in FLASH_HEAD_DIMS else None
             if flash is not None:
                 return flash(q, k, v)
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
