@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -57,7 +57,7 @@ def sample_row(sample: Sample, answer_weight: float) -> tuple[list[int], list[fl
 
 
 def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
-               console: Console) -> "TrainData":
+               console: Console) -> TrainData:
     """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0) and
     windows of plain essay text."""
     import torch
@@ -108,14 +108,15 @@ def train(
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
-    device: Optional[str] = typer.Option(None, help="cuda or cpu (default: cuda when present)."),
+    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when present)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train zoo architectures with one shared recipe; resumable; loss logged to OUT/ARCH/loss.jsonl."""
     import torch
 
     from models.zoo import registry
-    from models.zoo.trainer import Recipe, TrainData, train as train_model
+    from models.zoo.trainer import Recipe, TrainData
+    from models.zoo.trainer import train as train_model
 
     console = Console(stderr=True)
     archs = list(registry.ARCHS) if arch == "all" else [a.strip() for a in arch.split(",") if a.strip()]

@@ -12,10 +12,10 @@ from models.base import Request
 from models.errors import ModelError
 from models.spec import parse_spec
 from models.zoo import checkpoint, registry
+from models.zoo.linear import gated_delta_chunked, gated_delta_step
 from models.zoo.model import ZooModel
 from models.zoo.swa import local_attention
 from models.zoo.trainer import Recipe, TrainData, train
-from models.zoo.linear import gated_delta_chunked, gated_delta_step
 from models.zoo.trunk import VOCAB_SIZE
 
 ARCHS = registry.ARCHS

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from models.errors import ModelError
@@ -25,7 +26,7 @@ WEIGHTS, CARD = "model.safetensors", "card.json"
 
 def git_hash() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False,
                              cwd=Path(__file__).parent)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -79,7 +80,7 @@ def load(path: str | Path, device: str = "cpu") -> tuple[Trunk, dict[str, Any]]:
         raise ModelError(f"checkpoint weights {weights} do not exist")
     try:
         tensors = load_file(str(weights), device=device)
-    except Exception as e:  # safetensors raises its own error types for truncated or garbled files
+    except (SafetensorError, OSError) as e:
         raise ModelError(f"checkpoint weights {weights} are corrupt: {e}") from None
     model = build(ZooConfig(**card["config"]))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

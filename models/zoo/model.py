@@ -39,7 +39,7 @@ class ZooModel:
         self.max_context = 131072 if model.cfg.arch in QUADRATIC else 1 << 20
 
     @classmethod
-    def from_spec(cls, s: ModelSpec) -> "ZooModel":
+    def from_spec(cls, s: ModelSpec) -> ZooModel:
         arch, _, path = s.target.partition("@")
         if arch not in registry.MIXERS:
             raise ModelError(f"unknown zoo architecture {arch!r}; choose one of {', '.join(registry.ARCHS)}")

@@ -70,7 +70,7 @@ def config(arch: str, size: str = "small") -> ZooConfig:
     if size not in SIZES:
         raise ModelError(f"unknown zoo size {size!r}; choose one of {', '.join(SIZES)}")
     s, d = SIZES[size], WIDTHS[arch][size]
-    hidden = int(round(d * s.mlp_ratio / 8)) * 8
+    hidden = round(d * s.mlp_ratio / 8) * 8
     return ZooConfig(arch=arch, d_model=d, n_layers=s.n_layers, n_heads=s.n_heads, mlp_hidden=hidden,
                      mixer=dict(KNOBS[arch][size]))
 

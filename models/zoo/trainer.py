@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from models.errors import ModelError
@@ -58,16 +59,14 @@ class TrainData:
                   metadata={"recipe": json.dumps(self.recipe)})
 
     @classmethod
-    def load(cls, path: Path) -> "TrainData":
+    def load(cls, path: Path) -> TrainData:
         if not path.is_file():
             raise ModelError(f"training data {path} does not exist")
         try:
-            from safetensors import safe_open
-
             with safe_open(str(path), "pt") as f:
                 recipe = json.loads(f.metadata()["recipe"])
             t = load_file(str(path))
-        except Exception as e:
+        except (SafetensorError, OSError, KeyError, TypeError, ValueError) as e:
             raise ModelError(f"training data {path} is corrupt: {e}") from None
         return cls(t["tokens"], t["weights"], recipe)
 
@@ -91,12 +90,12 @@ def batch_rows(step: int, r: Recipe, n_rows: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def loss_fn(model: Trunk, tokens: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted next-token cross-entropy over ``tokens [B, L + 1]``; returns (loss, per-token loss)."""
+def loss_fn(model: Trunk, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``."""
     logits = model(tokens[:, :-1])
     ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none").view_as(tokens[:, 1:])
     w = weights[:, 1:]
-    return (ce * w).sum() / w.sum().clamp_min(1e-6), ce
+    return (ce * w).sum() / w.sum().clamp_min(1e-6)
 
 
 def _optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
@@ -171,7 +170,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss, _ = loss_fn(model, x, w)
+                loss = loss_fn(model, x, w)
                 aux = model.aux_loss()
                 total = loss + recipe.aux_weight * aux if aux is not None else loss
             opt.zero_grad(set_to_none=True)

@@ -7,8 +7,9 @@ a prefill with ``state=None`` or a continuation carrying the key/value cache or 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
