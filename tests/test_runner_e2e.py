@@ -96,7 +96,6 @@ def test_ctx_above_the_model_maximum_is_skipped_or_refused(tiny_llama_dir, env_c
     (["run", "ruler", "--ctx", "-4k", "--model", "hf:/nowhere"], "-4k"),
     (["run", "ruler", "--ctx", "4k", "--model", "hf:/nowhere/at/all"], "/nowhere/at/all"),
     (["run", "ruler", "--ctx", "4k", "--model", "hugface:x"], "unknown scheme"),
-    (["run", "ruler", "--ctx", "4k"], "--model"),
     (["generate", "vt", "--ctx", "1k", "--tokenizer", "hf:/no/such/tokenizer"], "does not exist"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(args, says, evals_cli, env_cache):
@@ -134,3 +133,14 @@ def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_
     for s in job_samples(Job(task, 2048), cfg, tok, overhead):
         sent = model.count_prompt_tokens(request_for(s, cfg)) + s.max_new_tokens
         assert 2048 - tolerance(2048) - 2 * len(s.chat()) <= sent <= 2048, (task, sent)
+
+
+def test_without_model_the_shipped_default_runs_with_its_small_sample_count(env_cache, evals_cli):
+    from evals.run_cmd import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
+
+    out = env_cache / "r"
+    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--out", str(out)])
+    assert code == 0, err
+    assert f"{DEFAULT_MODEL}: {DEFAULT_MODEL_SAMPLES} sample(s)" in err
+    records = read_records(cell(out, DEFAULT_MODEL, "niah_single_1", "1k") / "samples.jsonl")
+    assert len(records) == DEFAULT_MODEL_SAMPLES and records[0]["model"] == DEFAULT_MODEL
