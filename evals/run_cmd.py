@@ -28,7 +28,7 @@ from tasks.registry import GROUPS, resolve
 from tasks.tokenizers import load_tokenizer
 
 # The shipped zoo checkpoint `evals run` uses when no --model is given, and its sample count per
-# task x ctx when no --samples is given (one 128K prefill of it takes ~1.5 min on 2 CPU cores).
+# task x ctx when no --samples is given (one 128K sample of it took ~2 min on 2 CPU cores).
 DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES, DEFAULT_SAMPLES = "zoo:linear", 1, 100
 
 

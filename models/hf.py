@@ -8,6 +8,8 @@ Nothing is fetched from the hub (``local_files_only``). Options:
 * ``max_context=N`` (``8192``, ``128k``): default from the config (``max_position_embeddings``,
   ``n_positions``, ``max_seq_len``, ``seq_length``, ``max_sequence_length``, in that order).
 * ``attn_implementation=sdpa|eager|flash_attention_2|...``: passed to ``from_pretrained``.
+* ``attn=METHOD[:key=value...]``: an in-repo sparse attention registered with transformers
+  (dense, swa, blocks, dsa, ssa, hyper; see ``models/attn_swap.py``), instead of attn_implementation.
 * ``batch_size=N``: requests per forward batch (default 8) and ``max_batch_tokens=N``
   (default 131072): a batch is sorted by prompt length and cut into groups of at most
   ``batch_size`` requests whose padded prompt-plus-budget tokens stay within
@@ -30,13 +32,17 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.base import Completion, Request
 from models.errors import ModelError
 from models.prompting import check_options, has_chat_template, parse_count, render
 from models.spec import ModelSpec
 
-OPTIONS = ("device", "dtype", "max_context", "attn_implementation", "batch_size", "max_batch_tokens", "template")
+if TYPE_CHECKING:
+    from models.attn_swap import SparseConfig  # imported lazily at run time: it imports torch
+
+OPTIONS = ("device", "dtype", "max_context", "attn_implementation", "attn", "batch_size", "max_batch_tokens", "template")
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
           "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32"}
@@ -48,6 +54,7 @@ class HFOptions:
     dtype: str
     max_context: int | None
     attn_implementation: str | None
+    attn: SparseConfig | None
     batch_size: int
     max_batch_tokens: int
     template: str | None
@@ -56,6 +63,8 @@ class HFOptions:
 def parse_options(spec: ModelSpec) -> HFOptions:
     """Spec options -> HFOptions, with the device and dtype defaults filled in."""
     import torch
+
+    from models.attn_swap import parse_attn
 
     o = spec.options
     check_options(spec.raw, o, OPTIONS)
@@ -68,6 +77,8 @@ def parse_options(spec: ModelSpec) -> HFOptions:
         dtype = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
     else:
         dtype = "float32"
+    if "attn" in o and "attn_implementation" in o:
+        raise ModelError("give either attn=METHOD (an in-repo sparse attention) or attn_implementation=NAME, not both")
     template = o.get("template")
     if template not in (None, "chat", "plain"):
         raise ModelError(f"option template={template!r} must be 'chat' or 'plain'")
@@ -76,6 +87,7 @@ def parse_options(spec: ModelSpec) -> HFOptions:
         dtype=dtype,
         max_context=parse_count("max_context", o["max_context"]) if "max_context" in o else None,
         attn_implementation=o.get("attn_implementation"),
+        attn=parse_attn(o["attn"]) if "attn" in o else None,
         batch_size=parse_count("batch_size", o["batch_size"]) if "batch_size" in o else 8,
         max_batch_tokens=parse_count("max_batch_tokens", o["max_batch_tokens"]) if "max_batch_tokens" in o else 131072,
         template=template,
@@ -156,6 +168,10 @@ class HFModel:
         kwargs = {"dtype": getattr(torch, opts.dtype), "local_files_only": True}
         if opts.attn_implementation:
             kwargs["attn_implementation"] = opts.attn_implementation
+        if opts.attn:
+            from models.attn_swap import register
+
+            kwargs["attn_implementation"] = register(opts.attn, config)
         try:
             self.model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs).to(opts.device).eval()
         except Exception as e:
