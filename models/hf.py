@@ -39,8 +39,8 @@ from models.errors import ModelError
 from models.prompting import check_options, has_chat_template, parse_count, render
 from models.spec import ModelSpec
 
-if TYPE_CHECKING:
-    from models.attn_swap import SparseConfig  # imported lazily at run time: it imports torch
+if TYPE_CHECKING:  # imported lazily at run time: models.attn_swap imports torch
+    from models.attn_swap import SparseConfig
 
 OPTIONS = ("device", "dtype", "max_context", "attn_implementation", "attn", "batch_size", "max_batch_tokens", "template")
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length")

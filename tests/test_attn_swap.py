@@ -1,0 +1,152 @@
+"""Training-free sparse attention swapped into a Hugging Face model (``hf:PATH,attn=METHOD:...``), on CPU
+with the tiny random-weight Llama: exact with a whole-context budget (prefill and decode steps with the
+KV cache, left padding included), error shrinking to zero as the budget grows, `evals run` end to end,
+and the bad inputs a user can give (exit 2)."""
+import itertools
+import json
+import shutil
+
+import pytest
+import torch
+
+from evals.store import model_slug, read_records
+from models.attn_swap import layer_errors, parse_attn, register
+from models.errors import ModelError
+
+# budgets that cover the 200-odd-token contexts below (T <= 256)
+FULL = [
+    "dense",
+    "swa:window=4096",
+    "blocks:block_size=16:local=16:stride=3",
+    "dsa:topk=4096",
+    "dsa:topk=300:dim=8:sink=4:recent=8",
+    "ssa:block_size=16:topk=14:beam=4:fanout=4",
+    "hyper:block_size=16:n_samples=4096",
+    "ssa:block_size=16:topk=1:beam=1:fanout=2:dense_layers=2",
+]
+# (spec with {b}, budgets from small to the whole 256-token context)
+GROWING = [
+    ("swa:window={b}", [16, 64, 256]),
+    ("blocks:block_size=16:local={b}", [1, 4, 16]),
+    ("dsa:topk={b}", [16, 64, 256]),
+    ("dsa:topk={b}:dim=16:sink=4:recent=4", [16, 64, 256]),
+    ("ssa:block_size=16:beam=8:fanout=2:topk={b}", [1, 4, 14]),
+    ("hyper:block_size=16:n_samples={b}", [16, 64, 256]),
+]
+
+
+def _load(path, attn_implementation):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), attn_implementation=attn_implementation).eval()
+
+
+def _logits(model, ids, mask, steps: int = 3) -> list[torch.Tensor]:
+    """Prefill logits of the last position, then the logits of ``steps`` greedy decode steps with the cache."""
+    out = []
+    with torch.inference_mode():
+        o = model(input_ids=ids, attention_mask=mask, use_cache=True)
+        for _ in range(steps + 1):
+            out.append(o.logits[:, -1])
+            nxt = o.logits[:, -1:].argmax(-1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            o = model(input_ids=nxt, attention_mask=mask, past_key_values=o.past_key_values, use_cache=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """Two prompts of 200 tokens, the second left-padded by 37 (as the runner batches them)."""
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (2, 200), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[1, :37] = 0
+    return ids, mask
+
+
+@pytest.fixture(scope="module")
+def stock(tiny_llama_dir, batch):
+    return _logits(_load(tiny_llama_dir, "eager"), *batch)
+
+
+@pytest.mark.parametrize("spec", FULL)
+def test_whole_context_budget_gives_stock_logits_on_prefill_and_each_decode_step(tiny_llama_dir, batch, stock, spec):
+    got = _logits(_load(tiny_llama_dir, register(spec)), *batch)
+    for step, (a, b) in enumerate(zip(stock, got)):
+        assert torch.allclose(a, b, atol=2e-5, rtol=1e-4), f"{spec} step {step}: max diff {(a - b).abs().max():.2e}"
+
+
+def test_small_budgets_really_change_decode_logits(tiny_llama_dir, batch, stock):
+    """The decode path is not silently dense: a small budget moves the logits of every step."""
+    got = _logits(_load(tiny_llama_dir, register("dsa:topk=8:recent=2")), *batch)
+    assert all((a - b).abs().max() > 1e-3 for a, b in zip(stock, got))
+
+
+@pytest.mark.parametrize("spec,budgets", GROWING)
+def test_attention_error_shrinks_to_zero_as_the_budget_grows(tiny_llama_dir, spec, budgets):
+    model = _load(tiny_llama_dir, "sdpa")
+    ids = torch.randint(5, 1000, (1, 256), generator=torch.Generator().manual_seed(1))
+    errs = [layer_errors(model, parse_attn(spec.format(b=b)), ids) for b in budgets]
+    assert all(len(e) == 2 for e in errs)
+    totals = [sum(e) for e in errs]
+    assert totals[0] > 0.05, f"{spec}: the smallest budget should lose something, got {errs[0]}"
+    assert all(x >= y for x, y in itertools.pairwise(totals)), f"{spec}: {errs}"
+    assert max(errs[-1]) < 1e-6, f"{spec}: whole-context budget gave {errs[-1]}"
+    assert model.config._attn_implementation == "sdpa"  # the probe leaves the model as it found it
+
+
+def test_evals_run_end_to_end_records_the_spec(tiny_llama_dir, tmp_path, monkeypatch, evals_cli):
+    monkeypatch.setenv("EVALS_CACHE", str(tmp_path / "cache"))
+    spec = f"hf:{tiny_llama_dir},device=cpu,attn=ssa:block_size=16:topk=4:beam=4:fanout=2:dense_layers=1"
+    out = tmp_path / "results"
+    code, stdout, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--model", spec, "-n", "2", "-b", "2",
+                                   "--out", str(out), "--json"])
+    assert code == 0, err[-2000:]
+    assert "1024" in json.loads(stdout)["ruler_average"]
+    records = read_records(out / model_slug(spec) / "niah_single_1" / "1k" / "samples.jsonl")
+    assert len(records) == 2 and all(r["model"] == spec for r in records)
+    assert all(r["output_tokens"] > 0 for r in records)
+
+
+def _bloom_dir(tiny_llama_dir, tmp_path):
+    """A directory with a (tiny) Bloom config and the tiny Llama's tokenizer: Bloom's attention is not swappable."""
+    from transformers import BloomConfig
+
+    d = tmp_path / "bloom"
+    d.mkdir()
+    BloomConfig(vocab_size=1200, hidden_size=64, n_layer=1, n_head=4).save_pretrained(d)
+    for f in tiny_llama_dir.iterdir():
+        if "token" in f.name:
+            shutil.copy(f, d / f.name)
+    return d
+
+
+@pytest.mark.parametrize("attn,message", [
+    ("flashy", "unknown method 'flashy'"),
+    ("ssa:topk=4:window=3", "'window=3' is not one of ssa's arguments"),
+    ("dsa:topk=many", "topk='many' is not an integer"),
+    ("ssa:block_size=48", "block_size must be one of"),
+    ("ssa:topk=99", "exceeds beam * fanout"),
+    ("hyper:sink=4", "hyper does not take sink/recent"),
+])
+def test_bad_method_or_argument_exits_2_with_a_clear_line(tiny_llama_dir, evals_cli, attn, message):
+    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--model", f"hf:{tiny_llama_dir},attn={attn}",
+                              "-n", "1"])
+    assert code == 2 and message in err and "Traceback" not in err
+    with pytest.raises(ModelError, match="unknown method|arguments|integer|must|exceeds|does not take"):
+        parse_attn(attn)
+
+
+def test_model_whose_attention_cannot_be_swapped_exits_2_saying_why(tiny_llama_dir, tmp_path, evals_cli):
+    d = _bloom_dir(tiny_llama_dir, tmp_path)
+    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--model", f"hf:{d},max_context=2048,attn=dense", "-n", "1"])
+    assert code == 2 and "BloomForCausalLM cannot be swapped" in err and "AttentionInterface" in err
+
+
+def test_head_dim_the_kernels_do_not_take_is_refused():
+    from transformers import LlamaConfig
+
+    from models.attn_swap import check_swappable
+
+    with pytest.raises(ModelError, match="head dim 24"):
+        check_swappable(LlamaConfig(hidden_size=96, num_attention_heads=4, num_key_value_heads=2))
