@@ -7,6 +7,11 @@ needle's value: cosine(out[t], v[t - d]) > 0.5, i.e. the needle holds most of th
 Each head of each call carries its own needles, ``--trials`` per head. For DSA the lightning indexer
 reads the first 64 dims of every query head and of the mean key (weights 1), so a needle reaches it too.
 Run: ``evals probe --n 4k-1m --kernels flash_dense,ssa --out p.json``.
+
+With ``--model hf:PATH,attn=METHOD:...`` it instead reports, per context length and layer, the relative
+error ``||o_method - o_dense|| / ||o_dense||`` of that model's attention output on a prefill of
+seeded random token ids (see ``models.attn_swap.layer_errors``):
+``evals probe --model hf:./llama,attn=ssa:topk=8 --n 1k,4k``.
 """
 from __future__ import annotations
 
@@ -158,10 +163,18 @@ def probe(
     max_seconds: float = typer.Option(120.0, help="skip an n whose predicted time exceeds this"),
     out: Path = typer.Option(None, help="write the JSON here"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
+    model: str = typer.Option(None, "--model", help="hf:PATH,attn=METHOD:...: per-layer error vs dense instead"),
 ) -> None:
     """Needle-retrieval accuracy of each kernel against distance d and length n."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ns = parse_ctx(n or ("4k-1m" if device == "cuda" else "256,1k"))
+    if model:
+        result = model_errors(model, ns, seed)
+        _emit(result, out, as_json)
+        if not as_json:
+            for ctx, errs in result["errors"].items():
+                print(f"{model}  n={ctx}  " + "  ".join(f"L{i}:{e:.3g}" for i, e in enumerate(errs)))
+        return
     names = parse_kernels(kernels, list(_kernels()))
     H_kv = check_shape(B, H, H_kv, D)
     if trials < 1:
@@ -173,10 +186,39 @@ def probe(
     console = Console(stderr=as_json, width=160)
     result = run_probe(names, ns, trials, B, H, H_kv, D, parse_dtype(dtype or ("bf16" if device == "cuda" else "fp32")),
                        device, strength, seed, max_seconds, log=console.print)
+    _emit(result, out, as_json)
+    if not as_json:
+        print_table(result, console)
+
+
+def _emit(result: dict, out: Path | None, as_json: bool) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
     if as_json:
         print(json.dumps(result))
-    else:
-        print_table(result, console)
+
+
+def model_errors(spec: str, ns: list[int], seed: int) -> dict:
+    """Per context length, the per-layer attention-output relative error of ``hf:PATH,attn=...`` vs dense."""
+    from models.attn_swap import layer_errors
+    from models.errors import ModelError
+    from models.hf import HFModel, parse_options
+    from models.spec import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.scheme != "hf" or "attn" not in parsed.options:
+        raise EvalError(f"--model {spec!r}: the probe takes hf:PATH,attn=METHOD[:key=value...]")
+    opts = parse_options(parsed)
+    hf = HFModel.from_spec(parsed)
+    try:
+        errors = {}
+        gen = torch.Generator().manual_seed(seed)
+        for n in ns:
+            if n > hf.max_context:
+                raise ModelError(f"--n {n} is over max_context={hf.max_context} of {spec}")
+            ids = torch.randint(0, len(hf.tokenizer), (1, n), generator=gen).to(hf.device)
+            errors[str(n)] = layer_errors(hf.model, opts.attn, ids)
+    finally:
+        hf.close()
+    return {"model": spec, "metric": "relative error of the attention output vs dense, per layer", "errors": errors}

@@ -150,3 +150,17 @@ def test_head_dim_the_kernels_do_not_take_is_refused():
 
     with pytest.raises(ModelError, match="head dim 24"):
         check_swappable(LlamaConfig(hidden_size=96, num_attention_heads=4, num_key_value_heads=2))
+
+
+def test_evals_probe_reports_per_layer_error_going_to_zero(tiny_llama_dir, evals_cli):
+    totals = []
+    for b in (8, 64, 256):
+        code, stdout, err = evals_cli(["probe", "--model", f"hf:{tiny_llama_dir},attn=dsa:topk={b}:dim=16",
+                                       "--n", "256", "--json"])
+        assert code == 0, err[-2000:]
+        errs = json.loads(stdout)["errors"]["256"]
+        assert len(errs) == 2
+        totals.append(sum(errs))
+    assert totals[0] > totals[1] > totals[2] and totals[2] < 1e-6, totals
+    code, _, err = evals_cli(["probe", "--model", f"hf:{tiny_llama_dir}", "--n", "256"])
+    assert code == 2 and "the probe takes hf:PATH,attn=METHOD" in err
