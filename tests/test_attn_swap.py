@@ -164,3 +164,9 @@ def test_evals_probe_reports_per_layer_error_going_to_zero(tiny_llama_dir, evals
     assert totals[0] > totals[1] > totals[2] and totals[2] < 1e-6, totals
     code, _, err = evals_cli(["probe", "--model", f"hf:{tiny_llama_dir}", "--n", "256"])
     assert code == 2 and "the probe takes hf:PATH,attn=METHOD" in err
+
+
+def test_the_board_shows_the_method_with_its_arguments():
+    from evals.results_io import architecture
+
+    assert architecture("hf:/m/llama,device=cpu,attn=ssa:topk=4:local=2") == "ssa:topk=4:local=2"
