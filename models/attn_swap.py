@@ -287,7 +287,7 @@ def dsa_topk(q: torch.Tensor, k: torch.Tensor, topk: int, dim: int, sink: int, r
     """Training-free DSA selection: per query the first ``sink``, last ``recent`` and ``topk`` best-scoring keys.
 
     Score ``sum_g mean_{h in g}(q_h) . k_g`` (optionally on a fixed random ``dim``-dim projection of the
-    concatenated heads), computed over query chunks. -> int64 ``[B, T_q, K]`` key positions, -1 unused.
+    concatenated heads), computed over query chunks. -> int32 ``[B, T_q, K]`` key positions, -1 unused.
     """
     B, H, T_q, D = q.shape
     Hk, T_k = k.shape[1], k.shape[2]
@@ -298,7 +298,7 @@ def dsa_topk(q: torch.Tensor, k: torch.Tensor, topk: int, dim: int, sink: int, r
         proj = (torch.randn(Hk * D, dim, generator=gen) / math.sqrt(dim)).to(q.device)
         qc, kc = qc @ proj, kc @ proj
     K = min(topk + sink + recent, T_k)
-    out = torch.empty(B, T_q, K, dtype=torch.long, device=q.device)
+    out = torch.empty(B, T_q, K, dtype=torch.int32, device=q.device)
     chunk = max(1, (1 << 24) // max(T_k, 1))
     j = torch.arange(T_k, device=q.device)[None, :]
     for t0 in range(0, T_q, chunk):

@@ -170,3 +170,35 @@ def test_the_board_shows_the_method_with_its_arguments():
     from evals.results_io import architecture
 
     assert architecture("hf:/m/llama,device=cpu,attn=ssa:topk=4:local=2") == "ssa:topk=4:local=2"
+
+
+INTERPRETED = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+from models.attn_swap import register
+from kernels.flash.checks import interpreting
+assert interpreting()
+ids = torch.randint(5, 1000, (1, 64), generator=torch.Generator().manual_seed(0))
+def last(impl):
+    m = AutoModelForCausalLM.from_pretrained(sys.argv[1], attn_implementation=impl).eval()
+    with torch.inference_mode():
+        return m(input_ids=ids).logits[0, -1]
+ref = last("eager")
+for spec in sys.argv[2:]:
+    print(spec, float((last(register(spec)) - ref).abs().max()))
+"""
+
+
+def test_the_gpu_kernels_run_in_triton_s_interpreter_give_stock_logits(tiny_llama_dir, tmp_path):
+    """The Triton path a GPU takes (run by the CPU interpreter): whole-context budgets match eager attention."""
+    import os
+    import subprocess
+    import sys
+
+    specs = ["dense", "blocks:block_size=16:local=4", "ssa:block_size=16:topk=2:beam=2:fanout=2",
+             "hyper:block_size=16:n_samples=64"]
+    p = subprocess.run([sys.executable, "-c", INTERPRETED, str(tiny_llama_dir), *specs], capture_output=True,
+                       text=True, timeout=300, check=False, env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    diffs = dict(line.rsplit(" ", 1) for line in p.stdout.splitlines())
+    assert set(diffs) == set(specs) and all(float(d) < 2e-5 for d in diffs.values()), diffs
