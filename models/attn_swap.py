@@ -163,7 +163,7 @@ def sparse_forward(cfg: SparseConfig, module, query: torch.Tensor, key: torch.Te
     q = query * (scale * math.sqrt(D))  # the kernels scale by 1/sqrt(D)
     layer = getattr(module, "layer_idx", None)
     method = "dense" if layer is not None and layer < cfg.args["dense_layers"] else cfg.method
-    starts = _pad_starts(attention_mask, key.shape[2])
+    starts = _pad_starts(attention_mask)
     if starts is None:
         out = attend(method, cfg.args, q, key, value)
     else:
@@ -177,7 +177,7 @@ def sparse_forward(cfg: SparseConfig, module, query: torch.Tensor, key: torch.Te
     return out.transpose(1, 2).contiguous(), None
 
 
-def _pad_starts(mask: torch.Tensor | None, T_k: int) -> list[int] | None:
+def _pad_starts(mask: torch.Tensor | None) -> list[int] | None:
     """Per row, the first key the last query may see (left padding), or None when no row is padded."""
     if mask is None:
         return None
