@@ -16,8 +16,8 @@ from rich.table import Table
 from evals.cli import app
 from evals.ctx import fmt_ctx, parse_ctx
 from evals.errors import EvalError
-from tasks.cache import generate_samples
-from tasks.registry import GROUPS, TASKS, resolve
+from tasks.cache import check_options, generate_samples
+from tasks.registry import GROUPS, TASKS, get_task, resolve
 from tasks.tokenizers import load_tokenizer
 
 
@@ -49,6 +49,7 @@ def generate(
     out: Path = typer.Option(Path("data"), "--out", "-o"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, or hf for a datasets dataset saved to disk."),
     haystack: Optional[str] = typer.Option(None, help="Filler for tasks that have one: noise, essay, or your text file, folder of .txt or saved datasets dataset."),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE: a task option for the tasks that have it, e.g. depth=50, source=squad.json, path=mrcr/ (mrcr_official). Repeatable."),
 ) -> None:
     """Generate sample sets (one file per task x ctx), token-exact for TOKENIZER."""
     if split not in ("eval", "train"):
@@ -56,6 +57,7 @@ def generate(
     if fmt not in ("jsonl", "hf"):
         raise EvalError(f"--format must be jsonl or hf, not {fmt!r}")
     names, ctxs, tok = resolve(tasks), parse_ctx(ctx), load_tokenizer(tokenizer)
+    options = task_options(names, sets, haystack)
     console = Console(stderr=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +66,7 @@ def generate(
     for name in names:
         for c in ctxs:
             with console.status(f"{name} @ {fmt_ctx(c)}"):
-                rows = [s.to_dict() for s in generate_samples(name, c, samples, seed, tok, split=split, haystack=haystack)]
+                rows = [s.to_dict() for s in generate_samples(name, c, samples, seed, tok, split=split, options=options)]
             path = out / f"{name}-{fmt_ctx(c)}"
             if fmt == "hf":
                 from datasets import Dataset
@@ -74,3 +76,17 @@ def generate(
                 path = path.with_suffix(".jsonl")
                 path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
             console.print(f"{path}: {len(rows)} samples, {max(r['prompt_tokens'] for r in rows)} prompt tokens at most")
+
+
+def task_options(names: list[str], sets: list[str], haystack: str | None) -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs (and ``--haystack``) as task options, checked against the tasks."""
+    options = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise EvalError(f"--set {item!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    if haystack is not None:
+        options["haystack"] = haystack
+    check_options([get_task(n) for n in names], options)
+    return options

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from evals.cli import app
 from evals.ctx import fmt_ctx, parse_ctx
 from evals.errors import EvalError
+from evals.generate_cmd import task_options
 from evals.manifest import manifest, now
 from evals.runner import Job, Overhead, RunConfig, run_job, template_overhead
 from evals.store import model_slug, write_json_atomic
@@ -48,6 +49,7 @@ def run(
     strict: bool = typer.Option(False, help="Refuse context lengths above the model's maximum instead of skipping them."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Regenerate samples instead of reading the sample cache."),
     haystack: Optional[str] = typer.Option(None, help="Filler for tasks that have one: noise, essay, or your text file, folder of .txt or saved datasets dataset."),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE: a task option for the tasks that have it, e.g. depth=50, source=squad.json, path=mrcr/ (mrcr_official). Repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     executor: str = typer.Option("local", "--executor", help="local: jobs in this process | ray: jobs sharded over a Ray cluster's workers."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster HOST:PORT for --executor ray; default: RAY_ADDRESS, else a local cluster."),
@@ -59,8 +61,9 @@ def run(
     if samples is None:
         samples = DEFAULT_MODEL_SAMPLES if model == DEFAULT_MODEL else DEFAULT_SAMPLES
         console.print(f"{model}: {samples} sample(s) per task and context length (--samples to change)")
+    options = task_options(names, sets, haystack)
     cfg = RunConfig(names, ctxs, samples, seed, out, batch_size, max_new_tokens, not no_answer_prefix, overwrite,
-                    not no_cache, haystack)
+                    not no_cache, options)
     if executor not in ("local", "ray"):
         raise EvalError(f"--executor must be local or ray, got {executor!r}")
     if executor == "ray":
@@ -84,7 +87,7 @@ def run(
             console.print(f"[yellow]skipping[/] {msg}")
         model_dir = out / model_slug(model)
         man = manifest(sys.argv, model=model, tasks=names, ctxs=runnable, skipped_ctxs=skipped, seed=seed,
-                       samples=samples, tokenizer=tok.name, haystack=haystack,
+                       samples=samples, tokenizer=tok.name, task_options=options,
                        generation={"greedy": True, "max_new_tokens": max_new_tokens, "answer_prefix": not no_answer_prefix,
                                    "batch_size": batch_size, "template": m.template})
         write_json_atomic(model_dir / "manifest.json", man)

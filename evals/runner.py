@@ -38,7 +38,7 @@ class RunConfig:
     answer_prefix: bool = True
     overwrite: bool = False
     use_cache: bool = True
-    haystack: str | None = None  # filler for tasks that have one: noise, essay or a path
+    options: dict[str, str] = field(default_factory=dict)  # task config fields set by --set / --haystack
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def template_overhead(model: Model, tokenizer: Tokenizer, answer_prefix: bool) -
 def job_samples(job: Job, cfg: RunConfig, tokenizer: Tokenizer, overhead: Overhead) -> list[Sample]:
     """The job's sample set, sized so prompt, the model's format and the answer budget fit in ctx."""
     return generate_samples(job.task, job.ctx, cfg.samples, cfg.seed, tokenizer, overhead=overhead.prompt,
-                            turn_overhead=overhead.per_message, haystack=cfg.haystack, use_cache=cfg.use_cache)
+                            turn_overhead=overhead.per_message, options=cfg.options, use_cache=cfg.use_cache)
 
 
 def request_for(sample: Sample, cfg: RunConfig) -> Request:

@@ -15,13 +15,16 @@ set as for generated MRCR (``tasks.mrcr.sample_budget``),
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from tasks.errors import TaskError
-from tasks.mrcr import BINS, sample_budget, token_bin
+from tasks.mrcr import BINS, MRCRTask, sample_budget, token_bin
 from tasks.sample import Sample, make_sample
+from tasks.task import Split
 from tasks.tokenizers import Tokenizer
 
 TASK = "mrcr_official"
@@ -94,3 +97,34 @@ def _sample(file: Path, row_index: int, row: dict, tok: Tokenizer) -> Sample:
     return make_sample(id=f"{TASK}-{file.stem}-{row_index}", task=TASK, ctx=_bin_ctx(prompt_tokens), tokenizer=tok.name,
                        answers=[answer], metric="mrcr", max_new_tokens=sample_budget(answer_tokens),
                        prompt_tokens=prompt_tokens, messages=chat, answer_prefix="", meta=meta)
+
+
+@dataclass(frozen=True)
+class OfficialConfig:
+    path: str | None = None        # a .parquet file or a folder of them (e.g. a local copy of 8needle/)
+    n_needles: int | None = None   # keep only rows with this many needles
+
+
+class OfficialMRCRTask:
+    """The published MRCR rows as a task: at ``ctx`` it serves the first ``n`` rows of the token bin
+    that ends at ``ctx`` (sized by the given tokenizer). Run it with ``--set path=DIR``."""
+
+    name, version, metric, answer_budget, multi_turn = TASK, "1", "mrcr", MRCRTask.answer_budget, True
+    description = "OpenAI's published MRCR parquet files from a local path (--set path=DIR), rows of the bin ending at ctx"
+
+    def __init__(self, config: OfficialConfig = OfficialConfig()):
+        self.config = config
+
+    def replace(self, **changes: Any) -> "OfficialMRCRTask":
+        return OfficialMRCRTask(dataclasses.replace(self.config, **changes))
+
+    def generate(self, ctx: int, n: int, seed: int, tokenizer: Tokenizer, split: Split = "eval",
+                 overhead: int = 0, turn_overhead: int | None = None) -> Iterator[Sample]:
+        """The published prompts are fixed: seed, split and overhead do not change them."""
+        if self.config.path is None:
+            raise TaskError("mrcr_official reads OpenAI's published MRCR parquet files: pass --set path=FILE_OR_FOLDER")
+        rows = [s for s in load_official(self.config.path, tokenizer, self.config.n_needles) if s.ctx == ctx]
+        if not rows:
+            raise TaskError(f"no MRCR row under {self.config.path} falls in the token bin ending at {ctx} "
+                            f"(bins end at {', '.join(str(hi) for _, hi in BINS)})")
+        yield from rows[:n]

@@ -6,16 +6,20 @@ import difflib
 from tasks.decay import DECAY_TASKS
 from tasks.errors import TaskError
 from tasks.mrcr import MRCR_TASKS
+from tasks.mrcr_official import OfficialMRCRTask
 from tasks.ruler import RULER_TASKS
 from tasks.task import Task
 
-TASKS: dict[str, Task] = {**RULER_TASKS, **MRCR_TASKS, **DECAY_TASKS}
+# tasks that read a user's files (run them by name, with --set path=...): in no group
+USER_DATA_TASKS: dict[str, Task] = {"mrcr_official": OfficialMRCRTask()}
+
+TASKS: dict[str, Task] = {**RULER_TASKS, **MRCR_TASKS, **DECAY_TASKS, **USER_DATA_TASKS}
 
 GROUPS: dict[str, list[str]] = {
     "ruler": list(RULER_TASKS),
     "mrcr": list(MRCR_TASKS),
     "decay": list(DECAY_TASKS),
-    "all": list(TASKS),
+    "all": [*RULER_TASKS, *MRCR_TASKS, *DECAY_TASKS],
 }
 
 

@@ -80,9 +80,10 @@ def test_lm_eval_scores_the_tasks(run):
 
 
 def test_every_task_has_an_include_file():
-    from tasks.registry import GROUPS, TASKS as ALL
+    from tasks.registry import GROUPS
 
-    assert {p.stem for p in INCLUDE_PATH.glob("longctx_*.yaml")} == {f"longctx_{n}" for n in ALL}
+    # every generated task; mrcr_official reads the user's parquet files and is run with `evals run` only
+    assert {p.stem for p in INCLUDE_PATH.glob("longctx_*.yaml")} == {f"longctx_{n}" for n in GROUPS["all"]}
     for group in ("ruler", "mrcr", "decay"):
         text = (INCLUDE_PATH / f"group_longctx_{group}.yaml").read_text()
         assert [line.strip()[2:] for line in text.splitlines() if line.startswith("  - ")] == \

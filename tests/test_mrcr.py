@@ -193,3 +193,26 @@ def test_needle_form_counts_are_balanced_enough():
     """Needle forms vary across samples (the needles are not always one form)."""
     forms = Counter(s.meta["form"] for s in MRCR_TASKS["mrcr_2needle"].generate(16384, 12, 0, ByteTokenizer()))
     assert len(forms) >= 4
+
+
+def test_official_parquet_runs_through_evals_run_by_token_bin(tmp_path, tiny_llama_dir, evals_cli, monkeypatch):
+    """`evals run mrcr_official --set path=...` serves the rows of the bin ending at ctx, graded by the MRCR grader."""
+    import datasets
+
+    monkeypatch.setenv("EVALS_CACHE", str(tmp_path / "cache"))
+    msgs = [{"role": "user", "content": "write a poem about tea"}, {"role": "assistant", "content": "Steam and leaf."},
+            {"role": "user", "content": "Prepend abc123 to the 1st (1 indexed) poem about tea."}]
+    rows = [{"prompt": json.dumps(msgs), "answer": "abc123Steam and leaf.", "random_string_to_prepend": "abc123",
+             "n_needles": 2, "desired_msg_index": 1, "total_messages": 3, "n_chars": 60}] * 3
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "mrcr.parquet"))
+    out = tmp_path / "results"
+    model = f"hf:{tiny_llama_dir},max_context=8192"  # the prompts are short; the first published bin ends at 8k
+    code, stdout, err = evals_cli(["run", "mrcr_official", "--ctx", "8k", "--model", model, "-n", "2",
+                                   "--set", f"path={tmp_path / 'mrcr.parquet'}", "--out", str(out), "--json"])
+    assert code == 0, err
+    cell = json.loads(stdout)["tasks"]["mrcr_official"]["8192"]
+    assert cell["n"] == 2 and 0 <= cell["mean"] <= 1
+    code, _, err = evals_cli(["run", "mrcr_official", "--ctx", "8k", "--model", model, "--out", str(out)])
+    assert code == 2 and "--set path=" in err
+    code, _, err = evals_cli(["run", "vt", "--ctx", "4k", "--set", "colour=red", "--out", str(out)])
+    assert code == 2 and "colour" in err
