@@ -23,7 +23,7 @@
   const ctxs = Array.from(new Set(board.entries.flatMap(e => Object.keys(e.summary.ruler_average).map(Number)))).sort((a, b) => a - b);
   const columns = [
     { key: "model", label: "model", text: true, get: e => e.model },
-    { key: "architecture", label: "attention", text: true, get: e => e.attention || e.architecture },
+    { key: "architecture", label: "attention", text: true, get: e => e.attention || (e.architecture === e.model ? "stock" : e.architecture) },
     { key: "tokenizer", label: "tokenizer", text: true, get: e => e.tokenizer },
     { key: "mean", label: "average", get: e => e.summary.mean_score, show: pct },
     { key: "effective", label: "effective length", get: e => e.summary.effective_length, show: fmtCtx },
