@@ -58,3 +58,22 @@ def evals_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """Every float buffer made with torch.empty / empty_like starts as NaN, so an unwritten element fails a test."""
+    import torch
+
+    real_empty, real_like = torch.empty, torch.empty_like
+
+    def empty(*a, **kw):
+        t = real_empty(*a, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    def empty_like(*a, **kw):
+        t = real_like(*a, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    monkeypatch.setattr(torch, "empty", empty)
+    monkeypatch.setattr(torch, "empty_like", empty_like)

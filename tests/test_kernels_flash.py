@@ -14,34 +14,13 @@ import torch  # noqa: E402
 from kernels.flash import block_sparse_attention, decode_attention, fixed_pattern, flash_attention  # noqa: E402
 from kernels.flash import reference  # noqa: E402
 from kernels.flash.checks import use_triton  # noqa: E402
+from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
 
 GPU = torch.cuda.is_available() and os.environ["TRITON_INTERPRET"] != "1"
 DEV = "cuda" if GPU else "cpu"
 DTYPES = [torch.bfloat16, torch.float16] if GPU else [torch.float32]
 TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 5e-3}
 SCALE = 16 if GPU else 1  # GPU runs multiply T by this
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    assert not out.isnan().any(), "output has NaN: an element was never written"
-    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
-
-
-@pytest.fixture
-def poison(monkeypatch):
-    """Every buffer the ops allocate starts as NaN, so an unwritten element fails the test."""
-    real_empty, real_like = torch.empty, torch.empty_like
-
-    def empty(*a, **kw):
-        t = real_empty(*a, **kw)
-        return t.fill_(float("nan")) if t.is_floating_point() else t
-
-    def empty_like(*a, **kw):
-        t = real_like(*a, **kw)
-        return t.fill_(float("nan")) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", empty)
-    monkeypatch.setattr(torch, "empty_like", empty_like)
 
 
 def qkv(B, H, H_kv, T, D, dtype, S=None):

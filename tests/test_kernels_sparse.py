@@ -18,34 +18,13 @@ from kernels.hyper.lsh import make_plan  # noqa: E402
 from kernels.hyper.reference import hyper_ref  # noqa: E402
 from kernels.ssa import ssa_attention, ssa_select  # noqa: E402
 from kernels.ssa import reference as ssa_ref  # noqa: E402
+from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
 
 GPU = torch.cuda.is_available() and os.environ["TRITON_INTERPRET"] != "1"
 DEV = "cuda" if GPU else "cpu"
 DT = torch.bfloat16 if GPU else torch.float32
 TOL = 2e-2 if GPU else 1e-5
 SCALE = 8 if GPU else 1
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    assert not out.isnan().any(), "output has NaN: an element was never written"
-    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
-
-
-@pytest.fixture
-def poison(monkeypatch):
-    """Every buffer the ops allocate starts as NaN, so an unwritten element fails the test."""
-    real_empty, real_like = torch.empty, torch.empty_like
-
-    def empty(*a, **kw):
-        t = real_empty(*a, **kw)
-        return t.fill_(float("nan")) if t.is_floating_point() else t
-
-    def empty_like(*a, **kw):
-        t = real_like(*a, **kw)
-        return t.fill_(float("nan")) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", empty)
-    monkeypatch.setattr(torch, "empty_like", empty_like)
 
 
 def qkv(B, H, H_kv, T, D, dtype=DT):
