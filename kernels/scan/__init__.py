@@ -1,0 +1,12 @@
+"""Mamba-1 selective scan: a chunked Triton prefill with state hand-over and a one-token decoding step.
+
+Layout (channels first, time last, as Mamba's own kernel): x, dt, z ``[B, D, T]``; A ``[D, N]`` (negative);
+B, C ``[B, G, N, T]`` (G groups dividing D); D ``[D]``; state ``[B, D, N]`` float32. dt is the positive step
+(after softplus). The naive recurrence: ``reference.py``; the differentiable PyTorch scan for training:
+``selective_scan_torch``.
+"""
+
+from kernels.scan.ops import selective_scan, selective_step
+from kernels.scan.torch_scan import selective_scan_torch
+
+__all__ = ["selective_scan", "selective_scan_torch", "selective_step"]
