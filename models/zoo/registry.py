@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.errors import ModelError
-from models.zoo import dense, dsa, hybrid, hyper, linear, mamba2, ssa, swa
+from models.zoo import dense, dsa, hybrid, hyper, linear, mamba1, mamba2, ssa, swa
 from models.zoo.trunk import MixerFactory, Trunk, ZooConfig
 
 
@@ -34,6 +34,7 @@ MIXERS: dict[str, MixerFactory] = {
     "dsa": dsa.make,
     "ssa": ssa.make,
     "hyper": hyper.make,
+    "mamba1": mamba1.make,
 }
 
 # architecture -> its mixer knobs at each size
@@ -47,6 +48,7 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
     "dsa": {"tiny": {"topk": 5, "index_heads": 2, "index_dim": 8}, "small": {"topk": 128, "index_heads": 4, "index_dim": 32}},
     "ssa": {"tiny": {"block": 4, "top_blocks": 2, "window": 6}, "small": {"block": 64, "top_blocks": 8, "window": 128}},
     "hyper": {"tiny": {"hash_bits": 2, "window": 6}, "small": {"hash_bits": 3, "window": 128}},
+    "mamba1": {"tiny": {"d_state": 8}, "small": {"d_state": 16}},
 }
 
 # architecture -> d_model at each size (matched parameter counts)
@@ -59,6 +61,7 @@ WIDTHS: dict[str, dict[str, int]] = {
     "dsa": {"tiny": 64, "small": 248},
     "ssa": {"tiny": 64, "small": 256},
     "hyper": {"tiny": 64, "small": 256},
+    "mamba1": {"tiny": 56, "small": 232},
 }
 
 ARCHS = tuple(MIXERS)
