@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.errors import ModelError
-from models.zoo import dense, dsa, hybrid, hyper, linear, mamba1, mamba2, performer, ssa, swa
+from models.zoo import dense, dsa, hybrid, hyena, hyper, linear, mamba1, mamba2, performer, s4, ssa, swa
 from models.zoo.trunk import MixerFactory, Trunk, ZooConfig
 
 
@@ -36,6 +36,8 @@ MIXERS: dict[str, MixerFactory] = {
     "hyper": hyper.make,
     "mamba1": mamba1.make,
     "performer": performer.make,
+    "s4": s4.make,
+    "hyena": hyena.make,
 }
 
 # architecture -> its mixer knobs at each size
@@ -51,6 +53,9 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
     "hyper": {"tiny": {"hash_bits": 2, "window": 6}, "small": {"hash_bits": 3, "window": 128}},
     "mamba1": {"tiny": {"d_state": 8}, "small": {"d_state": 16}},
     "performer": {"tiny": {"features": 32, "chunk": 8}, "small": {"features": 256, "chunk": 64}},
+    "s4": {"tiny": {"d_state": 4}, "small": {"d_state": 32}},
+    "hyena": {"tiny": {"filter_width": 16, "bands": 4, "filter_scale": 32},
+              "small": {"filter_width": 64, "bands": 8, "filter_scale": 1024}},
 }
 
 # architecture -> d_model at each size (matched parameter counts)
@@ -65,6 +70,8 @@ WIDTHS: dict[str, dict[str, int]] = {
     "hyper": {"tiny": 64, "small": 256},
     "mamba1": {"tiny": 56, "small": 232},
     "performer": {"tiny": 64, "small": 256},
+    "s4": {"tiny": 68, "small": 272},
+    "hyena": {"tiny": 62, "small": 248},
 }
 
 ARCHS = tuple(MIXERS)
