@@ -101,6 +101,17 @@ def test_chunked_matches_recurrence(variant, shape):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_small_launch_blocks_match_recurrence(variant, monkeypatch):
+    """16-wide key and value blocks: several blocks per head dim, the last one partly masked (D_k 20, D_v 33)."""
+    small = triton_chunk.Tuning(16, 16, 4, 2, 16, 4, 2)
+    monkeypatch.setattr(triton_chunk, "TUNING", {key: small for key in triton_chunk.TUNING})
+    q, k, v, g, beta, s0 = make(variant, 1, 2, 2, 2, 37, 20, 33, seed=13)
+    o, s = run(variant, q, k, v, g, beta, s0, 16)
+    o_ref, s_ref = ref(variant, q, k, v, g, beta, s0)
+    assert rel(o, o_ref) < tol(q.dtype) and rel(s, s_ref) < tol(q.dtype)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_torch_chunked_matches_recurrence_with_grads(variant):
     q, k, v, g, beta, s0 = [None if x is None else x.double().cpu().requires_grad_()
                             for x in make(variant, 2, 2, 1, 2, 45, 8, 6, seed=3)]

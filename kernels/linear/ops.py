@@ -107,6 +107,13 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | 
     return H
 
 
+def check_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, initial_state: torch.Tensor | None,
+                  chunk_size: int) -> int:
+    """The shape checks of an ungated prefill (for callers that check their own gates, as Mamba-2's SSD
+    does); returns the state head count H."""
+    return _check(q, k, v, None, None, initial_state, chunk_size, step=False)
+
+
 def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size):
     _check(q, k, v, g, beta, initial_state, chunk_size, step=False)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)

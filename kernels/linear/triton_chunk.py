@@ -2,22 +2,27 @@
 
 Launches, the structure of flash-linear-attention's chunk kernels (written anew here):
   0. ``_chunk_cumsum`` (gated variants, parallel): the chunk-local cumulative log decay ``gc``, once, so no
-     scan runs inside the sequential loop of step 2;
+     scan runs inside the sequential loop of step 2 (times a per-head factor: Mamba-2's ``dt · A``);
   1. ``_delta_prep`` (delta rule only, parallel over chunks): the chunk's UT transform
      ``P = (I + diag(b) L)^-1`` by a product of ``log2(C)`` Neumann factors (L is strictly lower, so
      ``(I - N)(I + N²)(I + N⁴)… = (I + N)^-1`` exactly), then ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
-  2. ``_state`` (sequential over chunks, parallel over heads and value blocks): stores the state at each
-     chunk start into ``h`` and carries ``S = Γ_C ⊙ S + (K ⊙ Γ_C / Γ)ᵀ U`` (``U = V``, or ``Vw - W S``
-     for the delta rule, written back for step 3).
+  2. ``_state`` (sequential over chunks, parallel over heads, value blocks and, without the delta rule, key
+     blocks): stores the state at each chunk start into ``h`` and carries ``S = Γ_C ⊙ S + (K ⊙ Γ_C / Γ)ᵀ U``
+     (``U = V``, or ``Vw - W S`` for the delta rule, written back for step 3).
   3. ``_output`` (parallel over chunks): ``O = scale · ((Q ⊙ Γ) h + tril(Q Kᵀ ⊙ Γ_t / Γ_s) U)``.
-Gates: GATE 0 none, 1 scalar log decay per token, 2 per-channel log decay. Inputs are contiguous ``[B, H_x, T, D]``; state head
-``h`` reads input head ``h // (H // H_x)``. Matrix products take the input dtype (bf16 on tensor cores);
-states and accumulators are float32.
+Mamba-2's SSD runs the same launches with ``v = x`` scaled by ``dt`` per row inside steps 2 and 3 and the skip
+``D · x`` added in step 3, so no PyTorch pass over x, dt or y runs around them. Block shapes, warps and
+pipeline depth per variant are the ``TUNING`` table; ``plan_forward`` returns the launches one by one so a
+benchmark can time or precompile each.
+Gates: GATE 0 none, 1 scalar log decay per token, 2 per-channel log decay. Inputs are contiguous
+``[B, H_x, T, D]``; state head ``h`` reads input head ``h // (H // H_x)``. Matrix products take the input dtype
+(bf16 on tensor cores); states and accumulators are float32.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -25,14 +30,19 @@ import triton.language as tl
 
 
 @triton.jit
-def _chunk_cumsum(g, gc, T, DK, GATE: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr):
-    """gc = cumulative sum of the log decay g within each chunk (float32), one program per chunk and head."""
+def _chunk_cumsum(g, a_head, gc, T, HG, DK, GATE: tl.constexpr, HAS_A: tl.constexpr, BT: tl.constexpr,
+                  BK: tl.constexpr):
+    """gc = cumulative sum within each chunk of the log decay g (times a_head[h] if HAS_A), float32; one
+    program per chunk and gate head."""
     n = tl.program_id(0)
-    base = tl.program_id(1).to(tl.int64) * T * (DK if GATE == 2 else 1)
+    bhg = tl.program_id(1)
+    base = bhg.to(tl.int64) * T * (DK if GATE == 2 else 1)
     t = n * BT + tl.arange(0, BT)
     tmask = t < T
     if GATE == 1:
         gt = tl.load(g + base + t, mask=tmask, other=0.0).to(tl.float32)
+        if HAS_A:
+            gt = gt * tl.load(a_head + bhg % HG).to(tl.float32)
         tl.store(gc + base + t, tl.cumsum(gt, axis=0), mask=tmask)
     else:
         dk = tl.arange(0, BK)
@@ -118,15 +128,18 @@ def _delta_prep(k, v, g, beta, w, u, T, H, HK, HV, HG, HB, DK, DV,
 
 
 @triton.jit
-def _state(k, v, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, DV,
-           GATE: tl.constexpr, DELTA: tl.constexpr, HAS_INIT: tl.constexpr,
+def _state(k, v, vscale, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, DV,
+           GATE: tl.constexpr, DELTA: tl.constexpr, HAS_INIT: tl.constexpr, VSCALE: tl.constexpr,
            BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, NT_STATIC: tl.constexpr):
+    """One (value block, key block, head): the state at each chunk start into h_out, the last into s_final.
+    The delta rule's ``U = Vw - W S`` needs all of D_k, so it runs with a single key block."""
     iv = tl.program_id(0)
-    bh = tl.program_id(1)
+    ik = tl.program_id(1)
+    bh = tl.program_id(2)
     b = bh // H
     h = bh % H
     rows = tl.arange(0, BT)
-    dk = tl.arange(0, BK)
+    dk = ik * BK + tl.arange(0, BK)
     dkmask = dk < DK
     dv = iv * BV + tl.arange(0, BV)
     dvmask = dv < DV
@@ -136,49 +149,62 @@ def _state(k, v, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, DV,
         S = tl.load(s0 + s_off, mask=smask, other=0.0).to(tl.float32)
     else:
         S = tl.zeros([BK, BV], dtype=tl.float32)
-    k_base = (b * HK + h // (H // HK)).to(tl.int64) * T * DK
+    # scalar base pointers advance by one chunk per step; the tiles' offsets are int32 and loop-invariant
+    kp = k + (b * HK + h // (H // HK)).to(tl.int64) * T * DK
     if DELTA:
-        v_base = bh.to(tl.int64) * T * DV
-        w_base = bh.to(tl.int64) * T * DK
+        vp = u + bh.to(tl.int64) * T * DV
+        wp = w + bh.to(tl.int64) * T * DK
     else:
-        v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
-    g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
+        vp = v + (b * HV + h // (H // HV)).to(tl.int64) * T * DV
+    gp = g + (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
+    hp = h_out + bh.to(tl.int64) * NT * DK * DV
+    dp = vscale + bh.to(tl.int64) * T
+    off_kt = rows[None, :] * DK + dk[:, None]
+    off_v = rows[:, None] * DV + dv[None, :]
+    off_h = dk[:, None] * DV + dv[None, :]
     dtype = k.dtype.element_ty
     for n in range(NT_STATIC if NT_STATIC > 0 else NT):
-        tl.store(h_out + (bh.to(tl.int64) * NT + n) * DK * DV + dk[:, None] * DV + dv[None, :],
-                 S.to(h_out.dtype.element_ty), mask=smask)
-        t = n * BT + rows
-        tmask = t < T
-        kmask = tmask[:, None] & dkmask[None, :]
+        tl.store(hp + off_h, S.to(h_out.dtype.element_ty), mask=smask)
+        hp += DK * DV
+        tmask = n * BT + rows < T
         vmask = tmask[:, None] & dvmask[None, :]
-        kb = tl.load(k + k_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0)
+        kmask_t = dkmask[:, None] & tmask[None, :]
+        # K is loaded transposed, [BK, BT], so the product below takes it without a layout change
+        kt = tl.load(kp + off_kt, mask=kmask_t, other=0.0)
         if DELTA:
-            wb = tl.load(w + w_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0)
-            ub = tl.load(u + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
+            wb = tl.load(wp + rows[:, None] * DK + dk[None, :], mask=tmask[:, None] & dkmask[None, :], other=0.0)
+            ub = tl.load(vp + off_v, mask=vmask, other=0.0).to(tl.float32)
             ub = ub - tl.dot(wb, S.to(dtype))
-            tl.store(u + v_base + t[:, None] * DV + dv[None, :], ub.to(u.dtype.element_ty), mask=vmask)
+            tl.store(vp + off_v, ub.to(u.dtype.element_ty), mask=vmask)
+            wp += BT * DK
         else:
-            ub = tl.load(v + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
-        last = tl.minimum(n * BT + BT, T) - 1
-        if GATE == 1:
-            gc = tl.load(g + g_base + t, mask=tmask, other=0.0)
-            glast = tl.load(g + g_base + last)
-            kd = kb.to(tl.float32) * tl.exp(glast - gc)[:, None]
+            ub = tl.load(vp + off_v, mask=vmask, other=0.0)
+            if VSCALE:
+                ub = ub.to(tl.float32) * tl.load(dp + rows, mask=tmask, other=0.0).to(tl.float32)[:, None]
+                dp += BT
+        last = tl.minimum(BT, T - n * BT) - 1
+        if GATE == 1:  # the decay to the chunk end scales U's rows (the smaller operand), not K
+            gc = tl.load(gp + rows, mask=tmask, other=0.0)
+            glast = tl.load(gp + last)
+            ub = ub.to(tl.float32) * tl.exp(glast - gc)[:, None]
             S = S * tl.exp(glast)
+            gp += BT
         elif GATE == 2:
-            gc = tl.load(g + g_base + t[:, None] * DK + dk[None, :], mask=kmask, other=0.0)
-            glast = tl.load(g + g_base + last * DK + dk, mask=dkmask, other=0.0)
-            kd = kb.to(tl.float32) * tl.exp(glast[None, :] - gc)
+            gct = tl.load(gp + off_kt, mask=kmask_t, other=0.0)
+            glast = tl.load(gp + last * DK + dk, mask=dkmask, other=0.0)
+            kt = kt.to(tl.float32) * tl.exp(glast[:, None] - gct)
             S = S * tl.exp(glast)[:, None]
-        else:
-            kd = kb
-        S += tl.dot(tl.trans(kd.to(dtype)), ub.to(dtype))
+            gp += BT * DK
+        S = tl.dot(kt.to(dtype), ub.to(dtype), S)
+        kp += BT * DK
+        vp += BT * DV
     tl.store(s_final + s_off, S, mask=smask)
 
 
 @triton.jit
-def _output(q, k, vu, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
-            GATE: tl.constexpr, DELTA: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+def _output(q, k, vu, vscale, skip, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
+            GATE: tl.constexpr, DELTA: tl.constexpr, VSCALE: tl.constexpr, SKIP: tl.constexpr,
+            BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
     iv = tl.program_id(0)
     n = tl.program_id(1)
     bh = tl.program_id(2)
@@ -202,7 +228,12 @@ def _output(q, k, vu, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
         v_base = bh.to(tl.int64) * T * DV
     else:
         v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
-    vb = tl.load(vu + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0)
+    xb = tl.load(vu + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0)
+    if VSCALE:
+        dt = tl.load(vscale + bh.to(tl.int64) * T + t, mask=tmask, other=0.0).to(tl.float32)
+        vb = xb.to(tl.float32) * dt[:, None]
+    else:
+        vb = xb
     hb = tl.load(h_in + (bh.to(tl.int64) * NT + n) * DK * DV + dk[:, None] * DV + dv[None, :],
                  mask=dkmask[:, None] & dvmask[None, :], other=0.0)
     if GATE == 0:
@@ -216,14 +247,58 @@ def _output(q, k, vu, g, h_in, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV,
         else:
             qg = qb * tl.exp(gc)
     a = _pair(qb, kb, gc, rows, False, GATE, BT, dtype)
-    ob = tl.dot(qg.to(dtype), hb.to(dtype)) + tl.dot(a.to(dtype), vb.to(dtype))
-    tl.store(o + bh.to(tl.int64) * T * DV + t[:, None] * DV + dv[None, :], (ob * scale).to(o.dtype.element_ty),
-             mask=vmask)
+    ob = (tl.dot(qg.to(dtype), hb.to(dtype)) + tl.dot(a.to(dtype), vb.to(dtype))) * scale
+    if SKIP:
+        ob += tl.load(skip + h).to(tl.float32) * xb.to(tl.float32)
+    tl.store(o + bh.to(tl.int64) * T * DV + t[:, None] * DV + dv[None, :], ob.to(o.dtype.element_ty), mask=vmask)
 
 
 # Triton 3.6's interpreter cannot take a run-time loop bound under numpy 2 (it converts a 1-element
 # array to int), so under the interpreter the chunk count is passed as a compile-time constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Launch shapes of one variant: ``_state`` key/value block rows (the delta rule always takes all of
+    D_k), warps and pipeline stages; ``_output`` value block, warps, stages. Blocks are clipped to the head
+    dims, so one entry serves every D_k, D_v."""
+
+    state_bk: int
+    state_bv: int
+    state_warps: int
+    state_stages: int
+    out_bv: int
+    out_warps: int
+    out_stages: int
+
+
+# (GATE, DELTA) -> launch shapes; GATE 0 none, 1 scalar, 2 per channel. Chosen at D_k = D_v = 128 on an H100.
+TUNING: dict[tuple[int, bool], Tuning] = {
+    (0, False): Tuning(64, 64, 4, 3, 64, 8, 2),
+    (1, False): Tuning(64, 64, 4, 3, 64, 8, 2),
+    (2, False): Tuning(64, 64, 4, 3, 64, 8, 2),
+    (0, True): Tuning(128, 32, 8, 2, 64, 8, 2),
+    (1, True): Tuning(128, 32, 8, 2, 64, 8, 2),
+    (2, True): Tuning(128, 32, 8, 2, 64, 8, 2),
+}
+
+
+@dataclass
+class Launch:
+    """One kernel launch of a plan: calling it launches; ``compile()`` only builds it (Triton's warmup)."""
+
+    name: str
+    kernel: triton.runtime.JITFunction
+    grid: tuple[int, ...]
+    args: tuple
+    kwargs: dict
+
+    def __call__(self) -> None:
+        self.kernel[self.grid](*self.args, **self.kwargs)
+
+    def compile(self) -> None:
+        self.kernel.warmup(*self.args, grid=self.grid, **self.kwargs)
 
 
 def _alloc(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -235,49 +310,72 @@ def _block(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
 
-def chunk_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
-                  beta: torch.Tensor | None, scale: float, initial_state: torch.Tensor | None,
-                  chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Launch the chunked kernels on validated, contiguous inputs (see ``kernels.linear.ops``).
+def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
+                 beta: torch.Tensor | None, scale: float, initial_state: torch.Tensor | None, chunk_size: int, *,
+                 g_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None,
+                 skip: torch.Tensor | None = None,
+                 tuning: Tuning | None = None) -> tuple[list[Launch], torch.Tensor, torch.Tensor]:
+    """The launches of one chunked prefill on validated, contiguous inputs (see ``kernels.linear.ops``), and
+    the buffers they fill: (launches, o: [B, H, T, D_v] in v's dtype, final state: [B, H, D_k, D_v] float32).
 
-    Returns (o: [B, H, T, D_v] in v's dtype, final state: [B, H, D_k, D_v] float32).
+    Mamba-2 extras (no delta rule): g_scale [H_g] multiplies the log decay g (``dt · A``); v_scale [B, H, T]
+    multiplies v's rows (``dt · x``); skip [H] adds ``skip[h] · v`` (``D · x``) to the output.
     """
     H = max(x.shape[1] for x in (q, k, v, g, beta) if x is not None)
     B, HQ, T, DK = q.shape
     HK, HV, DV = k.shape[1], v.shape[1], v.shape[-1]
     BT = chunk_size
     NT = triton.cdiv(T, BT)
-    BK = _block(DK)
+    BK, BVF = _block(DK), _block(DV)
     GATE = 0 if g is None else (1 if g.dim() == 3 else 2)
     HG = 1 if g is None else g.shape[1]
+    DELTA = beta is not None
+    tn = tuning or TUNING[(GATE, DELTA)]
+    dev = q.device
+    launches = []
     g_arg = q
     if g is not None:  # every kernel below reads the chunk-local cumulative log decay, not g itself
-        g_arg = _alloc(tuple(g.shape), torch.float32, q.device)
-        _chunk_cumsum[(NT, B * HG)](g, g_arg, T, DK, GATE=GATE, BT=BT, BK=BK)
-    DELTA = beta is not None
-    dev = q.device
-    warps = 8 if BK >= 128 else 4  # at D_k = 128, four warps spill (cuobjdump resource report, sm_90)
+        g_arg = _alloc(tuple(g.shape), torch.float32, dev)
+        launches.append(Launch("cumsum", _chunk_cumsum, (NT, B * HG),
+                               (g, q if g_scale is None else g_scale, g_arg, T, HG, DK),
+                               dict(GATE=GATE, HAS_A=g_scale is not None, BT=BT, BK=BK)))
     w = u = q
     if DELTA:
         w = _alloc((B, H, T, DK), q.dtype, dev)
         u = _alloc((B, H, T, DV), q.dtype, dev)
-        _delta_prep[(NT, B * H)](k, v, g_arg, beta, w, u, T, H, HK, HV, HG, beta.shape[1], DK, DV,
-                                 GATE=GATE, BT=BT, BK=BK, BV=min(_block(DV), 64),
-                                 LOG2_BT=BT.bit_length() - 1, NVB=triton.cdiv(DV, min(_block(DV), 64)),
-                                 num_warps=warps)
+        BV_P = min(BVF, 64)
+        launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
+                               (k, v, g_arg, beta, w, u, T, H, HK, HV, HG, beta.shape[1], DK, DV),
+                               dict(GATE=GATE, BT=BT, BK=BK, BV=BV_P, LOG2_BT=BT.bit_length() - 1,
+                                    NVB=triton.cdiv(DV, BV_P), num_warps=8 if BK >= 128 else 4)))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
     s_final = _alloc((B, H, DK, DV), torch.float32, dev)
-    BV_S = min(_block(DV), 32)
-    _state[(triton.cdiv(DV, BV_S), B * H)](k, v, g_arg, w, u, h, initial_state if initial_state is not None else q,
-                                           s_final, T, NT, H, HK, HV, HG, DK, DV,
-                                           GATE=GATE, DELTA=DELTA, HAS_INIT=initial_state is not None,
-                                           BT=BT, BK=BK, BV=BV_S, NT_STATIC=NT if _INTERPRET else 0,
-                                           num_warps=warps, num_stages=2)
+    BK_S = BK if DELTA else min(tn.state_bk, BK)
+    BV_S = min(tn.state_bv, BVF)
+    launches.append(Launch("state", _state, (triton.cdiv(DV, BV_S), triton.cdiv(DK, BK_S), B * H),
+                           (k, v, q if v_scale is None else v_scale, g_arg, w, u, h,
+                            q if initial_state is None else initial_state, s_final, T, NT, H, HK, HV, HG, DK, DV),
+                           dict(GATE=GATE, DELTA=DELTA, HAS_INIT=initial_state is not None,
+                                VSCALE=v_scale is not None, BT=BT, BK=BK_S, BV=BV_S,
+                                NT_STATIC=NT if _INTERPRET else 0, num_warps=tn.state_warps,
+                                num_stages=tn.state_stages)))
     o = _alloc((B, H, T, DV), v.dtype, dev)
-    BV_O = min(_block(DV), 64)
-    _output[(triton.cdiv(DV, BV_O), NT, B * H)](q, k, u if DELTA else v, g_arg, h, o, scale, T, NT, H, HQ, HK, HV,
-                                                HG, DK, DV, GATE=GATE, DELTA=DELTA, BT=BT, BK=BK, BV=BV_O,
-                                                num_warps=warps, num_stages=2)
+    BV_O = min(tn.out_bv, BVF)
+    launches.append(Launch("output", _output, (triton.cdiv(DV, BV_O), NT, B * H),
+                           (q, k, u if DELTA else v, q if v_scale is None else v_scale, q if skip is None else skip,
+                            g_arg, h, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV),
+                           dict(GATE=GATE, DELTA=DELTA, VSCALE=v_scale is not None, SKIP=skip is not None,
+                                BT=BT, BK=BK, BV=BV_O, num_warps=tn.out_warps, num_stages=tn.out_stages)))
+    return launches, o, s_final
+
+
+def chunk_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
+                  beta: torch.Tensor | None, scale: float, initial_state: torch.Tensor | None,
+                  chunk_size: int, **extras) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``plan_forward``'s launches (same arguments). Returns (o: [B, H, T, D_v], final state float32)."""
+    launches, o, s_final = plan_forward(q, k, v, g, beta, scale, initial_state, chunk_size, **extras)
+    for launch in launches:
+        launch()
     return o, s_final
 
 

@@ -3,7 +3,8 @@
 SSD with scalar decay per head is decayed linear attention with ``q = C``, ``k = B``, ``v = dt · x`` and
 log decay ``g = dt · A``: the chunked scan (chunk cumulative sums, intra-chunk products, chunk states,
 inter-chunk state passing, output) runs on ``kernels.linear``'s chunk kernels, whose grouped heads take
-Mamba-2's shared B/C groups directly. Shapes as in ``reference.py``; the state is ``[B, H, N, P]`` float32.
+Mamba-2's shared B/C groups directly; on the Triton path ``dt · A``, ``dt · x`` and ``+ D · x`` happen inside
+those kernels. Shapes as in ``reference.py``; the state is ``[B, H, N, P]`` float32.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from kernels.linear.ops import gated_linear_attention, recurrent_step
+from kernels.linear.ops import check_prefill, gated_linear_attention, recurrent_step
 
 
 def _check_ssd(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
@@ -55,6 +56,15 @@ def ssd_chunk_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     Usage: ``y, h = ssd_chunk_scan(x, F.softplus(dt + dt_bias), -A_log.exp(), B, C, D, output_final_state=True)``.
     """
     _check_ssd(x, dt, A, B, C, D, step=False)
+    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+        from kernels.linear import triton_chunk
+
+        check_prefill(C, B, x, initial_state, chunk_size)
+        s0 = None if initial_state is None else initial_state.float().contiguous()
+        y, s = triton_chunk.chunk_forward(C.contiguous(), B.contiguous(), x.contiguous(), dt.contiguous(), None,
+                                          1.0, s0, chunk_size, g_scale=A.contiguous(), v_scale=dt.contiguous(),
+                                          skip=None if D is None else D.contiguous())
+        return y, (s if output_final_state else None)
     g = dt.float() * A.float()[None, :, None]
     v = (x * dt[..., None]).to(x.dtype)
     y, s = gated_linear_attention(C, B, v, g, scale=1.0, initial_state=initial_state,
