@@ -26,7 +26,7 @@ from evals.cli import app
 from evals.ctx import fmt_ctx, parse_ctx
 from evals.errors import EvalError
 
-FAMILIES = ["flash", "dsa", "ssa", "hyper", "linear", "ssd", "scan", "longconv"]
+FAMILIES = ["flash", "dsa", "ssa", "hyper", "linear", "ssd", "scan", "longconv", "performer"]
 REFERENCES = ["sdpa_flash", "sdpa_cudnn"]
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
           "fp32": torch.float32, "float32": torch.float32}
