@@ -44,6 +44,7 @@ def _dsa(q, k, v):
 def _kernels() -> dict[str, Callable]:
     from kernels.flash import flash_attention
     from kernels.hyper import hyper_attention
+    from kernels.performer import favor_attention, orthogonal_features
     from kernels.ssa import ssa_attention
 
     def ssa(q, k, v):
@@ -56,6 +57,8 @@ def _kernels() -> dict[str, Callable]:
         "dsa": _dsa,
         "ssa": ssa,
         "hyper": lambda q, k, v: hyper_attention(q, k, v, 128, min(1024, max(1, q.shape[2] // 2))),
+        "performer": lambda q, k, v: favor_attention(
+            q, k, v, orthogonal_features(min(256, 2 * q.shape[-1]), q.shape[-1], device=q.device))[0],
     }
 
 
@@ -150,7 +153,7 @@ def print_table(result: dict, console: Console) -> None:
 
 @app.command()
 def probe(
-    kernels: str = typer.Option(None, help="comma list (default: flash_dense, flash_window, dsa, ssa, hyper)"),
+    kernels: str = typer.Option(None, help="comma list (default: flash_dense, flash_window, dsa, ssa, hyper, performer)"),
     n: str = typer.Option(None, help="context lengths, e.g. 4k-1m (default 256,1k on CPU; 4k-1m on GPU)"),
     trials: int = typer.Option(16, help="needles per head per call"),
     B: int = typer.Option(1, "--B", help="batch"),
