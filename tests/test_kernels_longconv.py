@@ -124,6 +124,25 @@ def test_s4d_state_hand_over_and_step():
     assert rel_err(torch.view_as_real(h2), torch.view_as_real(h)) < 1e-12
 
 
+def test_zoo_decode_state_s4_constant_hyena_grows_by_one_position():
+    """What decoding costs: S4 carries [B, d, N] whatever the context; Hyena keeps one more input per token."""
+    from models.zoo import registry
+
+    sizes = {}
+    for arch in ("s4", "hyena"):
+        torch.manual_seed(0)
+        m = registry.build(registry.config(arch, "tiny")).double().eval()
+        ids = torch.randint(0, 256, (1, 19))
+        with torch.no_grad():
+            _, states = m.step(ids[:, :13])
+            before = states[0]
+            for t in range(13, 19):
+                _, states = m.step(ids[:, t:t + 1], states)
+        sizes[arch] = (before, states[0])
+    (h0, h1), (c0, c1) = sizes["s4"], sizes["hyena"]
+    assert h0.shape == h1.shape == (1, registry.WIDTHS["s4"]["tiny"], registry.KNOBS["s4"]["tiny"]["d_state"])
+    assert c0["v"].shape[-1] == 13 and c1["v"].shape[-1] == c1["z"].shape[-1] == c1["h"].shape[-1] == 19
+
 def bad_cases():
     u, k, D = (t.float().to(DEV) for t in conv_inputs(1, 4, 20, 8, seed=0))
     yield "u", lambda: LC.long_conv(u[0], k)

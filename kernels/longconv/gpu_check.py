@@ -132,7 +132,7 @@ def crossover(s: Sizes, dev: str, dtype: torch.dtype) -> dict[int, dict[str, flo
     out = {}
     for L in s.taps:
         k = torch.randn(s.channels, L, device=dev)
-        out[L] = {m: timed(lambda m=m: ops.long_conv(u, k, method=m), dev) for m in ("direct", "fft")}
+        out[L] = {m: timed(lambda m=m, k=k: ops.long_conv(u, k, method=m), dev) for m in ("direct", "fft")}
     return out
 
 
