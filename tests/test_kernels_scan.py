@@ -17,16 +17,11 @@ import torch.nn.functional as F  # noqa: E402
 import kernels.scan as S  # noqa: E402
 from kernels.scan import triton_scan  # noqa: E402
 from kernels.scan.reference import scan_reference  # noqa: E402
-from kernels.scan.torch_scan import selective_scan_torch  # noqa: E402
+from kernels.scan.torch_scan import linear_scan, selective_scan_torch  # noqa: E402
+from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
 
 DEV = "cuda" if CUDA else "cpu"
-
-
-@pytest.fixture(autouse=True)
-def poison(monkeypatch):
-    """Every buffer the kernels write starts as NaN, so an unwritten element fails the comparison."""
-    monkeypatch.setattr(triton_scan, "_alloc",
-                        lambda shape, dtype, device: torch.full(shape, float("nan"), dtype=dtype, device=device))
+pytestmark = pytest.mark.usefixtures("poison")   # every buffer a kernel writes starts as NaN
 
 
 def make(B, D, G, N, T, dtype=torch.float32, seed=0, device=DEV):
@@ -46,8 +41,7 @@ def make(B, D, G, N, T, dtype=torch.float32, seed=0, device=DEV):
 
 
 def rel(a, b):
-    assert not a.isnan().any(), "output has NaN: an element was never written"
-    return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
+    return rel_err(a.cpu(), b.cpu())
 
 
 TOL = {torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
@@ -109,7 +103,7 @@ def test_strong_decay_stays_finite():
 def test_torch_scan_matches_recurrence_and_its_gradients():
     """The training path: float64 outputs equal the recurrence; its custom backward equals autograd
     through the recurrence, for every input."""
-    args = [t.double().cpu().requires_grad_() for t in make(2, 4, 2, 3, 13, seed=11, device="cpu")]
+    args = [t.double().cpu().requires_grad_() for t in make(2, 4, 2, 3, 45, seed=11, device="cpu")]
     y, h = selective_scan_torch(*args)
     y_ref, h_ref = scan_reference(*args)
     assert rel(y.detach(), y_ref.detach()) < 1e-12 and rel(h.detach(), h_ref.detach()) < 1e-12
@@ -118,6 +112,18 @@ def test_torch_scan_matches_recurrence_and_its_gradients():
     grads_ref = torch.autograd.grad((y_ref * w).sum() + h_ref.sum(), args)
     for g, gr in zip(grads, grads_ref):
         assert rel(g, gr) < 1e-10
+
+
+@pytest.mark.parametrize("T", [1, 4, 5, 16, 17, 100])
+def test_two_level_linear_scan_matches_the_loop(T):
+    """Chunks of 4 (so T = 100 recurses three levels deep), lengths on and off chunk multiples."""
+    gen = torch.Generator().manual_seed(T)
+    a, u = torch.rand(2, 3, T, generator=gen, dtype=torch.float64), torch.randn(2, 3, T, generator=gen, dtype=torch.float64)
+    h, hs = torch.zeros(2, 3, dtype=torch.float64), []
+    for t in range(T):
+        h = a[..., t] * h + u[..., t]
+        hs.append(h)
+    assert rel(linear_scan(a, u, chunk=4), torch.stack(hs, dim=-1)) < 1e-14
 
 
 def bad_cases():

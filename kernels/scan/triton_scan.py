@@ -103,11 +103,6 @@ def _step(x, dt, A, Bm, Cm, Dp, z, s_in, s_out, y, D, N, G,
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _alloc(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Every buffer the kernels write (tests replace this to poison them with NaN)."""
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
 def scan_forward(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                  D: torch.Tensor | None, z: torch.Tensor | None, initial_state: torch.Tensor | None,
                  store_state: bool, block_d: int = 4, block_t: int = 64,
@@ -118,8 +113,8 @@ def scan_forward(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Te
     """
     Bsz, Dc, T = x.shape
     N, G = A.shape[1], B.shape[1]
-    y = _alloc((Bsz, Dc, T), x.dtype, x.device)
-    hT = _alloc((Bsz, Dc, N), torch.float32, x.device) if store_state else None
+    y = torch.empty((Bsz, Dc, T), dtype=x.dtype, device=x.device)
+    hT = torch.empty((Bsz, Dc, N), dtype=torch.float32, device=x.device) if store_state else None
     NT = triton.cdiv(T, block_t)
     _scan[(Bsz, triton.cdiv(Dc, block_d))](
         x, dt, A, B, C, x if D is None else D, x if z is None else z,
@@ -139,8 +134,8 @@ def step_forward(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Te
     """
     Bsz, Dc = x.shape
     N, G = A.shape[1], B.shape[1]
-    y = _alloc((Bsz, Dc), x.dtype, x.device)
-    s_out = _alloc((Bsz, Dc, N), torch.float32, x.device)
+    y = torch.empty((Bsz, Dc), dtype=x.dtype, device=x.device)
+    s_out = torch.empty((Bsz, Dc, N), dtype=torch.float32, device=x.device)
     BD = 32
     _step[(Bsz, triton.cdiv(Dc, BD))](x, dt, A, B, C, x if D is None else D, x if z is None else z, state, s_out, y,
                                       Dc, N, G, HAS_D=D is not None, HAS_Z=z is not None, BD=BD,
