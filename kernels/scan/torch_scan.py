@@ -73,20 +73,26 @@ def selective_scan_torch(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: 
     Returns (y: [B, D, T] in x's dtype, final state [B, D, N] in the compute dtype).
     """
     acc = torch.promote_types(x.dtype, torch.float32)
-    rep = x.shape[1] // B.shape[1]
-    Bd, Cd = (m.to(acc).repeat_interleave(rep, dim=1) for m in (B, C))   # [B, D, N, T]
-    xf, dtf = x.to(acc), dt.to(acc)
-    a = torch.exp(dtf[:, :, None] * A.to(acc)[..., None])
-    u = (dtf * xf)[:, :, None] * Bd
+    Bsz, Dc, T = x.shape
+    G, N = B.shape[1], A.shape[1]
+
+    def grouped(t: torch.Tensor) -> torch.Tensor:   # [B, D, ...] -> [B, G, D / G, ...], a view
+        return t.to(acc).reshape(Bsz, G, Dc // G, *t.shape[2:])
+
+    # B and C stay [B, G, 1, N, T] and broadcast over a group's channels, so autograd keeps no copy per channel
+    xf, dtf, Bg, Cg = grouped(x), grouped(dt), B.to(acc)[:, :, None], C.to(acc)[:, :, None]
+    a = torch.exp(dtf[:, :, :, None] * A.to(acc).reshape(G, Dc // G, N, 1))   # [B, G, D / G, N, T]
+    u = (dtf * xf)[:, :, :, None] * Bg
     if initial_state is not None:   # h_0 = a_0 h_init + u_0
-        u = torch.cat([u[..., :1] + a[..., :1] * initial_state.to(acc)[..., None], u[..., 1:]], dim=-1)
+        u = torch.cat([u[..., :1] + a[..., :1] * grouped(initial_state)[..., None], u[..., 1:]], dim=-1)
     h = _LinearScan.apply(a, u)
-    y = (h * Cd).sum(2)
+    y = (h * Cg).sum(3)
     if D is not None:
-        y = y + D.to(acc)[:, None] * xf
+        y = y + D.to(acc).reshape(G, Dc // G, 1) * xf
+    y = y.reshape(Bsz, Dc, T)
     if z is not None:
         y = y * F.silu(z.to(acc))
-    return y.to(x.dtype), h[..., -1]
+    return y.to(x.dtype), h[..., -1].reshape(Bsz, Dc, N)
 
 
 def selective_step_torch(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
