@@ -28,7 +28,8 @@ def _compose(a1, u1, a2, u2):
 @triton.jit
 def _scan(x, dt, A, Bm, Cm, Dp, z, h0, y, hT, D, T, N, G, NT,
           HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_H0: tl.constexpr, STORE_H: tl.constexpr,
-          BD: tl.constexpr, BN: tl.constexpr, BT: tl.constexpr, NT_STATIC: tl.constexpr):
+          BLOCK_GROUP: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, BT: tl.constexpr,
+          NT_STATIC: tl.constexpr):
     b = tl.program_id(0).to(tl.int64)
     d = tl.program_id(1) * BD + tl.arange(0, BD)
     n = tl.arange(0, BN)
@@ -45,11 +46,17 @@ def _scan(x, dt, A, Bm, Cm, Dp, z, h0, y, hT, D, T, N, G, NT,
     else:
         h = tl.zeros([BD, BN], dtype=tl.float32)
     row = b * D * T + d[:, None] * T                                   # [BD, 1]
-    bc = b * G * N * T + (g[:, None, None] * N + n[None, :, None]) * T  # [BD, BN, 1]
+    if BLOCK_GROUP:   # the block's channels share one group: load B, C once as [BN, BT], broadcast over channels
+        bc = b * G * N * T + ((tl.program_id(1) * BD) // (D // G) * N + n[None, :, None]) * T   # [1, BN, 1]
+    else:
+        bc = b * G * N * T + (g[:, None, None] * N + n[None, :, None]) * T                     # [BD, BN, 1]
     for c in range(NT_STATIC if NT_STATIC > 0 else NT):
         t = c * BT + tl.arange(0, BT)
         m = dmask[:, None] & (t < T)[None, :]
-        m3 = dn_mask[:, :, None] & (t < T)[None, None, :]
+        if BLOCK_GROUP:
+            m3 = nmask[None, :, None] & (t < T)[None, None, :]
+        else:
+            m3 = dn_mask[:, :, None] & (t < T)[None, None, :]
         xt = tl.load(x + row + t[None, :], mask=m, other=0.0).to(tl.float32)
         dtt = tl.load(dt + row + t[None, :], mask=m, other=0.0).to(tl.float32)
         Bt = tl.load(Bm + bc + t[None, None, :], mask=m3, other=0.0).to(tl.float32)
@@ -120,7 +127,7 @@ def scan_forward(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Te
         x, dt, A, B, C, x if D is None else D, x if z is None else z,
         x if initial_state is None else initial_state, y, y if hT is None else hT, Dc, T, N, G, NT,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_H0=initial_state is not None, STORE_H=store_state,
-        BD=block_d, BN=max(2, triton.next_power_of_2(N)), BT=block_t, NT_STATIC=NT if _INTERPRET else 0,
+        BLOCK_GROUP=(Dc // G) % block_d == 0, BD=block_d, BN=max(2, triton.next_power_of_2(N)), BT=block_t, NT_STATIC=NT if _INTERPRET else 0,
         num_warps=num_warps)
     return y, hT
 
