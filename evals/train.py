@@ -56,10 +56,21 @@ def sample_row(sample: Sample, answer_weight: float) -> tuple[list[int], list[fl
     return prompt + answer, [1.0] * len(prompt) + [answer_weight] * len(answer)
 
 
+def copy_row(text: bytes, width: int, rng: random.Random) -> bytes:
+    """A window of essay text in which a span reappears later: ``A B A C`` (A of 16 to width/4 bytes).
+    Predicting the repeat needs the look-up-and-copy circuit that retrieval needs, and it trains it on
+    hundreds of tokens a row instead of an answer's few."""
+    span = rng.randrange(16, width // 4)
+    a, b, c = (rng.randrange(0, len(text) - width) for _ in range(3))
+    gap = rng.randrange(0, width - 2 * span)
+    row = text[a:a + span] + text[b:b + gap] + text[a:a + span] + text[c:c + width]
+    return row[:width]
+
+
 def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
-               console: Console) -> TrainData:
-    """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0) and
-    windows of plain essay text."""
+               console: Console, copy_fraction: float = 0.0) -> TrainData:
+    """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0),
+    windows of plain essay text, and (``copy_fraction`` of those) essay windows with a repeated span."""
     import torch
 
     from models.zoo.trainer import TrainData
@@ -82,12 +93,17 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
                 i += 1
     text = "".join(essay_haystack(seed).units).encode("utf-8")
     rng = random.Random(seed)
-    for _ in range(n_lm):
-        a = rng.randrange(0, len(text) - width)
-        tokens[i] = torch.frombuffer(bytearray(text[a:a + width]), dtype=torch.uint8).to(torch.int16)
+    n_copy = int(n_lm * copy_fraction)
+    for j in range(n_lm):
+        if j < n_copy:
+            row = copy_row(text, width, rng)
+        else:
+            a = rng.randrange(0, len(text) - width)
+            row = text[a:a + width]
+        tokens[i] = torch.frombuffer(bytearray(row), dtype=torch.uint8).to(torch.int16)
         weights[i] = 1.0
         i += 1
-    recipe = {"tasks": tasks, "samples_per_task": per_task, "lm_rows": n_lm, "lm_text": f"essay_haystack(seed={seed})",
+    recipe = {"tasks": tasks, "samples_per_task": per_task, "lm_rows": n_lm, "copy_rows": n_copy, "lm_text": f"essay_haystack(seed={seed})",
               "seq_len": seq_len, "split": "train", "seed": seed, "tokenizer": "byte", "answer_weight": answer_weight}
     return TrainData(tokens, weights, recipe)
 
@@ -105,6 +121,7 @@ def train(
     warmup: int = typer.Option(100, min=0, help="Warm-up steps."),
     answer_weight: float = typer.Option(20.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
     lm_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows that are plain text."),
+    copy_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the text rows that repeat a span."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
@@ -127,12 +144,12 @@ def train(
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
         raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
-    key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction, copy_fraction]).encode()).hexdigest()[:12]
     data_path = out / f"data-{key}.safetensors"
     if data_path.is_file():
         data = TrainData.load(data_path)
     else:
-        data = build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console)
+        data = build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction)
         data.save(data_path)
     table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
     for cfg in configs:
