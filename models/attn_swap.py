@@ -15,10 +15,9 @@ separated by ':' (',' already separates spec options), e.g.
   a group averaged), optionally on a fixed random projection of that concatenation to ``M`` dims;
   the selection is shared by the heads (as DeepSeek's indexer), then sparse attention over it.
 * ``ssa:block_size=B:topk=K:beam=W:fanout=F:local=L:top_cap=C`` (64, 16, 8, 8, 2, 64): the SSA
-  kernel (hierarchical block selection). Decode steps score every key-block mean directly
-  (``O(T / B)`` per step) instead of the beam search.
-* ``hyper:block_size=B:n_samples=M:n_bits=N:seed=S`` (128, 1024, 8, 0): HyperAttention on prefill;
-  decode steps attend densely (the method approximates the prefill).
+  kernel (hierarchical block selection); a decode step runs the same beam search for its query.
+* ``hyper:block_size=B:n_samples=M:n_bits=N:seed=S`` (128, 1024, 8, 0): HyperAttention (sorted LSH
+  blocks plus ``M`` sampled key columns); a decode step sees its LSH bucket's key block and the samples.
 
 Shared arguments: ``dense_layers=N`` (the first N layers run dense), ``sink=S`` and ``recent=R``
 (always keep the first S and last R tokens; for ``dsa`` in tokens, for ``blocks``/``ssa`` rounded
@@ -26,9 +25,12 @@ up to whole blocks, ``ssa`` needing S <= block_size; refused by dense, swa and h
 
 Any query length works: a prefill (T_q == T_k) runs the method's kernel; a decode or chunked step
 (T_q < T_k, the cache already concatenated) builds the method's keep mask for query i at absolute
-position T_k - T_q + i and runs masked attention. Left padding (batched generation) is honoured by
+position T_k - T_q + i (hyper: its log-weights) and runs masked attention. Left padding (batched generation) is honoured by
 dropping each row's padded keys; padded query rows return zeros. A budget that covers the whole
 context gives exactly dense attention.
+
+CUDA tensors run the Triton kernels of ``kernels/``; CPU tensors run their float64 PyTorch references
+(whatever ``TRITON_INTERPRET`` says), unless ``KERNELS_ON_CPU`` is set (the interpreter test).
 """
 from __future__ import annotations
 
@@ -186,55 +188,124 @@ def _pad_starts(mask: torch.Tensor | None) -> list[int] | None:
     return None if not any(starts) else starts
 
 
+# Run the Triton kernels on CPU tensors too. Only meaningful under TRITON_INTERPRET=1 (set before
+# triton is imported): the interpreter test sets it to cover the GPU path on a CPU.
+KERNELS_ON_CPU = False
+
+
+def use_kernels(t: torch.Tensor) -> bool:
+    """The GPU path (``kernels/``' Triton ops) for CUDA tensors; the float64 references for CPU ones."""
+    return t.is_cuda or KERNELS_ON_CPU
+
+
 def attend(method: str, a: dict[str, int], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """One method on unpadded q ``[B, H, T_q, D]`` (pre-scaled for 1/sqrt(D)), k/v ``[B, H_kv, T_k, D]``."""
-    from kernels.flash import (
-        block_sparse_attention,
-        decode_attention,
-        fixed_pattern,
-        flash_attention,
-    )
-    from kernels.hyper import hyper_attention
-    from kernels.ssa import ssa_attention
+    from kernels.flash import fixed_pattern
+    from kernels.ssa import ssa_select
 
     B, H, T_q, _ = q.shape
     T_k = k.shape[2]
-    prefill = T_q == T_k
-    if method in ("dense", "swa", "hyper") and not prefill:
+    if T_q < T_k:
+        return attend_cached(method, a, q, k, v)
+    if method == "dense":
+        return _flash(q, k, v)
+    if method == "swa":
+        return _flash(q, k, v, a["window"])
+    if method == "hyper":
+        return _hyper(q, k, v, a["block_size"], min(a["n_samples"], T_k), a["n_bits"], a["seed"])
+    if method == "dsa":
+        return _token_sparse(q, k, v, dsa_topk(q, k, a["topk"], a["dim"], a["sink"], a["recent"]))
+    bs, sinks, local = _block_budget(a)
+    if method == "blocks":
+        return _block_sparse(q, k, v, fixed_pattern(B, H, T_q, bs, local, a["stride"] or None, sinks, q.device), bs)
+    if method == "ssa":
+        if a["topk"] * bs > T_k:  # the kernel's limit; such a budget already selects every block
+            return _flash(q, k, v)
+        idx = ssa_select(q, k, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"])
+        return _block_sparse(q, k, v, idx, bs)
+    raise ModelError(f"unknown attention method {method!r}")
+
+
+def attend_cached(method: str, a: dict[str, int], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A decode or chunked step: the T_q queries sit at the last positions of the T_k cached keys.
+
+    Each method keeps what its prefill would: ``blocks`` its pattern, ``dsa`` its top-k tokens, ``ssa``
+    the blocks of its hierarchical selector (run per query), ``hyper`` its LSH bucket and sampled columns.
+    """
+    T_q, T_k = q.shape[2], k.shape[2]
+    if method in ("dense", "swa"):
         window = a["window"] if method == "swa" else None
+        if not use_kernels(q):
+            return attention_ref(q, k, v, window=window)
         if T_q <= 64:
+            from kernels.flash import decode_attention
+
             return decode_attention(q, k, v, window=window)
         return masked_attention(q, k, v, causal(T_q, T_k, q.device, window))
-    if method == "dense":
-        return flash_attention(q, k, v)
-    if method == "swa":
-        return flash_attention(q, k, v, window=a["window"])
     if method == "hyper":
-        return hyper_attention(q, k, v, a["block_size"], min(a["n_samples"], T_k), a["n_bits"], a["seed"])
-    bs = a.get("block_size", 64)
-    sinks = -(-a["sink"] // bs)
-    local = max(a.get("local", 1), -(-a["recent"] // bs) + 1)
+        bias = hyper_decode_bias(q, k, a["block_size"], min(a["n_samples"], T_k), a["n_bits"], a["seed"])
+        return weighted_attention(q, k, v, bias)
+    if method == "dsa":
+        return _token_sparse(q, k, v, dsa_topk(q, k, a["topk"], a["dim"], a["sink"], a["recent"]))
+    bs, sinks, local = _block_budget(a)
     if method == "blocks":
-        if prefill:
-            idx = fixed_pattern(B, H, T_q, bs, local, a["stride"] or None, sinks, q.device)
-            return block_sparse_attention(q, k, v, idx, bs)
         return masked_attention(q, k, v, block_keep(T_q, T_k, bs, local, a["stride"], sinks, q.device))
     if method == "ssa":
-        if not prefill:
-            return masked_attention(q, k, v, ssa_decode_keep(q, k, bs, a["topk"], local))
-        if a["topk"] * bs > T_k:  # the kernel's limit; such a budget already selects every block
-            return flash_attention(q, k, v)
-        return ssa_attention(q, k, v, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"])
-    if method == "dsa":
-        idx = dsa_topk(q, k, a["topk"], a["dim"], a["sink"], a["recent"])
-        if prefill:
-            from kernels.dsa import sparse_attention
-
-            return sparse_attention(q, k, v, idx)
-        keep = torch.zeros(B, 1, T_q, T_k + 1, dtype=torch.bool, device=q.device)
-        keep.scatter_(-1, torch.where(idx < 0, T_k, idx).long()[:, None], True)
-        return masked_attention(q, k, v, keep[..., :T_k])
+        keep = ssa_decode_keep(q, k, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"])
+        return masked_attention(q, k, v, keep)
     raise ModelError(f"unknown attention method {method!r}")
+
+
+def _block_budget(a: dict[str, int]) -> tuple[int, int, int]:
+    """(block size, sink blocks, local blocks) of a block method, sink/recent rounded up to whole blocks."""
+    bs = a["block_size"]
+    return bs, -(-a["sink"] // bs), max(a["local"], -(-a["recent"] // bs) + 1)
+
+
+def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    if not use_kernels(q):
+        return attention_ref(q, k, v, window=window)
+    from kernels.flash import flash_attention
+
+    return flash_attention(q, k, v, window=window)
+
+
+def _block_sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, bs: int) -> torch.Tensor:
+    if not use_kernels(q):
+        from kernels.flash.reference import block_mask
+
+        return attention_ref(q, k, v, mask=block_mask(idx, q.shape[2], bs))
+    from kernels.flash import block_sparse_attention
+
+    return block_sparse_attention(q, k, v, idx, bs)
+
+
+def _token_sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Every head of query i attends to the keys ``idx [B, T_q, K]`` (-1 unused)."""
+    if not use_kernels(q):
+        from kernels.dsa.reference import sparse_attention_ref
+
+        return sparse_attention_ref(q, k, v, idx)
+    if q.shape[2] == k.shape[2]:
+        from kernels.dsa import sparse_attention
+
+        return sparse_attention(q, k, v, idx)
+    B, _, T_q, _ = q.shape
+    T_k = k.shape[2]
+    keep = torch.zeros(B, 1, T_q, T_k + 1, dtype=torch.bool, device=q.device)
+    keep.scatter_(-1, torch.where(idx < 0, T_k, idx).long()[:, None], True)
+    return masked_attention(q, k, v, keep[..., :T_k])
+
+
+def _hyper(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bs: int, m: int, n_bits: int, seed: int) -> torch.Tensor:
+    if not use_kernels(q):
+        from kernels.hyper.lsh import make_plan
+        from kernels.hyper.reference import hyper_ref
+
+        return hyper_ref(q, k, v, make_plan(q, k, bs, m, n_bits, seed), bs)
+    from kernels.hyper import hyper_attention
+
+    return hyper_attention(q, k, v, bs, m, n_bits, seed)
 
 
 def causal(T_q: int, T_k: int, device, window: int | None = None) -> torch.Tensor:
@@ -245,13 +316,30 @@ def causal(T_q: int, T_k: int, device, window: int | None = None) -> torch.Tenso
     return keep & (j > p - window) if window is not None else keep
 
 
+def attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                  window: int | None = None) -> torch.Tensor:
+    """The flash family's float64 reference (queries at the last T_q of the T_k keys)."""
+    from kernels.flash.reference import attention_ref as ref
+
+    return ref(q, k, v, mask=mask, window=window)
+
+
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Attention where ``keep`` (broadcastable to ``[B, H, T_q, T_k]``, causal already) says which keys count."""
-    from kernels.flash.reference import attention_ref
-
-    if not q.is_cuda:
+    if not use_kernels(q):
         return attention_ref(q, k, v, mask=keep)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=keep, enable_gqa=True)
+
+
+def weighted_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Softmax attention with an additive log-weight ``bias [B, H, T_q, T_k]`` (-inf drops a key); a row
+    that keeps no key returns zeros. float64 on the CPU, SDPA on a GPU."""
+    if use_kernels(q):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), enable_gqa=True).nan_to_num(0.0)
+    group = q.shape[1] // k.shape[1]
+    kd, vd = (x.double().repeat_interleave(group, 1) for x in (k, v))
+    s = q.double() @ kd.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias
+    return (torch.softmax(s, -1).nan_to_num(0.0) @ vd).to(q.dtype)
 
 
 def block_keep(T_q: int, T_k: int, bs: int, local: int, stride: int, sinks: int, device) -> torch.Tensor:
@@ -264,23 +352,74 @@ def block_keep(T_q: int, T_k: int, bs: int, local: int, stride: int, sinks: int,
     return keep & causal(T_q, T_k, device)
 
 
-def ssa_decode_keep(q: torch.Tensor, k: torch.Tensor, bs: int, topk: int, local: int) -> torch.Tensor:
-    """SSA's rule for a few queries: block 0, ``local`` recent blocks, and the ``topk`` key blocks whose mean
-    key has the largest dot product with any of the queries (per head) -> ``[B, H, T_q, T_k]`` bool."""
+def ssa_decode_keep(q: torch.Tensor, k: torch.Tensor, bs: int, topk: int, beam: int, fanout: int, local: int,
+                    top_cap: int) -> torch.Tensor:
+    """SSA's hierarchical selection for each of a few queries -> ``[B, H, T_q, T_k]`` bool, causal.
+
+    The rule of ``kernels.ssa.ssa_select`` with every query its own query block (its block id that of its
+    position T_k - T_q + i): the beam search runs top-down over the mean-key hierarchy (``top_cap`` roots,
+    ``beam`` nodes kept per level, ``fanout`` children each), keeping ``topk`` leaf blocks, plus block 0 and
+    the ``local`` blocks ending at the query's own. Per step: O((top_cap + levels * beam * fanout) * D)
+    scores per query, after an O(T_k * D) pass that pools the cached keys.
+    """
+    from kernels.ssa.select import _hierarchy
+
     B, H, T_q, D = q.shape
     Hk, T_k = k.shape[1], k.shape[2]
-    nkb = -(-T_k // bs)
-    counts = torch.bincount(torch.arange(T_k, device=q.device) // bs).float()
-    means = F.pad(k.float(), (0, 0, 0, nkb * bs - T_k)).view(B, Hk, nkb, bs, D).sum(3) / counts[:, None]
-    score = (q.float() @ means.repeat_interleave(H // Hk, 1).transpose(-1, -2)).amax(2)  # [B, H, nkb]
-    blocks = torch.arange(nkb, device=q.device)
-    fixed = (blocks == 0) | (blocks > nkb - 1 - local)
-    score = score.masked_fill(fixed, float("-inf"))
-    val, chosen = score.topk(min(topk, nkb), -1)
-    sel = torch.zeros(B, H, nkb, dtype=torch.bool, device=q.device).scatter_(-1, chosen, val > float("-inf"))
-    sel |= fixed
-    tok = sel.repeat_interleave(bs, -1)[..., :T_k]
-    return tok[:, :, None, :] & causal(T_q, T_k, q.device)
+    levels = [m.repeat_interleave(H // Hk, 1) for m in _hierarchy(k, bs, fanout, top_cap)]
+    qf = q.float()[..., None, :]  # [B, H, T_q, 1, D]
+    qb = (torch.arange(T_k - T_q, T_k, device=q.device) // bs).view(1, 1, T_q, 1)
+    cand = torch.arange(levels[-1].shape[2], device=q.device).expand(B, H, T_q, -1)
+    cand_ok = torch.ones_like(cand, dtype=torch.bool)
+    for lvl in range(len(levels) - 1, -1, -1):
+        n_l = levels[lvl].shape[2]
+        summ = levels[lvl].gather(2, cand.clamp_max(n_l - 1).reshape(B, H, -1, 1).expand(-1, -1, -1, D))
+        s = (qf @ summ.view(B, H, T_q, -1, D).transpose(-1, -2)).squeeze(-2)  # [B, H, T_q, candidates]
+        ok = cand_ok & (cand * fanout**lvl <= qb)
+        if lvl == 0:
+            ok &= (cand != 0) & (cand <= qb - local)
+        val, pos = s.masked_fill(~ok, float("-inf")).topk(min(topk if lvl == 0 else beam, s.shape[-1]), -1)
+        best = cand.gather(-1, pos)
+        if lvl > 0:
+            cand = (best[..., None] * fanout + torch.arange(fanout, device=q.device)).flatten(-2)
+            cand_ok = (val > float("-inf")).repeat_interleave(fanout, -1) & (cand < levels[lvl - 1].shape[2])
+    nkb = levels[0].shape[2]
+    sel = torch.zeros(B, H, T_q, nkb + 1, dtype=torch.bool, device=q.device)
+    sel.scatter_(-1, torch.where(val > float("-inf"), best, nkb), True)
+    blocks = torch.arange(nkb + 1, device=q.device)
+    sel |= (blocks == 0) | ((blocks <= qb) & (blocks > qb - local))
+    tok = sel[..., torch.arange(T_k, device=q.device) // bs]
+    return tok & causal(T_q, T_k, q.device)
+
+
+def hyper_decode_bias(q: torch.Tensor, k: torch.Tensor, bs: int, m: int, n_bits: int, seed: int) -> torch.Tensor:
+    """HyperAttention's rule for a few queries -> log-weights ``[B, H, T_q, T_k]`` (-inf = dropped).
+
+    With the hyperplanes and sampled columns ``kernels.hyper.lsh.make_plan`` draws for T_k keys (same seed,
+    same order), the keys are sorted by LSH bucket as on prefill; a query sees, with weight 1, the sorted
+    key block holding the place its own bucket takes in that order, and with weight T_k / m each of the
+    ``m`` sampled keys outside it; causal on positions. ``m = T_k`` keeps every key with weight 1 (dense).
+    """
+    from kernels.hyper.lsh import _gray_rank
+
+    B, H, T_q, D = q.shape
+    Hk, T_k = k.shape[1], k.shape[2]
+    group = H // Hk
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    planes = torch.randn(Hk, D, n_bits, generator=gen).to(device=q.device, dtype=torch.float32)
+    samples = torch.randperm(T_k, generator=gen)[:m].to(q.device)
+    k_code = _gray_rank((torch.einsum("bhtd,hdn->bhtn", k.float(), planes) > 0).long())
+    q_code = _gray_rank((torch.einsum("bhtd,hdn->bhtn", q.float(), planes.repeat_interleave(group, 0)) > 0).long())
+    sorted_code, k_perm = k_code.sort(dim=-1, stable=True)
+    rank = torch.empty_like(k_perm).scatter_(-1, k_perm, torch.arange(T_k, device=q.device).expand(B, Hk, T_k))
+    at = torch.searchsorted(sorted_code.repeat_interleave(group, 1), q_code.contiguous())  # [B, H, T_q]
+    same = (rank.repeat_interleave(group, 1) // bs)[:, :, None, :] == (at.clamp_max(T_k - 1) // bs)[..., None]
+    sampled = torch.zeros(T_k, dtype=torch.bool, device=q.device)
+    sampled[samples] = True
+    dtype = torch.float32 if use_kernels(q) else torch.float64
+    bias = torch.full(same.shape, float("-inf"), dtype=dtype, device=q.device)
+    bias = bias.masked_fill(sampled & ~same, math.log(T_k / m)).masked_fill(same, 0.0)
+    return bias.masked_fill(~causal(T_q, T_k, q.device), float("-inf"))
 
 
 def dsa_topk(q: torch.Tensor, k: torch.Tensor, topk: int, dim: int, sink: int, recent: int) -> torch.Tensor:
@@ -299,7 +438,7 @@ def dsa_topk(q: torch.Tensor, k: torch.Tensor, topk: int, dim: int, sink: int, r
         qc, kc = qc @ proj, kc @ proj
     K = min(topk + sink + recent, T_k)
     out = torch.empty(B, T_q, K, dtype=torch.int32, device=q.device)
-    chunk = max(1, (1 << 24) // max(T_k, 1))
+    chunk = max(1, (1 << (26 if q.is_cuda else 24)) // max(T_k, 1))  # scores of a chunk: 256 MB on a GPU
     j = torch.arange(T_k, device=q.device)[None, :]
     for t0 in range(0, T_q, chunk):
         t1 = min(T_q, t0 + chunk)

@@ -4,6 +4,7 @@ KV cache, left padding included), error shrinking to zero as the budget grows, `
 and the bad inputs a user can give (exit 2)."""
 import itertools
 import json
+import math
 import shutil
 
 import pytest
@@ -23,6 +24,7 @@ FULL = [
     "ssa:block_size=16:topk=14:beam=4:fanout=4",
     "hyper:block_size=16:n_samples=4096",
     "ssa:block_size=16:topk=1:beam=1:fanout=2:dense_layers=2",
+    "ssa:block_size=16:topk=16:beam=4:fanout=4:top_cap=2",  # 13 leaves under 3 levels: the beam search decodes
 ]
 # (spec with {b}, budgets from small to the whole 256-token context)
 GROWING = [
@@ -74,6 +76,53 @@ def test_whole_context_budget_gives_stock_logits_on_prefill_and_each_decode_step
     got = _logits(_load(tiny_llama_dir, register(spec)), *batch)
     for step, (a, b) in enumerate(zip(stock, got)):
         assert torch.allclose(a, b, atol=2e-5, rtol=1e-4), f"{spec} step {step}: max diff {(a - b).abs().max():.2e}"
+
+
+def _qkv(T: int, seed: int = 0, H: int = 4, Hk: int = 2, D: int = 16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, H, T, D, generator=g), torch.randn(1, Hk, T, D, generator=g), torch.randn(1, Hk, T, D, generator=g)
+
+
+@pytest.mark.parametrize("p", [64, 128, 192])
+def test_ssa_decode_keeps_the_blocks_the_prefill_selector_keeps(p):
+    """A decode query alone in its block selects, through the beam search, what ssa_select selects for it."""
+    from kernels.flash.reference import block_mask
+    from kernels.ssa import ssa_select
+    from models.attn_swap import ssa_decode_keep
+
+    q, k, _ = _qkv(p + 1, seed=p)
+    args = dict(bs=16, topk=3, beam=2, fanout=2, local=1, top_cap=2)  # 3 to 5 levels
+    idx = ssa_select(q, k, 16, 3, 2, 2, 1, 2)
+    want = block_mask(idx, p + 1, 16)[:, :, -1:]
+    got = ssa_decode_keep(q[:, :, -1:], k, **args)
+    assert torch.equal(got, want) and got.sum(-1).max() <= 5 * 16  # block 0, 1 local, 3 chosen
+
+
+def test_hyper_decode_sees_one_sorted_block_and_the_samples():
+    from models.attn_swap import hyper_decode_bias
+
+    q, k, _ = _qkv(160, seed=3)
+    bias = hyper_decode_bias(q[:, :, -2:], k, 16, 24, 8, 0)
+    kept = bias > float("-inf")
+    assert set(bias[kept].unique().tolist()) <= {0.0, math.log(160 / 24)}
+    assert ((bias == 0).sum(-1) == 16).all(), "weight 1 on exactly one block of the LSH-sorted keys"
+    samples = (bias[0, 0, 1] != 0) & kept[0, 0, 1]
+    assert ((bias != 0) & kept).sum(-1).max() <= 24 and samples.sum() >= 24 - 16
+    assert not kept[:, :, 0, -1].any(), "the earlier query never sees the later key"
+
+
+@pytest.mark.parametrize("spec", ["blocks:block_size=16:local=2", "dsa:topk=16", "ssa:block_size=16:topk=2:beam=2:fanout=2",
+                                  "hyper:block_size=16:n_samples=16"])
+def test_decode_step_attention_is_sparse_not_dense(spec):
+    """On a decode step (2 queries against 200 cached keys) a small budget gives other outputs than dense."""
+    from kernels.flash.reference import attention_ref
+    from models.attn_swap import attend
+
+    cfg = parse_attn(spec)
+    q, k, v = _qkv(200, seed=5)
+    out = attend(cfg.method, cfg.args, q[:, :, -2:], k, v)
+    dense = attention_ref(q[:, :, -2:], k, v)
+    assert out.shape == dense.shape and (out - dense).norm() / dense.norm() > 0.05
 
 
 def test_small_budgets_really_change_decode_logits(tiny_llama_dir, batch, stock):
@@ -175,14 +224,18 @@ def test_the_board_shows_the_method_with_its_arguments():
 INTERPRETED = """
 import sys, torch
 from transformers import AutoModelForCausalLM
+import models.attn_swap
 from models.attn_swap import register
 from kernels.flash.checks import interpreting
 assert interpreting()
+models.attn_swap.KERNELS_ON_CPU = True
 ids = torch.randint(5, 1000, (1, 64), generator=torch.Generator().manual_seed(0))
-def last(impl):
+def last(impl):  # the prefill's last logits, then one decode step's
     m = AutoModelForCausalLM.from_pretrained(sys.argv[1], attn_implementation=impl).eval()
     with torch.inference_mode():
-        return m(input_ids=ids).logits[0, -1]
+        o = m(input_ids=ids, use_cache=True)
+        step = m(input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values).logits
+    return torch.stack([o.logits[0, -1], step[0, -1]])
 ref = last("eager")
 for spec in sys.argv[2:]:
     print(spec, float((last(register(spec)) - ref).abs().max()))
@@ -190,13 +243,14 @@ for spec in sys.argv[2:]:
 
 
 def test_the_gpu_kernels_run_in_triton_s_interpreter_give_stock_logits(tiny_llama_dir, tmp_path):
-    """The Triton path a GPU takes (run by the CPU interpreter): whole-context budgets match eager attention."""
+    """The Triton path a GPU takes (run by the CPU interpreter; the in-process tests above run the references):
+    whole-context budgets match eager attention on prefill and on a decode step."""
     import os
     import subprocess
     import sys
 
-    specs = ["dense", "blocks:block_size=16:local=4", "ssa:block_size=16:topk=2:beam=2:fanout=2",
-             "hyper:block_size=16:n_samples=64"]
+    specs = ["dense", "blocks:block_size=16:local=5", "ssa:block_size=16:topk=2:beam=2:fanout=2",
+             "hyper:block_size=16:n_samples=128"]  # whole-context budgets for 64 prompt tokens and one more
     p = subprocess.run([sys.executable, "-c", INTERPRETED, str(tiny_llama_dir), *specs], capture_output=True,
                        text=True, timeout=300, check=False, env={**os.environ, "TRITON_INTERPRET": "1"})
     assert p.returncode == 0, p.stderr[-2000:]
