@@ -149,55 +149,46 @@ def _state(k, v, vscale, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, 
         S = tl.load(s0 + s_off, mask=smask, other=0.0).to(tl.float32)
     else:
         S = tl.zeros([BK, BV], dtype=tl.float32)
-    # scalar base pointers advance by one chunk per step; the tiles' offsets are int32 and loop-invariant
-    kp = k + (b * HK + h // (H // HK)).to(tl.int64) * T * DK
+    k_base = (b * HK + h // (H // HK)).to(tl.int64) * T * DK
     if DELTA:
-        vp = u + bh.to(tl.int64) * T * DV
-        wp = w + bh.to(tl.int64) * T * DK
+        v_base = bh.to(tl.int64) * T * DV
+        w_base = bh.to(tl.int64) * T * DK
     else:
-        vp = v + (b * HV + h // (H // HV)).to(tl.int64) * T * DV
-    gp = g + (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
-    hp = h_out + bh.to(tl.int64) * NT * DK * DV
-    dp = vscale + bh.to(tl.int64) * T
-    off_kt = rows[None, :] * DK + dk[:, None]
-    off_v = rows[:, None] * DV + dv[None, :]
-    off_h = dk[:, None] * DV + dv[None, :]
+        v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
+    g_base = (b * HG + h // (H // HG)).to(tl.int64) * T * (DK if GATE == 2 else 1)
     dtype = k.dtype.element_ty
     for n in range(NT_STATIC if NT_STATIC > 0 else NT):
-        tl.store(hp + off_h, S.to(h_out.dtype.element_ty), mask=smask)
-        hp += DK * DV
-        tmask = n * BT + rows < T
+        tl.store(h_out + (bh.to(tl.int64) * NT + n) * DK * DV + dk[:, None] * DV + dv[None, :],
+                 S.to(h_out.dtype.element_ty), mask=smask)
+        t = n * BT + rows
+        tmask = t < T
         vmask = tmask[:, None] & dvmask[None, :]
         kmask_t = dkmask[:, None] & tmask[None, :]
         # K is loaded transposed, [BK, BT], so the product below takes it without a layout change
-        kt = tl.load(kp + off_kt, mask=kmask_t, other=0.0)
+        kt = tl.load(k + k_base + t[None, :] * DK + dk[:, None], mask=kmask_t, other=0.0)
         if DELTA:
-            wb = tl.load(wp + rows[:, None] * DK + dk[None, :], mask=tmask[:, None] & dkmask[None, :], other=0.0)
-            ub = tl.load(vp + off_v, mask=vmask, other=0.0).to(tl.float32)
+            wb = tl.load(w + w_base + t[:, None] * DK + dk[None, :], mask=tmask[:, None] & dkmask[None, :],
+                         other=0.0)
+            ub = tl.load(u + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0).to(tl.float32)
             ub = ub - tl.dot(wb, S.to(dtype))
-            tl.store(vp + off_v, ub.to(u.dtype.element_ty), mask=vmask)
-            wp += BT * DK
+            tl.store(u + v_base + t[:, None] * DV + dv[None, :], ub.to(u.dtype.element_ty), mask=vmask)
         else:
-            ub = tl.load(vp + off_v, mask=vmask, other=0.0)
+            ub = tl.load(v + v_base + t[:, None] * DV + dv[None, :], mask=vmask, other=0.0)
             if VSCALE:
-                ub = ub.to(tl.float32) * tl.load(dp + rows, mask=tmask, other=0.0).to(tl.float32)[:, None]
-                dp += BT
-        last = tl.minimum(BT, T - n * BT) - 1
+                dt = tl.load(vscale + bh.to(tl.int64) * T + t, mask=tmask, other=0.0).to(tl.float32)
+                ub = ub.to(tl.float32) * dt[:, None]
+        last = tl.minimum(n * BT + BT, T) - 1
         if GATE == 1:  # the decay to the chunk end scales U's rows (the smaller operand), not K
-            gc = tl.load(gp + rows, mask=tmask, other=0.0)
-            glast = tl.load(gp + last)
+            gc = tl.load(g + g_base + t, mask=tmask, other=0.0)
+            glast = tl.load(g + g_base + last)
             ub = ub.to(tl.float32) * tl.exp(glast - gc)[:, None]
             S = S * tl.exp(glast)
-            gp += BT
         elif GATE == 2:
-            gct = tl.load(gp + off_kt, mask=kmask_t, other=0.0)
-            glast = tl.load(gp + last * DK + dk, mask=dkmask, other=0.0)
+            gct = tl.load(g + g_base + t[None, :] * DK + dk[:, None], mask=kmask_t, other=0.0)
+            glast = tl.load(g + g_base + last * DK + dk, mask=dkmask, other=0.0)
             kt = kt.to(tl.float32) * tl.exp(glast[:, None] - gct)
             S = S * tl.exp(glast)[:, None]
-            gp += BT * DK
         S = tl.dot(kt.to(dtype), ub.to(dtype), S)
-        kp += BT * DK
-        vp += BT * DV
     tl.store(s_final + s_off, S, mask=smask)
 
 
@@ -261,8 +252,8 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 @dataclass(frozen=True)
 class Tuning:
     """Launch shapes of one variant: ``_state`` key/value block rows (the delta rule always takes all of
-    D_k), warps and pipeline stages; ``_output`` value block, warps, stages. Blocks are clipped to the head
-    dims, so one entry serves every D_k, D_v."""
+    D_k), warps and pipeline stages; ``_output`` value block, warps, stages; ``_delta_prep`` warps. Blocks
+    are clipped to the head dims, so one entry serves every D_k, D_v."""
 
     state_bk: int
     state_bv: int
@@ -271,6 +262,7 @@ class Tuning:
     out_bv: int
     out_warps: int
     out_stages: int
+    prep_warps: int = 8
 
 
 # (GATE, DELTA) -> launch shapes; GATE 0 none, 1 scalar, 2 per channel. Chosen at D_k = D_v = 128 on an H100.
@@ -347,7 +339,7 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
         launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
                                (k, v, g_arg, beta, w, u, T, H, HK, HV, HG, beta.shape[1], DK, DV),
                                dict(GATE=GATE, BT=BT, BK=BK, BV=BV_P, LOG2_BT=BT.bit_length() - 1,
-                                    NVB=triton.cdiv(DV, BV_P), num_warps=8 if BK >= 128 else 4)))
+                                    NVB=triton.cdiv(DV, BV_P), num_warps=tn.prep_warps)))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
     s_final = _alloc((B, H, DK, DV), torch.float32, dev)
     BK_S = BK if DELTA else min(tn.state_bk, BK)

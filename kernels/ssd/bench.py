@@ -18,16 +18,21 @@ from kernels.ssd.ops import causal_conv1d, ssd_chunk_scan
 CHUNK = 64
 
 
+def ssd_inputs(n: int, device, dtype, B: int, H: int, H_kv: int, D: int) -> dict:
+    """Random Mamba-2 inputs: x [B, H, n, D], dt [B, H, n] > 0, A [H] < 0, B/C [B, H_kv, n, D], D [H]."""
+    return {"x": torch.randn(B, H, n, D, device=device, dtype=dtype),
+            "dt": F.softplus(torch.randn(B, H, n, device=device) - 3.0),
+            "A": -torch.rand(H, device=device) * 4 - 0.5,
+            "B": torch.randn(B, H_kv, n, D, device=device, dtype=dtype) / D ** 0.5,
+            "C": torch.randn(B, H_kv, n, D, device=device, dtype=dtype),
+            "D": torch.randn(H, device=device)}
+
+
 def _ssd(n, device, dtype, B, H, H_kv, D):
-    x = torch.randn(B, H, n, D, device=device, dtype=dtype)
-    dt = F.softplus(torch.randn(B, H, n, device=device) - 3.0)
-    A = -torch.rand(H, device=device) * 4 - 0.5
-    Bm = torch.randn(B, H_kv, n, D, device=device, dtype=dtype) / D ** 0.5
-    Cm = torch.randn(B, H_kv, n, D, device=device, dtype=dtype)
-    Dp = torch.randn(H, device=device)
+    x = ssd_inputs(n, device, dtype, B, H, H_kv, D)
 
     def fn():
-        return ssd_chunk_scan(x, dt, A, Bm, Cm, Dp, chunk_size=CHUNK)
+        return ssd_chunk_scan(x["x"], x["dt"], x["A"], x["B"], x["C"], x["D"], chunk_size=CHUNK)
     return fn, float(B * H * (4 * n * D * D + 2 * n * CHUNK * 2 * D))
 
 
