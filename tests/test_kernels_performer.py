@@ -18,6 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import kernels.performer as P  # noqa: E402
 from kernels.linear import triton_chunk  # noqa: E402
+from kernels.performer import triton_features  # noqa: E402
 from kernels.performer.reference import favor_reference  # noqa: E402
 
 DEV = "cuda" if CUDA else "cpu"
@@ -25,9 +26,12 @@ DEV = "cuda" if CUDA else "cpu"
 
 @pytest.fixture(autouse=True)
 def poison(monkeypatch):
-    """Every buffer the chunk kernels write starts as NaN, so an unwritten element fails the comparison."""
-    monkeypatch.setattr(triton_chunk, "_alloc",
-                        lambda shape, dtype, device: torch.full(shape, float("nan"), dtype=dtype, device=device))
+    """Every buffer the Triton kernels write starts as NaN, so an unwritten element fails the comparison."""
+    def nan(shape, dtype, device):
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+    monkeypatch.setattr(triton_chunk, "_alloc", nan)
+    monkeypatch.setattr(triton_features, "_alloc", nan)
 
 
 def make(B, H, Hk, T, d, Dv, m, seed=0, dtype=torch.float32, norm=1.0):
@@ -48,7 +52,8 @@ def ref(q, k, v, W, scale=None, state=None):
 def true_state(st: P.FavorState):
     """(S, z) in float64 on the CPU from a FavorState: exp(shift) · kv, shift repeated over grouped heads."""
     H = st.kv.shape[1]
-    kv = st.kv.double().cpu() * st.shift.double().cpu().repeat_interleave(H // st.shift.shape[1], 1).exp()[..., None, None]
+    shift = st.shift.double().cpu().repeat_interleave(H // st.shift.shape[1], 1)
+    kv = st.kv.double().cpu() * shift.exp()[..., None, None]
     return kv[..., :-1], kv[..., -1]
 
 
@@ -81,6 +86,19 @@ def test_orthogonal_features_are_seeded_orthogonal_blocks_with_chi_norms():
     norms = P.orthogonal_features(4096, 16, seed=0, dtype=torch.float64).norm(dim=1)
     # chi(16): mean sqrt(2) Γ(8.5) / Γ(8) = 3.9219, mean square 16
     assert abs(norms.mean().item() - 3.9219) < 0.05 and abs(norms.pow(2).mean().item() - 16) < 0.8
+
+
+@pytest.mark.parametrize("D,m", [(20, 40), (33, 7), (128, 256)], ids=["D20-m40", "D33-m7", "D128-m256"])
+def test_triton_feature_map_matches_float64(D, m):
+    from kernels.performer.features import positive_features
+
+    x = torch.randn(2, 3, 37, D, generator=torch.Generator().manual_seed(D)).to(DEV)
+    W = P.orthogonal_features(m, D, seed=2, device=DEV)
+    f, a = triton_features.triton_features(x, W, 0.3)
+    f_ref, a_ref = positive_features(x.double().cpu(), W.double().cpu(), 0.3)
+    assert f.shape == (2, 3, 37, m) and a.shape == (2, 3, 37)
+    assert rel(f, f_ref) < tol(x.dtype) and rel(a, a_ref) < tol(x.dtype)
+    assert float(f.max()) == 1.0  # every row's largest feature is exp(0)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -212,7 +230,7 @@ def bad_cases():
     yield "scale", lambda: P.favor_attention(q, k, v, W, scale=-1.0)
     yield "chunk_size", lambda: P.favor_attention(q, k, v, W, chunk_size=48)
     yield "initial_state", lambda: P.favor_attention(q, k, v, W, initial_state=P.FavorState(st.kv[..., :3], st.shift))
-    yield "q, k", lambda: P.favor_attention(q, k.clone().fill_(float("nan")), v, W)
+    yield "k", lambda: P.favor_attention(q, k.clone().fill_(float("nan")), v, W)
     yield "state", lambda: P.favor_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], W, (st.kv,))
     yield "m", lambda: P.orthogonal_features(0, 16)
 
@@ -224,6 +242,7 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
 
     monkeypatch.setattr(triton_chunk, "chunk_forward", no_launch)
     monkeypatch.setattr(triton_chunk, "step_forward", no_launch)
+    monkeypatch.setattr(triton_features, "triton_features", no_launch)
     with pytest.raises(ValueError, match=name.split(",")[0]):
         call()
 

@@ -19,8 +19,11 @@ Numerics (the paper's implementation subtracts a max before the exp; here):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+
+FeatureMap = Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
 
 
 def orthogonal_features(m: int, d: int, *, seed: int = 0, device: torch.device | str | None = None,
@@ -72,16 +75,17 @@ def key_weights(a: torch.Tensor, m: int, shift: torch.Tensor | None) -> tuple[to
 
 
 def favor_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: torch.Tensor, scale: float,
-                 shift: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+                 shift: torch.Tensor | None, features: FeatureMap = positive_features) -> tuple[torch.Tensor, ...]:
     """What the gated linear-attention recurrence takes to compute FAVOR+ (``[B, H, T, *]`` or one token
     ``[B, H, *]``). Returns (fq: [.., m], fk: [.., m], vw: [.., D_v + 1] = w ⊙ [v, 1], g: [B, H_k(, T)], shift).
+    ``features``: ``positive_features`` or a drop-in with its contract (the Triton kernel).
 
     The recurrence ``S_t = exp(g_t) S_{t-1} + fk_t vw_tᵀ`` then holds ``exp(-c_t) [S_t, z_t]`` and
     ``o_t = (fq_tᵀ S_t)[:D_v] / (fq_tᵀ S_t)[D_v]``.
     """
     step = q.dim() == 3
-    fq, _ = positive_features(q, W, scale)
-    fk, a = positive_features(k, W, scale)
+    fq, _ = features(q, W, scale)
+    fk, a = features(k, W, scale)
     g, w, shift = key_weights(a[..., None] if step else a, W.shape[0], shift)
     if step:
         g, w = g[..., 0], w[..., 0]

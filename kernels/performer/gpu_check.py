@@ -1,6 +1,6 @@
 """GPU check of the Performer family in one call: correctness at full size against the float64 definition
 (prefill, state, decode after a prefill), median times at growing n with the fitted exponent, and where the
-time goes (feature maps vs the chunked recurrence).
+time goes (feature maps, Triton and PyTorch, vs the chunked recurrence).
 
 Run on the device (repo root): ``PYTHONPATH=$PWD python3 -m kernels.performer.gpu_check --out $OUT``
 (well under a minute on an H100 after compilation); on the CPU under the interpreter at tiny sizes, to see
@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -106,27 +107,31 @@ def exponent(points: list[tuple[int, float]]) -> float | None:
 
 
 def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:
-    """Median ms per case and n: the op, its feature maps alone, the chunked recurrence alone, SDPA flash."""
+    """Median ms per case and n: the op, its feature maps alone (the Triton kernel the op uses, and the PyTorch
+    form), the chunked recurrence alone, SDPA flash."""
     from kernels.linear import gated_linear_attention
     from kernels.performer import favor_attention, orthogonal_features
     from kernels.performer.features import favor_inputs
+    from kernels.performer.triton_features import triton_features
 
-    table: dict[str, dict[int, float]] = {"performer": {}, "features only": {}, "recurrence only": {},
-                                          "sdpa_flash": {}}
+    table: dict[str, dict[int, float]] = {"performer": {}, "features triton": {}, "features torch": {},
+                                          "recurrence only": {}, "sdpa_flash": {}}
     H, D = s.heads, s.D
     W = orthogonal_features(s.m, D, seed=0, device=dev)
     for n in s.times_n:
         try:
             q, k, v = (torch.randn(1, H, n, D, device=dev, dtype=dtype) for _ in range(3))
-            table["performer"][n] = timed(lambda: favor_attention(q, k, v, W), dev)
-            table["features only"][n] = timed(lambda: favor_inputs(q, k, v, W, D ** -0.5, None), dev)
-            fq, fk, vw, gate, _ = favor_inputs(q, k, v, W, D ** -0.5, None)
+            table["performer"][n] = timed(partial(favor_attention, q, k, v, W), dev)
+            table["features triton"][n] = timed(partial(favor_inputs, q, k, v, W, D ** -0.5, None, triton_features),
+                                                dev)
+            table["features torch"][n] = timed(partial(favor_inputs, q, k, v, W, D ** -0.5, None), dev)
+            fq, fk, vw, gate, _ = favor_inputs(q, k, v, W, D ** -0.5, None, triton_features)
             fq, fk, vw = (x.to(dtype) for x in (fq, fk, vw))
-            table["recurrence only"][n] = timed(lambda: gated_linear_attention(fq, fk, vw, gate, scale=1.0), dev)
+            table["recurrence only"][n] = timed(partial(gated_linear_attention, fq, fk, vw, gate, scale=1.0), dev)
             del fq, fk, vw, gate
             if n <= s.sdpa_max_n:
                 table["sdpa_flash"][n] = timed(
-                    lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True), dev)
+                    partial(torch.nn.functional.scaled_dot_product_attention, q, k, v, is_causal=True), dev)
         except torch.cuda.OutOfMemoryError:
             print(f"n={n}: out of memory")
         q = k = v = None

@@ -1,6 +1,6 @@
-"""Public FAVOR+ ops: argument checks, then the feature map (PyTorch) and the causal recurrence through
-``kernels.linear``'s scalar-gated chunk kernels (Triton on CUDA or under ``TRITON_INTERPRET=1``, chunked
-PyTorch on the CPU otherwise). No backward: train with ``chunked_torch.favor_chunked``.
+"""Public FAVOR+ ops: argument checks, then the feature map (``triton_features``) and the causal recurrence
+through ``kernels.linear``'s scalar-gated chunk kernels, both Triton on CUDA or under ``TRITON_INTERPRET=1``
+(PyTorch on the CPU otherwise). No backward: train with ``chunked_torch.favor_chunked``.
 
 Layout: q ``[B, H, T, d]``, k ``[B, H_k, T, d]``, v ``[B, H_k, T, D_v]`` (H_k divides H: grouped heads),
 W ``[m, d]`` from ``features.orthogonal_features``; ``m <= 256`` and ``D_v <= 255`` (the chunk kernels take
@@ -10,17 +10,18 @@ key and value widths up to 256; the value gets one extra column for the normalis
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
 from kernels.linear.ops import gated_linear_attention, recurrent_step
 from kernels.performer.chunked_torch import FavorState, normalise
-from kernels.performer.features import favor_inputs
+from kernels.performer.features import favor_inputs, positive_features
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _check(q, k, v, W, scale, state, step: bool) -> float:
+def _check(q, k, v, W, scale, state, step: bool, chunk_size: int | None = None) -> float:
     """Validate shapes, dtypes and devices; return the scale (default d^-1/2)."""
     nd = 3 if step else 4
     for name, x in (("q", q), ("k", k), ("v", v)):
@@ -58,16 +59,26 @@ def _check(q, k, v, W, scale, state, step: bool) -> float:
         if tuple(kv.shape) != (B, H, m, Dv + 1) or tuple(shift.shape) != (B, k.shape[1]):
             raise ValueError(f"{name}: shapes {tuple(kv.shape)}, {tuple(shift.shape)}, expected "
                              f"{(B, H, m, Dv + 1)}, {(B, k.shape[1])}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size not in (16, 32, 64, 128)):
+        raise ValueError(f"chunk_size: {chunk_size} must be a power of two in [16, 128]")
     scale = d ** -0.5 if scale is None else float(scale)
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale: {scale} must be a positive finite number")
+    if not bool(torch.isfinite(k).all()):  # one pass and one sync: a NaN key would poison the running max
+        raise ValueError("k: keys must be finite (a NaN or inf key corrupts the state for every later token)")
     return scale
 
 
+def _triton_features(x: torch.Tensor, W: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    from kernels.performer.triton_features import triton_features
+
+    return triton_features(x.contiguous(), W.float().contiguous(), scale)
+
+
 def _inputs(q, k, v, W, scale, state):
-    fq, fk, vw, g, shift = favor_inputs(q, k, v, W, scale, None if state is None else state.shift)
-    if not bool(torch.isfinite(shift).all()):
-        raise ValueError("q, k: inputs must be finite (a key feature logit is not)")
+    triton = q.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+    fq, fk, vw, g, shift = favor_inputs(q, k, v, W, scale, None if state is None else state.shift,
+                                        _triton_features if triton else positive_features)
     dt = q.dtype
     return fq.to(dt), fk.to(dt), vw.to(dt), g, shift
 
@@ -83,7 +94,7 @@ def favor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: torch.
     (kv [B, H, m, D_v + 1] float32, shift [B, H_k]). Returns (o: [B, H, T, D_v] in v's dtype, FavorState or None).
     Usage: ``o, st = favor_attention(q, k, v, orthogonal_features(128, 64, device=q.device), output_final_state=True)``.
     """
-    scale = _check(q, k, v, W, scale, initial_state, step=False)
+    scale = _check(q, k, v, W, scale, initial_state, step=False, chunk_size=chunk_size)
     fq, fk, vw, g, shift = _inputs(q, k, v, W, scale, initial_state)
     kv0 = None if initial_state is None else initial_state.kv.float()
     o, kv = gated_linear_attention(fq, fk, vw, g, scale=1.0, initial_state=kv0, output_final_state=True,
