@@ -91,10 +91,9 @@ def test_ssa_decode_keeps_the_blocks_the_prefill_selector_keeps(p):
     from models.attn_swap import ssa_decode_keep
 
     q, k, _ = _qkv(p + 1, seed=p)
-    args = dict(bs=16, topk=3, beam=2, fanout=2, local=1, top_cap=2)  # 3 to 5 levels
-    idx = ssa_select(q, k, 16, 3, 2, 2, 1, 2)
+    idx = ssa_select(q, k, block_size=16, topk=3, beam=2, fanout=2, local=1, top_cap=2)  # 3 to 5 levels
     want = block_mask(idx, p + 1, 16)[:, :, -1:]
-    got = ssa_decode_keep(q[:, :, -1:], k, **args)
+    got = ssa_decode_keep(q[:, :, -1:], k, bs=16, topk=3, beam=2, fanout=2, local=1, top_cap=2)
     assert torch.equal(got, want) and got.sum(-1).max() <= 5 * 16  # block 0, 1 local, 3 chosen
 
 

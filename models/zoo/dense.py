@@ -53,7 +53,12 @@ class Attention(nn.Module):
     """Causal multi-head softmax attention with RoPE; ``x: [B, T, d_model]``.
 
     Inference state: ``{"k": [B, H, S, D], "v": [B, H, S, D], "pos": int}`` where ``pos`` is the
-    number of tokens seen and the cache holds the last ``S`` of them."""
+    number of tokens seen and the cache holds the last ``S`` of them.
+
+    ``context_parallel``: None, or this rank's share of a sequence split across processes (set by
+    ``models.zoo.context_parallel`` on dense layers only): its token positions and its ring attention."""
+
+    context_parallel = None
 
     def __init__(self, cfg: ZooConfig, layer: int):
         super().__init__()
@@ -71,9 +76,10 @@ class Attention(nn.Module):
         return self.out(o.transpose(1, 2).reshape(B, T, H * D))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(x.shape[1], device=x.device)
+        cp = self.context_parallel
+        pos = torch.arange(x.shape[1], device=x.device) if cp is None else cp.positions(x.device)
         q, k, v = self.project(x, pos)
-        return self.merge(self.attend_train(x, q, k, v))
+        return self.merge(self.attend_train(x, q, k, v) if cp is None else cp.attend(q, k, v))
 
     def step(self, x: torch.Tensor, state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
         seen = state["pos"] if state else 0
