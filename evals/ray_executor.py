@@ -4,7 +4,9 @@ The driver (the ``evals run`` process) builds every (task, ctx) job's sample set
 as the local runner does, cuts the samples still to do into the same length-sorted batches, and hands the
 batches to a pool of Ray actors. Each actor loads the model once and keeps it for every batch it is given
 (GPU actors ask Ray for a GPU through ``num_gpus``); it generates and scores its batch with the runner's
-own functions and returns the records. The driver is the only process that writes: it appends each
+own functions and returns the records. The driver loads no model: ``RemoteModel`` starts the pool's
+first actor and asks it what the runner needs before the jobs exist (tokenizer, template, context limit,
+prompt token counts), and the pool takes that actor over. The driver is the only process that writes: it appends each
 batch's records to the job's ``samples.jsonl`` as they arrive and writes ``metrics.json`` with the runner's
 ``write_metrics`` once the job's last batch is in.
 
@@ -33,7 +35,7 @@ from evals.ctx import fmt_ctx
 from evals.errors import EvalError
 from evals.runner import Job, Overhead, RunConfig, complete_batch, job_dir, job_samples, write_metrics
 from evals.store import RecordWriter, read_records
-from models.base import Model
+from models.base import Completion, Model, Request
 from models.errors import ModelError
 from models.load import load_model
 from models.spec import parse_spec
@@ -105,16 +107,36 @@ def _probe(address: str) -> None:
 
 
 class Worker:
-    """A Ray actor: one model for its whole life, one batch per call."""
+    """A Ray actor: one model for its whole life, one batch per call. A user error while loading (a path
+    that is not there) is kept and raised by every call, so the driver reports it as itself."""
 
     def __init__(self, spec: str, load: Callable[[str], Model]):
-        self.model = load(spec)
-        self.batches = 0
+        self.model, self.error, self.batches = None, None, 0
+        try:
+            self.model = load(spec)
+        except (EvalError, ModelError, TaskError) as e:
+            self.error = e
+
+    def _loaded(self) -> Model:
+        if self.error is not None:
+            raise self.error
+        return self.model
+
+    def facts(self) -> dict[str, Any]:
+        """What the driver needs to know of the model: its tokenizer, template and context limit."""
+        m = self._loaded()
+        return {"tokenizer_spec": m.tokenizer_spec, "template": m.template, "max_context": m.max_context}
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        return self._loaded().count_prompt_tokens(request)
+
+    def generate(self, batch: list[Request]) -> list[Completion]:
+        return self._loaded().generate(batch)
 
     def run_batch(self, samples: list[Sample], cfg: RunConfig) -> tuple[list[dict[str, Any]], int]:
         """Generate and score one batch; returns its records and the prompt tokens sent."""
         self.batches += 1
-        return complete_batch(self.model, samples, cfg)
+        return complete_batch(self._loaded(), samples, cfg)
 
     def info(self) -> dict[str, Any]:
         import ray
@@ -122,7 +144,41 @@ class Worker:
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "batches": self.batches}
 
     def close(self) -> None:
-        self.model.close()
+        if self.model is not None:
+            self.model.close()
+
+
+class RemoteModel:
+    """The driver's stand-in for the model under ``--executor ray``: the ``Model`` protocol answered by a
+    Ray actor that holds the model, so the driver loads none. ``run_grid_ray`` takes the actor into its
+    pool as the first worker (``connect`` first)."""
+
+    def __init__(self, spec: str, load: Callable[[str], Model] = load_model, opts: RayOptions = RayOptions()):
+        import ray
+
+        self.spec, self.num_gpus = spec, _gpus_per_actor(spec, opts)
+        self.actor = ray.remote(num_cpus=opts.num_cpus, num_gpus=self.num_gpus)(Worker).remote(spec, load)
+        try:
+            facts = _get(ray, self.actor.facts.remote())
+        except BaseException:
+            self.close()
+            raise
+        self.tokenizer_spec, self.template, self.max_context = facts["tokenizer_spec"], facts["template"], facts["max_context"]
+
+    def count_prompt_tokens(self, request: Request) -> int:
+        import ray
+
+        return _get(ray, self.actor.count_prompt_tokens.remote(request))
+
+    def generate(self, batch: list[Request]) -> list[Completion]:
+        import ray
+
+        return _get(ray, self.actor.generate.remote(batch))
+
+    def close(self) -> None:
+        import ray
+
+        ray.kill(self.actor)
 
 
 @dataclass
@@ -136,16 +192,25 @@ class _JobState:
     bar: int
 
 
+def _gpus_per_actor(spec: str, opts: RayOptions) -> float:
+    """One GPU per actor for in-process backends on a GPU cluster, else none (``opts.num_gpus`` overrides)."""
+    import ray
+
+    if opts.num_gpus is not None:
+        return opts.num_gpus
+    try:
+        local_model = parse_spec(spec).scheme in GPU_SCHEMES
+    except ModelError:
+        local_model = False
+    return 1.0 if local_model and ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
 def _pool_size(spec: str, n_batches: int, opts: RayOptions) -> tuple[int, float]:
     """(actors, GPUs per actor): one actor per GPU for in-process backends on a GPU cluster, else one per CPU."""
     import ray
 
     res = ray.cluster_resources()
-    try:
-        local_model = parse_spec(spec).scheme in GPU_SCHEMES
-    except ModelError:
-        local_model = False
-    num_gpus = opts.num_gpus if opts.num_gpus is not None else (1.0 if local_model and res.get("GPU", 0) >= 1 else 0.0)
+    num_gpus = _gpus_per_actor(spec, opts)
     fit = res.get("GPU", 0) // num_gpus if num_gpus else res.get("CPU", 1) // opts.num_cpus
     workers = opts.workers or int(max(1, fit))
     return max(1, min(workers, n_batches)), num_gpus
@@ -155,8 +220,9 @@ def run_grid_ray(model: Model, tok: Tokenizer, cfg: RunConfig, names: list[str],
                  console: Console, opts: RayOptions = RayOptions(), load: Callable[[str], Model] = load_model) -> RayRunStats:
     """Run every (task, ctx) job of the grid on the connected Ray cluster (``connect`` first).
 
-    ``model`` is the driver's copy, used only for its spec; each actor builds its own with ``load(spec)``.
-    Records and metrics land where the local executor puts them, with the same contents.
+    ``model`` is used only for its spec, and, when it is a ``RemoteModel``, its actor becomes the pool's
+    first worker; every other actor builds its own model with ``load(spec)``. Records and metrics land
+    where the local executor puts them, with the same contents.
     """
     import ray
 
@@ -173,7 +239,8 @@ def run_grid_ray(model: Model, tok: Tokenizer, cfg: RunConfig, names: list[str],
                     if not state.batches:
                         _finish(state, model.spec, tok, cfg, progress)
             if queue:
-                stats = _drain(ray, queue, model.spec, cfg, tok, opts, load, progress)
+                first = model.actor if isinstance(model, RemoteModel) else None
+                stats = _drain(ray, queue, model.spec, cfg, tok, opts, load, progress, first)
     finally:
         for state in jobs:
             if state.writer is not None:
@@ -193,11 +260,11 @@ def _plan(job: Job, spec: str, tok: Tokenizer, cfg: RunConfig, overhead: Overhea
 
 
 def _drain(ray, queue: deque, spec: str, cfg: RunConfig, tok: Tokenizer, opts: RayOptions,
-           load: Callable[[str], Model], progress: Progress) -> RayRunStats:
+           load: Callable[[str], Model], progress: Progress, first=None) -> RayRunStats:
     """Keep every actor ``in_flight`` batches busy; write each batch's records as it returns."""
     n, num_gpus = _pool_size(spec, len(queue), opts)
     actor_cls = ray.remote(num_cpus=opts.num_cpus, num_gpus=num_gpus)(Worker)
-    actors = [actor_cls.remote(spec, load) for _ in range(n)]
+    actors = ([first] if first is not None else []) + [actor_cls.remote(spec, load) for _ in range(n - (first is not None))]
     pending: dict[Any, tuple[Any, _JobState]] = {}
     t0, sent = time.perf_counter(), 0
     stats = RayRunStats()

@@ -71,7 +71,7 @@ def run(
 
         ray_executor.connect(ray_address)  # before the model loads: an address that does not answer fails fast
     with console.status(f"loading {model}"):
-        m = load_model(model)
+        m = ray_executor.RemoteModel(model) if executor == "ray" else load_model(model)  # ray: on a worker only
     try:
         tok_spec = tokenizer or m.tokenizer_spec
         if tok_spec is None:

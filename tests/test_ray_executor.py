@@ -1,5 +1,6 @@
 """The Ray executor on a local 2-CPU Ray cluster: same records and scores as the local executor,
-one model per worker, resumable after an interrupted run; a dead address fails fast with exit 2.
+one model per worker and none on the driver, resumable after an interrupted run; a model that does not
+load and a dead address fail with the user's message (exit 2).
 
 Run: ``pytest tests/test_ray_executor.py -q`` (skipped without Ray: ``pip install '.[ray]'``).
 """
@@ -23,11 +24,12 @@ from evals.bench_runner import InstantModel
 from evals.runner import Job, RunConfig, job_dir, run_job, template_overhead
 from evals.store import read_records
 from models.base import Completion, Request
+from models.errors import ModelError
 from models.prompting import plain_prompt
 from tasks.tokenizers import ByteTokenizer
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]' to test --executor ray")
-from evals.ray_executor import RayOptions, run_grid_ray  # noqa: E402  (needs ray only at call time, but skip together)
+from evals.ray_executor import RayOptions, RemoteModel, run_grid_ray  # noqa: E402  (needs ray only at call time, but skip together)
 
 TASK_NAMES = ["decay_distance", "decay_depth"]
 CTXS = [1024, 2048]
@@ -71,6 +73,10 @@ def load_failing(spec: str) -> FailingModel:
     return FailingModel()
 
 
+def load_missing(spec: str) -> GuessModel:
+    raise ModelError(f"{spec}: no model at /nowhere")
+
+
 @pytest.fixture(scope="module")
 def cluster():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
@@ -84,9 +90,13 @@ def _cfg(out: Path) -> RunConfig:
 
 
 def _run_ray(out: Path, load=load_guess):
-    model, tok = GuessModel(), ByteTokenizer()
-    return run_grid_ray(model, tok, _cfg(out), TASK_NAMES, CTXS, template_overhead(model, tok, True),
-                        Console(file=io.StringIO()), RayOptions(), load)
+    """The grid as ``evals run --executor ray`` runs it: the driver's model is a RemoteModel (a worker's)."""
+    model, tok = RemoteModel(GuessModel.spec, load), ByteTokenizer()
+    try:
+        return run_grid_ray(model, tok, _cfg(out), TASK_NAMES, CTXS, template_overhead(model, tok, True),
+                            Console(file=io.StringIO()), RayOptions(), load)
+    finally:
+        model.close()
 
 
 def _results(out: Path) -> dict[tuple[str, int], tuple[dict, dict]]:
@@ -112,13 +122,14 @@ def local_results(tmp_path_factory):
     return _results(out)
 
 
-def test_ray_equals_local_with_one_model_per_worker(cluster, local_results, tmp_path):
+def test_ray_equals_local_with_one_model_per_worker_and_none_on_the_driver(cluster, local_results, tmp_path):
     log = tmp_path / "loads.txt"
     stats = _run_ray(tmp_path / "out", functools.partial(load_guess, log=log))
     assert _results(tmp_path / "out") == local_results
     scores = [r["score"] for recs, _ in local_results.values() for r in recs.values()]
     assert 0 < sum(scores) < len(scores), "the test model should get some samples right and some wrong"
     loads = log.read_text().split()
+    assert str(os.getpid()) not in loads, "the driver loaded the model"
     assert len(loads) == len(set(loads)) == 2, "each of the 2 workers loads the model once, for all its batches"
     assert sorted(loads) == sorted(str(w["pid"]) for w in stats.workers) and all(w["batches"] > 0 for w in stats.workers)
     assert stats.batches == sum(w["batches"] for w in stats.workers) == len(TASK_NAMES) * len(CTXS) * SAMPLES // BATCH
@@ -136,6 +147,11 @@ def test_interrupted_run_resumes_to_one_record_per_sample(cluster, local_results
     assert _results(tmp_path) == local_results
     after = {r["hash"]: r for f in files for r in read_records(f)}
     assert all(after[h] == r for h, r in first.items()), "a recorded sample was redone"
+
+
+def test_a_model_that_does_not_load_on_the_worker_raises_the_user_error(cluster):
+    with pytest.raises(ModelError, match="no model at /nowhere"):
+        RemoteModel("hf:/nowhere", load_missing)
 
 
 def test_ray_address_that_does_not_answer_exits_2_quickly(tmp_path):
