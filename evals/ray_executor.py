@@ -156,8 +156,8 @@ class RemoteModel:
     def __init__(self, spec: str, load: Callable[[str], Model] = load_model, opts: RayOptions = RayOptions()):
         import ray
 
-        self.spec, self.num_gpus = spec, _gpus_per_actor(spec, opts)
-        self.actor = ray.remote(num_cpus=opts.num_cpus, num_gpus=self.num_gpus)(Worker).remote(spec, load)
+        self.spec = spec
+        self.actor = ray.remote(num_cpus=opts.num_cpus, num_gpus=_gpus_per_actor(spec, opts))(Worker).remote(spec, load)
         try:
             facts = _get(ray, self.actor.facts.remote())
         except BaseException:
