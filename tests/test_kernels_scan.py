@@ -9,16 +9,16 @@ import os
 import torch
 
 CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
+os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")   # before the kernels are imported
 
-import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import pytest
+import torch.nn.functional as F
+from kernel_checks import rel_err  # tests/fixtures, on sys.path via conftest
 
-import kernels.scan as S  # noqa: E402
-from kernels.scan import triton_scan  # noqa: E402
-from kernels.scan.reference import scan_reference  # noqa: E402
-from kernels.scan.torch_scan import linear_scan, selective_scan_torch  # noqa: E402
-from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
+import kernels.scan as S
+from kernels.scan import triton_scan
+from kernels.scan.reference import scan_reference
+from kernels.scan.torch_scan import linear_scan, selective_scan_torch
 
 DEV = "cuda" if CUDA else "cpu"
 pytestmark = pytest.mark.usefixtures("poison")   # every buffer a kernel writes starts as NaN
@@ -93,7 +93,7 @@ def test_state_hand_over():
 
 def test_strong_decay_stays_finite():
     """dt·A down to -400 per token (exp underflows to 0): the state forgets, nothing overflows."""
-    x, dt, A, Bm, Cm, D, z, h0 = make(1, 4, 1, 16, 40, seed=5)
+    x, dt, A, Bm, Cm, D, _, h0 = make(1, 4, 1, 16, 40, seed=5)
     dt = dt * 40
     y, h = S.selective_scan(x, dt, A * 10, Bm, Cm, D, initial_state=h0, output_final_state=True)
     y_ref, h_ref = ref(x, dt, A * 10, Bm, Cm, D, None, h0)

@@ -24,6 +24,7 @@ import math
 import os
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 
@@ -122,8 +123,7 @@ def main() -> None:
     channels, ns = (1024, [16384, 65536, 262144, 1048576]) if not smoke else (4, [32, 64, 128])
     for n in ns:
         a = inputs(n, dev, torch.bfloat16, 1, channels)
-        fn = lambda: selective_scan(a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"])  # noqa: E731
-        ms = bench_ms(fn)
+        ms = bench_ms(partial(selective_scan, a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"]))
         moved = n * channels * (2 + 4 + 2 + 2) + 2 * n * 16 * 2   # x, dt (fp32), z read, y written; B, C
         out["prefill"].append({"n": n, "ms": ms, "GB_per_s": moved / ms / 1e6})
         print(f"prefill n={n}: {ms:.3f} ms", flush=True)
@@ -138,7 +138,7 @@ def main() -> None:
     args_ = [a[k].contiguous() for k in ("x", "dt", "A", "B", "C", "D", "z")]
     for bd, bt, warps in ([(4, 64, 4), (2, 64, 4), (8, 32, 4), (4, 32, 2), (8, 64, 8), (16, 16, 4), (4, 128, 8)]
                           if not smoke else [(4, 64, 4), (2, 16, 1)]):
-        ms = bench_ms(lambda: scan_forward(*args_, None, False, block_d=bd, block_t=bt, num_warps=warps))
+        ms = bench_ms(partial(scan_forward, *args_, None, False, block_d=bd, block_t=bt, num_warps=warps))
         out["sweep"].append({"block_d": bd, "block_t": bt, "warps": warps, "n": n, "ms": ms})
         print(f"sweep BD={bd} BT={bt} warps={warps}: {ms:.3f} ms", flush=True)
     del a, args_
@@ -147,8 +147,8 @@ def main() -> None:
     for Bsz in (1, 16):
         x, dt, A, Bm, Cm, D, z, h0 = make(Bsz, channels, 1, 16, 1, torch.bfloat16)
         st = [t[..., 0].contiguous() for t in (x, dt, Bm, Cm, z)]
-        op = bench_ms(lambda: selective_step(st[0], st[1], A, st[2], st[3], h0, D, st[4]))
-        bare = bench_ms(lambda: step_forward(st[0], st[1], A, st[2], st[3], D, st[4], h0))
+        op = bench_ms(partial(selective_step, st[0], st[1], A, st[2], st[3], h0, D, st[4]))
+        bare = bench_ms(partial(step_forward, st[0], st[1], A, st[2], st[3], D, st[4], h0))
         out["step"].append({"batch": Bsz, "op_ms": op, "kernel_ms": bare})
 
     # 5. the training path at the zoo's small shape
@@ -178,8 +178,8 @@ def main() -> None:
         print(f"  prefill n={r['n']:>8d} {r['ms']:10.3f} ms {r['GB_per_s']:8.1f} GB/s")
     print(f"  exponent (n >= {ns[1]}): {out['exponent']:.3f}")
     best = min(out["sweep"], key=lambda r: r["ms"])
-    print("  sweep at n={n}: ".format(n=n) + ", ".join(f"{r['block_d']}x{r['block_t']}w{r['warps']} {r['ms']:.2f}"
-                                                       for r in out["sweep"]) + f"  (best {best['ms']:.2f} ms)")
+    print(f"  sweep at n={n}: " + ", ".join(f"{r['block_d']}x{r['block_t']}w{r['warps']} {r['ms']:.2f}"
+                                            for r in out["sweep"]) + f"  (best {best['ms']:.2f} ms)")
     for r in out["step"]:
         print(f"  decode step batch {r['batch']:>2d}: op {r['op_ms']:.4f} ms, bare kernel {r['kernel_ms']:.4f} ms")
     t = out["train"]
