@@ -126,6 +126,26 @@ def test_two_level_linear_scan_matches_the_loop(T):
     assert rel(linear_scan(a, u, chunk=4), torch.stack(hs, dim=-1)) < 1e-14
 
 
+def test_zoo_mamba1_inference_through_the_kernels_matches_training(monkeypatch):
+    """The zoo's GPU inference path (Triton scan, step and ssd conv), run here under the interpreter: a
+    prefill, a continuation and single-token steps give the training path's logits."""
+    from models.zoo import mamba1, registry
+
+    monkeypatch.setattr(mamba1, "_kernels", lambda x: mamba1._Kernels())
+    torch.manual_seed(0)
+    m = registry.build(registry.config("mamba1", "tiny")).eval()
+    ids = torch.randint(0, 256, (1, 17))
+    with torch.no_grad():
+        full = m(ids)
+        first, states = m.step(ids[:, :7])
+        second, states = m.step(ids[:, 7:14], states)
+        outs = [first, second]
+        for t in range(14, 17):
+            logits, states = m.step(ids[:, t:t + 1], states)
+            outs.append(logits)
+    assert rel(torch.cat(outs, 1), full) < 1e-5
+
+
 def bad_cases():
     x, dt, A, Bm, Cm, D, z, h0 = make(1, 4, 2, 8, 20)
     yield "dt", lambda: S.selective_scan(x, -dt, A, Bm, Cm)
@@ -135,6 +155,7 @@ def bad_cases():
     yield "B", lambda: S.selective_scan(x, dt, A, Bm[..., :5], Cm)
     yield "C", lambda: S.selective_scan(x, dt, A, Bm, torch.randn(1, 3, 8, 20, device=DEV))
     yield "x", lambda: S.selective_scan(x[0], dt, A, Bm, Cm)
+    yield "x", lambda: S.selective_scan(x[..., :0], dt[..., :0], A, Bm[..., :0], Cm[..., :0])
     yield "z", lambda: S.selective_scan(x, dt, A, Bm, Cm, D, z[..., :4])
     yield "D", lambda: S.selective_scan(x, dt, A, Bm, Cm, D[:2])
     yield "initial_state", lambda: S.selective_scan(x, dt, A, Bm, Cm, initial_state=h0[..., :3])

@@ -21,8 +21,8 @@ def _check(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, 
            D: torch.Tensor | None, z: torch.Tensor | None, state: torch.Tensor | None, step: bool) -> None:
     nd = 2 if step else 3
     tail = "" if step else ", T"
-    if x.dim() != nd or x.dtype not in FLOATS:
-        raise ValueError(f"x: expected a float tensor [B, D{tail}], got {x.dtype} {tuple(x.shape)}")
+    if x.dim() != nd or x.dtype not in FLOATS or x.numel() == 0:
+        raise ValueError(f"x: expected a non-empty float tensor [B, D{tail}], got {x.dtype} {tuple(x.shape)}")
     Bsz, Dc = x.shape[:2]
     for name, t in (("dt", dt), ("z", z)):
         if t is not None and tuple(t.shape) != tuple(x.shape):

@@ -122,13 +122,14 @@ def scan_forward(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Te
     N, G = A.shape[1], B.shape[1]
     y = torch.empty((Bsz, Dc, T), dtype=x.dtype, device=x.device)
     hT = torch.empty((Bsz, Dc, N), dtype=torch.float32, device=x.device) if store_state else None
+    block_t = min(block_t, max(2, triton.next_power_of_2(T)))   # short prefills take a short chunk
     NT = triton.cdiv(T, block_t)
     _scan[(Bsz, triton.cdiv(Dc, block_d))](
         x, dt, A, B, C, x if D is None else D, x if z is None else z,
         x if initial_state is None else initial_state, y, y if hT is None else hT, Dc, T, N, G, NT,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_H0=initial_state is not None, STORE_H=store_state,
-        BLOCK_GROUP=(Dc // G) % block_d == 0, BD=block_d, BN=max(2, triton.next_power_of_2(N)), BT=block_t, NT_STATIC=NT if _INTERPRET else 0,
-        num_warps=num_warps)
+        BLOCK_GROUP=(Dc // G) % block_d == 0, BD=block_d, BN=max(2, triton.next_power_of_2(N)), BT=block_t,
+        NT_STATIC=NT if _INTERPRET else 0, num_warps=num_warps)
     return y, hT
 
 

@@ -68,7 +68,7 @@ class Mamba1(nn.Module):
         B, _, T = xs.shape
         conv_state = state["conv"] if state else xs.new_zeros(B, self.channels, self.kernel - 1)
         ssm = state["ssm"] if state else None
-        kernels = _kernels() if x.is_cuda else None
+        kernels = _kernels(x)
         w, bias = self.conv.weight[:, 0], self.conv.bias
         if kernels is None:
             full = torch.cat([conv_state, xs], dim=-1)
@@ -98,7 +98,10 @@ class _Kernels:
         self.causal_conv1d, self.causal_conv1d_step = causal_conv1d, causal_conv1d_step
 
 
-def _kernels() -> _Kernels | None:
+def _kernels(x: torch.Tensor) -> _Kernels | None:
+    """The Triton ops for a CUDA tensor (None on the CPU, or where Triton is missing)."""
+    if not x.is_cuda:
+        return None
     try:
         return _Kernels()
     except ImportError:
