@@ -45,7 +45,7 @@ def _scan(x, dt, A, Bm, Cm, Dp, z, h0, y, hT, D, T, N, G, NT,
         h = tl.load(h0 + s_off, mask=dn_mask, other=0.0).to(tl.float32)
     else:
         h = tl.zeros([BD, BN], dtype=tl.float32)
-    row = b * D * T + d[:, None] * T                                   # [BD, 1]
+    row = b * D * T + d[:, None].to(tl.int64) * T                      # [BD, 1]; D·T may pass 2^31
     if BLOCK_GROUP:   # the block's channels share one group: load B, C once as [BN, BT], broadcast over channels
         bc = b * G * N * T + ((tl.program_id(1) * BD) // (D // G) * N + n[None, :, None]) * T   # [1, BN, 1]
     else:
