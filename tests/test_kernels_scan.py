@@ -161,6 +161,7 @@ def bad_cases():
     yield "initial_state", lambda: S.selective_scan(x, dt, A, Bm, Cm, initial_state=h0[..., :3])
     yield "state", lambda: S.selective_step(x[..., 0], dt[..., 0], A, Bm[..., 0], Cm[..., 0], h0[:, :2])
     yield "dt", lambda: S.selective_step(x[..., 0], -dt[..., 0], A, Bm[..., 0], Cm[..., 0], h0)
+    yield "B", lambda: S.selective_scan(x, dt, A, Bm[:, :, :3], Cm, validate=False)   # shapes checked regardless
 
 
 @pytest.mark.parametrize("name,call", list(bad_cases()), ids=lambda x: x if isinstance(x, str) else "")

@@ -18,7 +18,8 @@ FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _check(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-           D: torch.Tensor | None, z: torch.Tensor | None, state: torch.Tensor | None, step: bool) -> None:
+           D: torch.Tensor | None, z: torch.Tensor | None, state: torch.Tensor | None, step: bool,
+           values: bool) -> None:
     nd = 2 if step else 3
     tail = "" if step else ", T"
     if x.dim() != nd or x.dtype not in FLOATS or x.numel() == 0:
@@ -44,6 +45,8 @@ def _check(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, 
     for name, t in (("dt", dt), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z), ("state", state)):
         if t is not None and (t.device != x.device or t.dtype not in FLOATS):
             raise ValueError(f"{name}: a float tensor on {x.device} expected, got {t.dtype} on {t.device}")
+    if not values:
+        return
     dmin, dmax, amin, amax = torch.cat([torch.stack(torch.aminmax(dt.float())),
                                         torch.stack(torch.aminmax(A.float()))]).tolist()
     if not (dmin >= 0 and math.isfinite(dmax)):
@@ -58,13 +61,14 @@ def _triton(x: torch.Tensor) -> bool:
 
 def selective_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor | None = None, z: torch.Tensor | None = None, *,
-                   initial_state: torch.Tensor | None = None,
-                   output_final_state: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                   initial_state: torch.Tensor | None = None, output_final_state: bool = False,
+                   validate: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mamba-1 selective-scan prefill. x, dt, z: [B, D, T]; A: [D, N]; B, C: [B, G, N, T]; D: [D];
     initial_state: [B, D, N]. Returns (y: [B, D, T] in x's dtype, final state [B, D, N] float32 or None).
+    ``validate=False`` skips the range checks of dt and A (a device sync per call); shapes are always checked.
     Usage: ``y, h = selective_scan(x, F.softplus(dt + dt_bias), -A_log.exp(), B, C, D, z, output_final_state=True)``.
     """
-    _check(x, dt, A, B, C, D, z, initial_state, step=False)
+    _check(x, dt, A, B, C, D, z, initial_state, step=False, values=validate)
     if not _triton(x):
         y, h = selective_scan_torch(x, dt, A, B, C, D, z, initial_state)
         return y, (h.float() if x.dtype != torch.float64 else h) if output_final_state else None
@@ -77,11 +81,11 @@ def selective_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
 
 def selective_step(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    state: torch.Tensor, D: torch.Tensor | None = None,
-                   z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   z: torch.Tensor | None = None, *, validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoding token. x, dt, z: [B, D]; A: [D, N]; B, C: [B, G, N]; state: [B, D, N].
-    Returns (y: [B, D] in x's dtype, new state [B, D, N] float32).
+    Returns (y: [B, D] in x's dtype, new state [B, D, N] float32). ``validate`` as for ``selective_scan``.
     """
-    _check(x, dt, A, B, C, D, z, state, step=True)
+    _check(x, dt, A, B, C, D, z, state, step=True, values=validate)
     if not _triton(x):
         y, h = selective_step_torch(x, dt, A, B, C, state, D, z)
         return y, h.float() if x.dtype != torch.float64 else h
