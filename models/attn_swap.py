@@ -15,7 +15,7 @@ separated by ':' (',' already separates spec options), e.g.
   a group averaged), optionally on a fixed random projection of that concatenation to ``M`` dims;
   the selection is shared by the heads (as DeepSeek's indexer), then sparse attention over it.
 * ``ssa:block_size=B:topk=K:beam=W:fanout=F:local=L:top_cap=C`` (64, 16, 8, 8, 2, 64): the SSA
-  kernel (hierarchical block selection); a decode step runs the same beam search for its query.
+  kernel (hierarchical block selection); a decode step runs the same selector for its query.
 * ``hyper:block_size=B:n_samples=M:n_bits=N:seed=S`` (128, 1024, 8, 0): HyperAttention (sorted LSH
   blocks plus ``M`` sampled key columns); a decode step sees its LSH bucket's key block and the samples.
 
@@ -356,40 +356,29 @@ def ssa_decode_keep(q: torch.Tensor, k: torch.Tensor, bs: int, topk: int, beam: 
                     top_cap: int) -> torch.Tensor:
     """SSA's hierarchical selection for each of a few queries -> ``[B, H, T_q, T_k]`` bool, causal.
 
-    The rule of ``kernels.ssa.ssa_select`` with every query its own query block (its block id that of its
-    position T_k - T_q + i): the beam search runs top-down over the mean-key hierarchy (``top_cap`` roots,
-    ``beam`` nodes kept per level, ``fanout`` children each), keeping ``topk`` leaf blocks, plus block 0 and
-    the ``local`` blocks ending at the query's own. Per step: O((top_cap + levels * beam * fanout) * D)
-    scores per query, after an O(T_k * D) pass that pools the cached keys.
+    Query i (position p = T_k - T_q + i) keeps the key blocks ``kernels.ssa.ssa_select`` picks for a query
+    block that holds it alone: the selector runs over the keys 0..p with every row of p's block set to this
+    query, so a decode step follows the prefill's rule (its beam search over the key hierarchy, block 0 and
+    the ``local`` blocks ending at its own) whatever that rule is. Cost per query: one selection pass over
+    the cache, O(p log p), like the prefill's; a budget of ``topk * bs >= p + 1`` keeps every key.
     """
-    from kernels.ssa.select import _hierarchy
+    from kernels.ssa import ssa_select
 
     B, H, T_q, D = q.shape
-    Hk, T_k = k.shape[1], k.shape[2]
-    levels = [m.repeat_interleave(H // Hk, 1) for m in _hierarchy(k, bs, fanout, top_cap)]
-    qf = q.float()[..., None, :]  # [B, H, T_q, 1, D]
-    qb = (torch.arange(T_k - T_q, T_k, device=q.device) // bs).view(1, 1, T_q, 1)
-    cand = torch.arange(levels[-1].shape[2], device=q.device).expand(B, H, T_q, -1)
-    cand_ok = torch.ones_like(cand, dtype=torch.bool)
-    for lvl in range(len(levels) - 1, -1, -1):
-        n_l = levels[lvl].shape[2]
-        summ = levels[lvl].gather(2, cand.clamp_max(n_l - 1).reshape(B, H, -1, 1).expand(-1, -1, -1, D))
-        s = (qf @ summ.view(B, H, T_q, -1, D).transpose(-1, -2)).squeeze(-2)  # [B, H, T_q, candidates]
-        ok = cand_ok & (cand * fanout**lvl <= qb)
-        if lvl == 0:
-            ok &= (cand != 0) & (cand <= qb - local)
-        val, pos = s.masked_fill(~ok, float("-inf")).topk(min(topk if lvl == 0 else beam, s.shape[-1]), -1)
-        best = cand.gather(-1, pos)
-        if lvl > 0:
-            cand = (best[..., None] * fanout + torch.arange(fanout, device=q.device)).flatten(-2)
-            cand_ok = (val > float("-inf")).repeat_interleave(fanout, -1) & (cand < levels[lvl - 1].shape[2])
-    nkb = levels[0].shape[2]
-    sel = torch.zeros(B, H, T_q, nkb + 1, dtype=torch.bool, device=q.device)
-    sel.scatter_(-1, torch.where(val > float("-inf"), best, nkb), True)
-    blocks = torch.arange(nkb + 1, device=q.device)
-    sel |= (blocks == 0) | ((blocks <= qb) & (blocks > qb - local))
-    tok = sel[..., torch.arange(T_k, device=q.device) // bs]
-    return tok & causal(T_q, T_k, q.device)
+    T_k = k.shape[2]
+    keep = causal(T_q, T_k, q.device).expand(B, H, T_q, T_k).clone()
+    for i in range(T_q):
+        n = T_k - T_q + i + 1
+        if topk * bs >= n:
+            continue
+        start = (n - 1) // bs * bs
+        alone = torch.zeros(B, H, n, D, dtype=q.dtype, device=q.device)
+        alone[:, :, start:] = q[:, :, i : i + 1]
+        idx = ssa_select(alone, k[:, :, :n], bs, topk, beam, fanout, local, top_cap)[:, :, -1]  # [B, H, K]
+        blocks = torch.zeros(B, H, -(-n // bs) + 1, dtype=torch.bool, device=q.device)
+        blocks.scatter_(-1, torch.where(idx < 0, blocks.shape[-1] - 1, idx).long(), True)
+        keep[:, :, i, :n] = blocks[..., torch.arange(n, device=q.device) // bs]
+    return keep
 
 
 def hyper_decode_bias(q: torch.Tensor, k: torch.Tensor, bs: int, m: int, n_bits: int, seed: int) -> torch.Tensor:
