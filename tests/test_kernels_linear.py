@@ -193,6 +193,20 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
         call()
 
 
+def test_validate_false_skips_only_the_value_checks(monkeypatch):
+    q, k, v, g, beta, s0 = make("delta-channel", 1, 2, 2, 2, 37, 20, 12)
+    kw = dict(initial_state=s0, output_final_state=True, chunk_size=16)
+    o1, s1 = L.gated_delta_rule(q, k, v, g, beta, **kw)
+    o2, s2 = L.gated_delta_rule(q, k, v, g, beta, validate=False, **kw)
+    assert torch.equal(o1, o2) and torch.equal(s1, s2)
+    with pytest.raises(ValueError, match="k"):
+        L.gated_delta_rule(q, k[:, :, :10], v, g, beta, validate=False)
+    launched = []
+    monkeypatch.setattr(triton_chunk, "chunk_forward", lambda *a, **_: launched.append(1) or (o1, s1))
+    L.gated_linear_attention(q, k, v, -g, validate=False)  # the caller vouched for the range: no value pass
+    assert launched
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -53,6 +53,11 @@ STATE_DELTA = [T_(128, 32, 8, 2, 64, 8, 2), T_(128, 16, 8, 2, 64, 8, 2), T_(128,
                T_(128, 16, 4, 2, 64, 8, 2), T_(128, 64, 8, 2, 64, 8, 2), T_(128, 32, 8, 2, 64, 8, 2, 4),
                T_(128, 32, 4, 3, 64, 8, 2), T_(128, 64, 4, 2, 64, 8, 2)]
 OUTPUT = [(64, 8, 2), (128, 8, 2), (64, 4, 2), (128, 4, 2), (32, 4, 2)]
+SHORT = {  # --short: alternatives timed beside the TUNING entry ((GATE, DELTA) -> candidates)
+    (2, False): [T_(64, 32, 4, 3, 128, 4, 2)],
+    (1, True): [T_(128, 32, 4, 3, 128, 4, 2, 8), T_(128, 16, 4, 2, 128, 4, 2, 4)],
+    (2, True): [T_(128, 32, 4, 3, 128, 4, 2, 4), T_(128, 16, 4, 2, 128, 4, 2, 4), T_(128, 16, 8, 2, 128, 4, 2, 4)],
+}
 
 
 def _gate_key(name: str) -> tuple[int, bool]:
@@ -139,8 +144,11 @@ def _tests(out: Path, extra: dict, timeout: float) -> None:
     print(r.stdout[-3000:], flush=True)
 
 
-def _candidates(name: str, state: tc.Tuning | None) -> list[tc.Tuning]:
-    """_state candidates (state is None), else _output candidates around the chosen _state shape."""
+def _candidates(name: str, state: tc.Tuning | None, short: bool = False) -> list[tc.Tuning]:
+    """_state candidates (state is None), else _output candidates around the chosen _state shape; with short,
+    the TUNING entry and its SHORT alternatives, and no _output candidates."""
+    if short:
+        return [] if state else [tc.TUNING[_gate_key(name)]] + SHORT.get(_gate_key(name), [])
     if state is None:
         return STATE_DELTA if VARIANTS[name][1] else STATE_PLAIN
     return [T_(state.state_bk, state.state_bv, state.state_warps, state.state_stages, bv, w, st, state.prep_warps)
@@ -158,7 +166,7 @@ def _short_autotune(warmup: int, rep: int) -> None:
     triton.testing.do_bench = bench
 
 
-def _compile_worker(index: int, workers: int) -> None:
+def _compile_worker(index: int, workers: int, short: bool, fla: bool) -> None:
     """One of ``workers`` processes filling Triton's disk cache: the first ones run one of flash-linear-attention's
     ops each (its autotuning compiles every config; timings here are thrown away), the others share the
     candidate launches."""
@@ -167,14 +175,14 @@ def _compile_worker(index: int, workers: int) -> None:
     jobs = {}
     for name in VARIANTS:
         sweep = "gla_scalar" if name == "ssd" else name
-        cands = _candidates(sweep, None) + _candidates(sweep, _candidates(sweep, None)[0])
+        cands = _candidates(sweep, None, short) + _candidates(sweep, _candidates(sweep, None, short)[0], short)
         # T = 4096 specialises as every benchmark length (T % 16 == 0); 4133 with a state as the check
         for n, H, init in ((4096, SHAPE["H"], False), (4133, 4, True)):
             args, extras = _inputs(name, n, H, dev, init)
             for cand in cands:
                 for launch in tc.plan_forward(*args, **extras, tuning=cand)[0]:
                     jobs[(name, n, launch.name, tuple(sorted(launch.kwargs.items())))] = launch
-    fla = [name for name in FLA.values() if name in lin_bench.CASES]
+    fla = [name for name in FLA.values() if name in lin_bench.CASES] if fla else []
     if index < len(fla):
         lin_bench.CASES[fla[index]](4096, dev, torch.bfloat16, 1, 8, 8, 128)[0]()
         torch.cuda.synchronize()
@@ -186,12 +194,12 @@ def _compile_worker(index: int, workers: int) -> None:
             print("compile failed:", launch.name, launch.kwargs, type(e).__name__, str(e)[:200], flush=True)
 
 
-def _precompile(workers: int, timeout: float) -> float:
-    """Run ``workers`` compile processes at once; returns the seconds they took."""
+def _precompile(workers: int, timeout: float, flags: list[str]) -> float:
+    """Run ``workers`` compile processes at once (with the run's flags); returns the seconds they took."""
     t0 = time.time()
     env = {**os.environ, "FLA_CACHE_RESULTS": "0"}
     procs = [subprocess.Popen([sys.executable, "-m", "kernels.linear.device_run", "--out", ".", "--compile-worker",
-                               f"{i}/{workers}"], env=env) for i in range(workers)]
+                               f"{i}/{workers}", *flags], env=env) for i in range(workers)]
     for proc in procs:
         try:
             proc.wait(timeout=max(1.0, timeout - (time.time() - t0)))
@@ -200,11 +208,11 @@ def _precompile(workers: int, timeout: float) -> float:
     return time.time() - t0
 
 
-def _sweep(name: str, args: tuple, extras: dict, record: dict, left) -> tc.Tuning:
+def _sweep(name: str, args: tuple, extras: dict, record: dict, left, short: bool) -> tc.Tuning:
     """Time each candidate's bare launches at 64K; returns the fastest shape."""
     best, best_ms, rows = tc.TUNING[_gate_key(name)], float("inf"), []
     for stage in ("state", "output"):
-        for cand in _candidates(name, None if stage == "state" else best):
+        for cand in _candidates(name, None if stage == "state" else best, short):
             if left() < 40:
                 break
             launches = tc.plan_forward(*args, **extras, tuning=cand)[0]
@@ -263,6 +271,29 @@ def _fla(extra: dict, out: dict, left) -> None:
             print(fname, extra["fla"][fname], flush=True)
 
 
+def _no_validate(left) -> dict:
+    """The public gated ops at 64K with ``validate=False`` (no range check, no device sync), ms."""
+    from kernels.linear.ops import gated_delta_rule, gated_linear_attention
+    from kernels.ssd.ops import ssd_chunk_scan
+
+    dev, D, res = torch.device("cuda"), SHAPE["D"], {}
+    for name, (gate, delta) in VARIANTS.items():
+        if gate is None or left() < 20:
+            continue
+        if name == "ssd":
+            x = ssd_bench.ssd_inputs(N_TUNE, dev, torch.bfloat16, 1, SHAPE["H"], SHAPE["H_kv"], D)
+            res[name] = _time(lambda x=x: ssd_chunk_scan(x["x"], x["dt"], x["A"], x["B"], x["C"], x["D"],
+                                                         validate=False))[0]
+            continue
+        x = lin_bench.inputs(N_TUNE, dev, torch.bfloat16, 1, SHAPE["H"], SHAPE["H_kv"], D, gate, delta)
+        if delta:
+            res[name] = _time(lambda x=x: gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"],
+                                                           validate=False))[0]
+        else:
+            res[name] = _time(lambda x=x: gated_linear_attention(x["q"], x["k"], x["v"], x["g"], validate=False))[0]
+    return res
+
+
 def _grid(cases: dict, out: dict, ns: list[int], left) -> None:
     dev = torch.device("cuda")
     for cname, case in cases.items():
@@ -286,10 +317,12 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=240.0)
     ap.add_argument("--no-tests", action="store_true", help="skip the compiled test run (64 s on an H100)")
     ap.add_argument("--workers", type=int, default=14, help="parallel compile processes")
+    ap.add_argument("--short", action="store_true", help="time only the TUNING shapes and SHORT's alternatives")
+    ap.add_argument("--no-fla", action="store_true", help="skip flash-linear-attention (its compile takes ~100 s)")
     ap.add_argument("--compile-worker", help="internal: I/N, fill the compile cache and exit")
     args = ap.parse_args()
     if args.compile_worker:
-        _compile_worker(*map(int, args.compile_worker.split("/")))
+        _compile_worker(*map(int, args.compile_worker.split("/")), args.short, not args.no_fla)
         return
     t0 = time.time()
     left = lambda: args.budget_s - (time.time() - t0)  # noqa: E731
@@ -308,12 +341,13 @@ def main() -> None:
     if not args.no_tests:
         _tests(args.out, extra, max(30, min(110, left() - 150)))
     torch.manual_seed(0)
-    extra["precompile_s"] = _precompile(args.workers, min(120.0, left() / 2))
+    flags = ["--short"] * args.short + ["--no-fla"] * args.no_fla
+    extra["precompile_s"] = _precompile(args.workers, min(120.0, left() / 2), flags)
     print(f"precompiled in {extra['precompile_s']:.0f} s", flush=True)
     inputs = {v: _inputs(v, N_TUNE, SHAPE["H"], dev, False) for v in VARIANTS if v != "ssd"}
     for v, (a, ex) in inputs.items():  # SSD is GATE 1 too: it runs with gla_scalar's shapes
         if left() > 40:
-            tc.TUNING[_gate_key(v)] = _sweep(v, a, ex, extra["sweep"], left)
+            tc.TUNING[_gate_key(v)] = _sweep(v, a, ex, extra["sweep"], left, args.short)
     extra["tuning"] = {f"{g}{'d' if d else ''}": list(t.__dict__.values()) for (g, d), t in tc.TUNING.items()}
     del inputs
     save()
@@ -325,7 +359,11 @@ def main() -> None:
     cases = {k: c for k, c in {**lin_bench.CASES, **ssd_bench.CASES}.items() if not k.startswith("fla_")}
     _grid(cases, out, [N_TUNE], left)
     save()
-    _fla(extra, out, left)
+    extra["fla"] = {}
+    if not args.no_fla:
+        _fla(extra, out, left)
+    extra["no_validate_ms"] = _no_validate(left)
+    print("public ops at 64K with validate=False:", extra["no_validate_ms"], flush=True)
     save()
     _grid(cases, out, [n for n in NS if n != N_TUNE], left)
     sdpa = {}

@@ -56,8 +56,8 @@ def _check_values(g: torch.Tensor | None, beta: torch.Tensor | None, chunk_size:
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None, beta: torch.Tensor | None,
-           state: torch.Tensor | None, chunk_size: int | None, step: bool) -> int:
-    """Validate shapes, dtypes and ranges; return the state head count H."""
+           state: torch.Tensor | None, chunk_size: int | None, step: bool, values: bool = True) -> int:
+    """Validate shapes, dtypes and (if values) ranges; return the state head count H."""
     nd = 3 if step else 4
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, torch.Tensor) or x.dim() != nd:
@@ -103,7 +103,8 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | 
             raise ValueError(f"chunk_size: {chunk_size} must be a power of two in [16, 128]")
     if Dk > 256 or v.shape[-1] > 256:
         raise ValueError(f"q/v: head dims {Dk}, {v.shape[-1]} must be <= 256")
-    _check_values(g, beta, chunk_size)
+    if values:
+        _check_values(g, beta, chunk_size)
     return H
 
 
@@ -114,8 +115,8 @@ def check_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, initial_sta
     return _check(q, k, v, None, None, initial_state, chunk_size, step=False)
 
 
-def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size):
-    _check(q, k, v, g, beta, initial_state, chunk_size, step=False)
+def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size, validate=True):
+    _check(q, k, v, g, beta, initial_state, chunk_size, step=False, values=validate)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if _use_triton(q):
         from kernels.linear.triton_chunk import chunk_forward
@@ -146,31 +147,34 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, featu
 
 def gated_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, *,
                            scale: float | None = None, initial_state: torch.Tensor | None = None,
-                           output_final_state: bool = False,
-                           chunk_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
+                           output_final_state: bool = False, chunk_size: int = 64,
+                           validate: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Decayed linear attention ``S_t = exp(g_t) ⊙ S_{t-1} + k_t v_tᵀ``, ``o_t = scale · S_tᵀ q_t``.
 
     g: log decay, [B, H_g, T] (scalar per head: RetNet / Mamba-2 style) or [B, H_g, T, D_k] (per channel:
-    GLA / RWKV style), all <= 0. Other shapes as ``linear_attention``.
+    GLA / RWKV style), all <= 0. Other shapes as ``linear_attention``. ``validate=False`` skips the range
+    check of g (one pass over it and a device sync per call) for callers that checked it once; shapes are
+    always checked.
     Usage: ``o, s = gated_linear_attention(q, k, v, F.logsigmoid(x) / 16, output_final_state=True)``.
     """
-    return _forward(q, k, v, g, None, scale, initial_state, output_final_state, chunk_size)
+    return _forward(q, k, v, g, None, scale, initial_state, output_final_state, chunk_size, validate)
 
 
 def gated_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
                      beta: torch.Tensor, *, scale: float | None = None, initial_state: torch.Tensor | None = None,
-                     output_final_state: bool = False,
-                     chunk_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     output_final_state: bool = False, chunk_size: int = 64,
+                     validate: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gated delta rule ``S_t = a_t (I - b_t k_t k_tᵀ) S_{t-1} + b_t k_t v_tᵀ``, ``o_t = scale · S_tᵀ q_t``.
 
     g: log decay of ``a_t`` (None for plain DeltaNet), [B, H_g, T] scalar (Gated DeltaNet) or [B, H_g, T, D_k]
     per channel (KDA: ``a_t`` scales row i of S); beta: [B, H_b, T] in [0, 2]. Keys are used as given
-    (L2-normalise them for the usual stable rule). Other shapes as ``linear_attention``.
+    (L2-normalise them for the usual stable rule). Other shapes as ``linear_attention``; ``validate=False``
+    skips the range checks of g and beta (a device sync per call), as in ``gated_linear_attention``.
     Usage: ``o, s = gated_delta_rule(q, F.normalize(k, dim=-1), v, g, beta.sigmoid())``.
     """
     if beta is None:
         raise ValueError("beta: the delta rule needs beta [B, H_b, T]")
-    return _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size)
+    return _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size, validate)
 
 
 def recurrent_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor,

@@ -30,14 +30,22 @@ import triton.language as tl
 
 
 @triton.jit
-def _chunk_cumsum(g, a_head, gc, T, HG, DK, GATE: tl.constexpr, HAS_A: tl.constexpr, BT: tl.constexpr,
-                  BK: tl.constexpr):
+def _chunk_cumsum(g, a_head, gc, k, kd, T, H, HG, HK, DK, GATE: tl.constexpr, HAS_A: tl.constexpr, KD: tl.constexpr,
+                  BT: tl.constexpr, BK: tl.constexpr):
     """gc = cumulative sum within each chunk of the log decay g (times a_head[h] if HAS_A), float32; one
-    program per chunk and gate head."""
+    program per chunk and gate head. With KD (per-channel gates), one program per chunk and state head, which
+    also writes the gated keys ``kd = K ⊙ Γ_C / Γ`` that the sequential ``_state`` loop then only loads."""
     n = tl.program_id(0)
-    bhg = tl.program_id(1)
+    if KD:
+        bh = tl.program_id(1)
+        b = bh // H
+        h = bh % H
+        bhg = b * HG + h // (H // HG)
+    else:
+        bhg = tl.program_id(1)
     base = bhg.to(tl.int64) * T * (DK if GATE == 2 else 1)
-    t = n * BT + tl.arange(0, BT)
+    rows = tl.arange(0, BT)
+    t = n * BT + rows
     tmask = t < T
     if GATE == 1:
         gt = tl.load(g + base + t, mask=tmask, other=0.0).to(tl.float32)
@@ -48,7 +56,17 @@ def _chunk_cumsum(g, a_head, gc, T, HG, DK, GATE: tl.constexpr, HAS_A: tl.conste
         dk = tl.arange(0, BK)
         m = tmask[:, None] & (dk < DK)[None, :]
         gt = tl.load(g + base + t[:, None] * DK + dk[None, :], mask=m, other=0.0).to(tl.float32)
-        tl.store(gc + base + t[:, None] * DK + dk[None, :], tl.cumsum(gt, axis=0), mask=m)
+        gcum = tl.cumsum(gt, axis=0)
+        if KD:
+            tl.store(gc + base + t[:, None] * DK + dk[None, :], gcum, mask=m & (h % (H // HG) == 0))
+            # rows past T add nothing, so the tile's last row is the decay at the chunk's last token
+            glast = tl.sum(tl.where((rows == BT - 1)[:, None], gcum, 0.0), axis=0)
+            kb = tl.load(k + (b * HK + h // (H // HK)).to(tl.int64) * T * DK + t[:, None] * DK + dk[None, :],
+                         mask=m, other=0.0)
+            tl.store(kd + bh.to(tl.int64) * T * DK + t[:, None] * DK + dk[None, :],
+                     (kb * tl.exp(glast[None, :] - gcum)).to(kd.dtype.element_ty), mask=m)
+        else:
+            tl.store(gc + base + t[:, None] * DK + dk[None, :], gcum, mask=m)
 
 
 @triton.jit
@@ -83,7 +101,7 @@ def _pair(a, b, gc, rows, STRICT: tl.constexpr, GATE: tl.constexpr, BT: tl.const
 
 
 @triton.jit
-def _delta_prep(k, v, g, beta, w, u, T, H, HK, HV, HG, HB, DK, DV,
+def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
                 GATE: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                 LOG2_BT: tl.constexpr, NVB: tl.constexpr):
     n = tl.program_id(0)
@@ -118,6 +136,10 @@ def _delta_prep(k, v, g, beta, w, u, T, H, HK, HV, HG, HB, DK, DV,
     out_base = bh.to(tl.int64) * T
     tl.store(w + out_base * DK + t[:, None] * DK + dk[None, :], wv.to(w.dtype.element_ty),
              mask=tmask[:, None] & dkmask[None, :])
+    if GATE == 2:  # gated keys for _state; rows past T repeat row T - 1, so the last row is the chunk end's
+        glast = tl.sum(tl.where((rows == BT - 1)[:, None], gc, 0.0), axis=0)
+        tl.store(kd + out_base * DK + t[:, None] * DK + dk[None, :],
+                 (kb * tl.exp(glast[None, :] - gc)).to(kd.dtype.element_ty), mask=tmask[:, None] & dkmask[None, :])
     v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
     for j in range(NVB):
         dv = j * BV + tl.arange(0, BV)
@@ -183,10 +205,8 @@ def _state(k, v, vscale, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, 
             glast = tl.load(g + g_base + last)
             ub = ub.to(tl.float32) * tl.exp(glast - gc)[:, None]
             S = S * tl.exp(glast)
-        elif GATE == 2:
-            gct = tl.load(g + g_base + t[None, :] * DK + dk[:, None], mask=kmask_t, other=0.0)
+        elif GATE == 2:  # k holds the gated keys K ⊙ Γ_C / Γ (written by _chunk_cumsum or _delta_prep)
             glast = tl.load(g + g_base + last * DK + dk, mask=dkmask, other=0.0)
-            kt = kt.to(tl.float32) * tl.exp(glast[:, None] - gct)
             S = S * tl.exp(glast)[:, None]
         S = tl.dot(kt.to(dtype), ub.to(dtype), S)
     tl.store(s_final + s_off, S, mask=smask)
@@ -265,14 +285,15 @@ class Tuning:
     prep_warps: int = 8
 
 
-# (GATE, DELTA) -> launch shapes; GATE 0 none, 1 scalar, 2 per channel. Chosen at D_k = D_v = 128 on an H100.
+# (GATE, DELTA) -> launch shapes; GATE 0 none, 1 scalar, 2 per channel. Chosen at D_k = D_v = 128 on an H100 by
+# device_run's 64K sweep (kernels/linear/NOTES.md has the candidates and their times).
 TUNING: dict[tuple[int, bool], Tuning] = {
-    (0, False): Tuning(64, 64, 4, 3, 64, 8, 2),
-    (1, False): Tuning(64, 64, 4, 3, 64, 8, 2),
-    (2, False): Tuning(64, 64, 4, 3, 64, 8, 2),
-    (0, True): Tuning(128, 32, 8, 2, 64, 8, 2),
-    (1, True): Tuning(128, 32, 8, 2, 64, 8, 2),
-    (2, True): Tuning(128, 32, 8, 2, 64, 8, 2),
+    (0, False): Tuning(64, 32, 4, 3, 128, 4, 2),
+    (1, False): Tuning(32, 32, 4, 3, 128, 4, 2),
+    (2, False): Tuning(32, 32, 4, 3, 128, 4, 2),
+    (0, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
+    (1, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
+    (2, True): Tuning(128, 32, 8, 2, 128, 4, 2, 4),
 }
 
 
@@ -325,19 +346,22 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
     tn = tuning or TUNING[(GATE, DELTA)]
     dev = q.device
     launches = []
-    g_arg = q
+    g_arg = kd = q
     if g is not None:  # every kernel below reads the chunk-local cumulative log decay, not g itself
         g_arg = _alloc(tuple(g.shape), torch.float32, dev)
-        launches.append(Launch("cumsum", _chunk_cumsum, (NT, B * HG),
-                               (g, q if g_scale is None else g_scale, g_arg, T, HG, DK),
-                               dict(GATE=GATE, HAS_A=g_scale is not None, BT=BT, BK=BK)))
+        KD = GATE == 2 and not DELTA
+        if GATE == 2:
+            kd = _alloc((B, H, T, DK), q.dtype, dev)
+        launches.append(Launch("cumsum", _chunk_cumsum, (NT, B * (H if KD else HG)),
+                               (g, q if g_scale is None else g_scale, g_arg, k, kd, T, H, HG, HK, DK),
+                               dict(GATE=GATE, HAS_A=g_scale is not None, KD=KD, BT=BT, BK=BK)))
     w = u = q
     if DELTA:
         w = _alloc((B, H, T, DK), q.dtype, dev)
         u = _alloc((B, H, T, DV), q.dtype, dev)
         BV_P = min(BVF, 64)
         launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
-                               (k, v, g_arg, beta, w, u, T, H, HK, HV, HG, beta.shape[1], DK, DV),
+                               (k, v, g_arg, beta, w, u, kd, T, H, HK, HV, HG, beta.shape[1], DK, DV),
                                dict(GATE=GATE, BT=BT, BK=BK, BV=BV_P, LOG2_BT=BT.bit_length() - 1,
                                     NVB=triton.cdiv(DV, BV_P), num_warps=tn.prep_warps)))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
@@ -345,8 +369,9 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
     BK_S = BK if DELTA else min(tn.state_bk, BK)
     BV_S = min(tn.state_bv, BVF)
     launches.append(Launch("state", _state, (triton.cdiv(DV, BV_S), triton.cdiv(DK, BK_S), B * H),
-                           (k, v, q if v_scale is None else v_scale, g_arg, w, u, h,
-                            q if initial_state is None else initial_state, s_final, T, NT, H, HK, HV, HG, DK, DV),
+                           (kd if GATE == 2 else k, v, q if v_scale is None else v_scale, g_arg, w, u, h,
+                            q if initial_state is None else initial_state, s_final, T, NT, H,
+                            H if GATE == 2 else HK, HV, HG, DK, DV),
                            dict(GATE=GATE, DELTA=DELTA, HAS_INIT=initial_state is not None,
                                 VSCALE=v_scale is not None, BT=BT, BK=BK_S, BV=BV_S,
                                 NT_STATIC=NT if _INTERPRET else 0, num_warps=tn.state_warps,
