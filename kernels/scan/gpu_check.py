@@ -12,7 +12,9 @@ tiny sizes under ``TRITON_INTERPRET=1`` so the script is known to run.
 3. a small sweep of the prefill's block sizes (channels x tokens x warps) at n = 64K;
 4. one decode step (the public op with its argument checks, and the bare kernel) at batch 1 and 16;
 5. the training path (PyTorch doubling scan, forward + backward) at the zoo's small shape
-   (B 16, 464 channels, N 16, T 2048, float32): time and peak memory.
+   (B 16, 464 channels, N 16, T 2048, float32): time and peak memory;
+6. one forward + backward of the small zoo models mamba1, mamba2 and dense (batch 16, 2048 tokens, bf16
+   autocast as the trainer runs them): time and peak memory, so mamba1's training cost reads against theirs.
 Prints one table last and writes ``scan_gpu_check.json`` under ``--out``.
 """
 
@@ -51,7 +53,8 @@ def main() -> None:
     dev = "cpu" if smoke else "cuda"
     torch.manual_seed(0)
     out: dict = {"device": "cpu (interpreter)" if smoke else torch.cuda.get_device_name(),
-                 "torch": torch.__version__, "errors": {}, "prefill": [], "sweep": [], "step": [], "train": {}}
+                 "torch": torch.__version__, "errors": {}, "prefill": [], "sweep": [], "step": [], "train": {},
+                 "zoo": []}
 
     def sync() -> None:
         if not smoke:
@@ -169,6 +172,30 @@ def main() -> None:
     out["train"] = {"shape": [Bsz, Dc, 16, T], "fwd_bwd_ms": train_ms,
                     "peak_gb": None if smoke else (torch.cuda.max_memory_allocated() - base) / 1e9}
 
+    # 6. the zoo's small models, one training step's forward + backward each
+    from models.zoo import registry
+
+    zb, zt = (16, 2048) if not smoke else (1, 64)
+    for arch in ("mamba1", "mamba2", "dense"):
+        model = registry.build(registry.config(arch, "small" if not smoke else "tiny")).to(dev)
+        ids = torch.randint(0, 256, (zb, zt + 1), device=dev)
+
+        def zoo_step(model=model, ids=ids):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=not smoke):
+                logits = model(ids[:, :-1])
+            F.cross_entropy(logits.float().flatten(0, 1), ids[:, 1:].flatten()).backward()
+
+        zoo_step()
+        sync()
+        if not smoke:
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        ms = bench_ms(zoo_step)
+        out["zoo"].append({"arch": arch, "batch": zb, "tokens": zt, "fwd_bwd_ms": ms,
+                           "peak_gb": None if smoke else (torch.cuda.max_memory_allocated() - base) / 1e9})
+        print(f"zoo {arch}: {ms:.1f} ms", flush=True)
+        del model, ids
+
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scan_gpu_check.json").write_text(json.dumps(out, indent=1))
     print(f"\n== selective scan on {out['device']}")
@@ -185,6 +212,9 @@ def main() -> None:
     t = out["train"]
     peak = "-" if t["peak_gb"] is None else f"{t['peak_gb']:.2f} GB"
     print(f"  training path fwd+bwd {t['shape']}: {t['fwd_bwd_ms']:.1f} ms, peak {peak}")
+    for r in out["zoo"]:
+        peak = "-" if r["peak_gb"] is None else f"{r['peak_gb']:.2f} GB"
+        print(f"  zoo {r['arch']:7s} fwd+bwd batch {r['batch']} x {r['tokens']}: {r['fwd_bwd_ms']:.1f} ms, peak {peak}")
 
 
 if __name__ == "__main__":
