@@ -65,6 +65,22 @@ def test_dsa_indexer_and_selection_exact(poison, B, HI, T, DI, topk):
     assert torch.equal(sel[clear], want[clear])
 
 
+def test_dsa_selection_redoes_rows_the_sampled_threshold_misjudges(monkeypatch):
+    """Every 4th key scores far above the rest, so the sampled threshold keeps too few keys: those rows are
+    recomputed exactly, and the answer is still the reference's."""
+    from kernels.dsa import ops
+
+    redone = []
+    real = ops._exact_row
+    monkeypatch.setattr(ops, "_exact_row", lambda *a: redone.append(a[3]) or real(*a))
+    qi, ki, w = indexer_inputs(1, 2, 90 * SCALE, 32)
+    w = w.abs()
+    ki[:, ::4] *= 4
+    sel = dsa_select(qi, ki, w, 24, sample_step=4).long()
+    assert len(redone) > 10
+    assert torch.equal(sel, dsa_ref.select_ref(qi, ki, w, 24))
+
+
 @pytest.mark.parametrize("B,H,H_kv,T,D,K", [
     pytest.param(1, 4, 2, 45, 64, 20, id="B1-H4-Hkv2-T45-D64-k20"),
     pytest.param(1, 2, 1, 33, 128, 33, id="B1-H2-Hkv1-T33-D128-k33"),
@@ -105,6 +121,17 @@ def test_ssa_attention(poison, B, H, H_kv, T, D, bs, kw):
     out = ssa_attention(q, k, v, bs, **kw)
     ref = ssa_ref.attention_ref(q, k, v, mask=ssa_ref.block_mask(ssa_select(q, k, bs, **kw), T, bs))
     assert rel_err(out, ref) < TOL
+
+
+def test_ssa_bounds_cover_every_key():
+    """A node's bound q+ . kmax + q- . kmin is at least q . k for every key under it, at every level."""
+    k = torch.randn(300, 32, dtype=torch.float64)
+    q = torch.randn(5, 32, dtype=torch.float64)
+    for lvl, (hi, lo) in enumerate(ssa_ref.hierarchy_ref(k, 16, 3, 2)):
+        span = 16 * 3**lvl
+        for node in range(hi.shape[0]):
+            bound = torch.maximum(q * hi[node], q * lo[node]).sum(1)
+            assert (bound[:, None] >= q @ k[node * span:(node + 1) * span].T - 1e-12).all()
 
 
 def test_ssa_routes_to_a_strong_match():

@@ -1,4 +1,4 @@
-"""Public DSA ops: checks, chunked indexer + top-k selection, sparse attention, CPU fallback."""
+"""Public DSA ops: checks, exact fused indexer top-k selection, sparse attention, CPU fallback."""
 from __future__ import annotations
 
 import math
@@ -8,10 +8,10 @@ import triton
 
 from kernels.dsa import reference
 from kernels.dsa.triton_dsa import _indexer, _sparse_attn
+from kernels.dsa.triton_topk import _gather_above, _row_topk
 from kernels.flash.checks import FLOAT_DTYPES, check_qkv, interpreting, use_triton
 
 _LOG2E = 1.4426950408889634
-_BIG = torch.iinfo(torch.int64).max
 
 
 def _check_indexer(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, B: int | None = None,
@@ -45,18 +45,30 @@ def _check_topk(topk: int, T: int) -> None:
         raise ValueError(f"topk={topk} is larger than the sequence length n={T}")
 
 
-def _scores(q_idx, k_idx, w, t0: int, t1: int) -> torch.Tensor:
-    """fp32 indexer scores for query rows [t0, t1) against keys [0, t1) -> [B, t1 - t0, t1]."""
+def _scores(q_idx, k_idx, w, t0: int, t1: int, step: int = 1) -> torch.Tensor:
+    """fp32 indexer scores for query rows [t0, t1) against keys 0, step, 2 step, ... below t1 -> [B, t1 - t0, ceil(t1 / step)].
+
+    ``k_idx`` is the full [B, T, DI] key tensor when step == 1, else the contiguous k_idx[:, ::step].
+    """
     B, HI, T, DI = q_idx.shape
-    bm, bn = (32, 32) if interpreting() else (64, 128)
-    out = torch.empty(B, t1 - t0, t1, dtype=torch.float32, device=q_idx.device)
-    grid = (triton.cdiv(t1 - t0, bm), triton.cdiv(t1, bn), B)
+    bm, bn = _tiles()
+    n_cols = -(-t1 // step)
+    out = torch.empty(B, t1 - t0, n_cols, dtype=torch.float32, device=q_idx.device)
+    grid = (triton.cdiv(t1 - t0, bm), triton.cdiv(n_cols, bn), B)
     _indexer[grid](q_idx, k_idx, w, out, q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0),
-                   k_idx.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1), T, t0, t1,
-                   HI=HI, DI=DI, BLOCK_M=bm, BLOCK_N=bn,
-                   # float32 inputs score in full fp32 (not tf32), so selection matches the reference exactly
-                   PRECISION="ieee" if q_idx.dtype == torch.float32 else "tf32", num_warps=4, num_stages=2)
+                   k_idx.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1), n_cols, t0, t1,
+                   COL_STEP=step, HI=HI, DI=DI, BLOCK_M=bm, BLOCK_N=bn, PRECISION=_precision(q_idx),
+                   num_warps=4, num_stages=2)
     return out
+
+
+def _tiles() -> tuple[int, int]:
+    return (32, 32) if interpreting() else (64, 128)
+
+
+def _precision(t: torch.Tensor) -> str:
+    # float32 inputs score in full fp32 (not tf32), so selection matches the reference exactly
+    return "ieee" if t.dtype == torch.float32 else "tf32"
 
 
 def lightning_indexer(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -71,29 +83,75 @@ def lightning_indexer(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor)
 
 
 def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: int = 2048,
-               chunk_elems: int = 1 << 29) -> torch.Tensor:
-    """Top-``topk`` keys per query by indexer score, computed over row chunks so memory stays O(chunk * T).
+               chunk_elems: int = 1 << 29, sample_step: int | None = None) -> torch.Tensor:
+    """Top-``topk`` keys per query by indexer score, exact, without writing the [T, T] scores.
 
+    Per row chunk: a threshold per row from every ``sample_step``-th key's score (default
+    ``clamp(topk // 128, 1, 16)``), then one fused pass that recomputes the scores tile by tile and keeps
+    only those above the threshold (at most ``2 * topk`` rounded up to a power of two per row), then an
+    exact top-k of those (see ``kernels.dsa.triton_topk``); rows whose kept count cannot hold their top-k
+    are recomputed exactly. Memory O(chunk * (T / sample_step + 2 topk)); indexer FLOPs stay O(T^2).
     q_idx: [B, HI, T, DI]; k_idx: [B, T, DI]; w: [B, T, HI] -> int32 [B, T, topk], ascending, -1 where
     query t has fewer than topk keys (t + 1 < topk). ``idx = dsa_select(qi, ki, w, topk=2048)``
     """
     B, _, T, _ = _check_indexer(q_idx, k_idx, w)
     _check_topk(topk, T)
+    step = max(1, min(16, topk // 128)) if sample_step is None else sample_step
+    if not isinstance(step, int) or step <= 0:
+        raise ValueError(f"sample_step must be a positive int or None, got {sample_step!r}")
     if not use_triton(q_idx):
         return reference.select_ref(q_idx, k_idx, w, topk).to(torch.int32)
     q_idx, k_idx, w = q_idx.contiguous(), k_idx.contiguous(), w.contiguous()
+    cap = triton.next_power_of_2(2 * topk)
+    # the sample's r-th largest score sits near the row's (1.5 topk)-th: about 1.5 topk scores pass, within cap
+    r = -(-3 * topk // (2 * step))
+    k_sample = k_idx[:, ::step].contiguous()
     out = torch.empty(B, T, topk, dtype=torch.int32, device=q_idx.device)
-    rows = max(64, min(T, chunk_elems // (B * T)) // 64 * 64)
+    rows = max(64, min(T, chunk_elems // (B * max(-(-T // step), cap))) // 64 * 64)
     for t0 in range(0, T, rows):
         t1 = min(T, t0 + rows)
-        s = _scores(q_idx, k_idx, w, t0, t1)
-        if t1 < topk:
-            s = torch.cat([s, s.new_full((B, t1 - t0, topk - t1), float("-inf"))], -1)
-        val, idx = s.topk(topk, dim=-1, sorted=False)
-        idx = torch.where((val == float("-inf")) | (idx >= t1), _BIG, idx.long())
-        idx = idx.sort(-1).values
-        out[:, t0:t1] = torch.where(idx == _BIG, -1, idx).to(torch.int32)
+        pos = torch.arange(t0, t1, device=q_idx.device)
+        tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
+        if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
+            s = _scores(q_idx, k_sample, w, t0, t1, step)
+            tau = torch.where(pos < cap, tau, s.topk(min(r, s.shape[-1]), dim=-1).values[..., -1])
+            del s
+        counts = _fused_topk(q_idx, k_idx, w, tau, t0, t1, cap, topk, out)
+        redo = (counts > cap) | (counts < (pos + 1).clamp_max(topk))
+        for b, t in redo.nonzero().tolist():
+            out[b, t0 + t] = _exact_row(q_idx[b], k_idx[b], w[b], t0 + t, topk)
     return out
+
+
+def _fused_topk(q_idx, k_idx, w, tau, t0: int, t1: int, cap: int, topk: int, out: torch.Tensor) -> torch.Tensor:
+    """Rows [t0, t1): keep scores >= tau, then exact top-k of those into out[:, t0:t1] -> kept counts [B, t1 - t0]."""
+    B, HI, T, DI = q_idx.shape
+    n = t1 - t0
+    val = torch.empty(B, n, cap, dtype=torch.float32, device=q_idx.device)
+    ids = torch.empty(B, n, cap, dtype=torch.int32, device=q_idx.device)
+    counts = torch.empty(B, n, dtype=torch.int32, device=q_idx.device)
+    bm, bn = _tiles()
+    _gather_above[(triton.cdiv(n, bm), B)](q_idx, k_idx, w, tau, val, ids, counts, q_idx.stride(0), q_idx.stride(1),
+                                           q_idx.stride(2), k_idx.stride(0), k_idx.stride(1), w.stride(0),
+                                           w.stride(1), tau.stride(0), val.stride(0), val.stride(1), ids.stride(0),
+                                           ids.stride(1), counts.stride(0), T, t0, t1, cap, HI=HI, DI=DI,
+                                           BLOCK_M=bm, BLOCK_N=bn, PRECISION=_precision(q_idx),
+                                           INTERP=interpreting(), num_warps=4, num_stages=2)
+    dst = out[:, t0:t1]
+    _row_topk[(n, B)](val, ids, counts, dst, val.stride(0), val.stride(1), ids.stride(0), ids.stride(1),
+                      counts.stride(0), dst.stride(0), dst.stride(1), topk, CAP=cap, num_warps=8)
+    big = torch.iinfo(torch.int32).max
+    srt = dst.sort(-1).values
+    out[:, t0:t1] = torch.where(srt == big, -1, srt)
+    return counts
+
+
+def _exact_row(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, t: int, topk: int) -> torch.Tensor:
+    """One query's top-k by fp32 scores in PyTorch (rows the threshold pass could not settle) -> int32 [topk]."""
+    s = torch.einsum("hd,sd->hs", q_idx[:, t].float(), k_idx[: t + 1].float()).relu()
+    s = (s * w[t].float()[:, None]).sum(0)
+    idx = s.topk(min(topk, t + 1)).indices.sort().values.to(torch.int32)
+    return torch.cat([idx, idx.new_full((topk - idx.shape[0],), -1)])
 
 
 def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Triton kernels for DeepSeek Sparse Attention: lightning-indexer scoring and attention over selected tokens.
 
 ``_indexer``: one program per (query tile, key tile, batch) of a row chunk; it loops over the few
-indexer heads, so the [T, T] score matrix is written once, in fp32, and never per head. This is the
-honestly O(n^2) part of DSA.
+indexer heads, so a score matrix is written once, in fp32, and never per head (``lightning_indexer``
+and the sampled thresholds of ``dsa_select``). ``_index_tile`` is the score arithmetic, shared with
+the fused selection in ``triton_topk``. This is the honestly O(n^2) part of DSA.
 ``_sparse_attn``: one program per (query token, batch * kv head) serves every query head of the
 group (GQA), gathering the selected key/value rows in tiles of BLOCK_N with an online softmax.
 """
@@ -13,9 +14,23 @@ import triton.language as tl
 
 
 @triton.jit
+def _index_tile(QI, W, k, rows, rmask, stride_qh, stride_qt, stride_wt, HI: tl.constexpr, DI: tl.constexpr,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    """Scores of query rows ``rows`` (QI, W already offset to the batch) against key tile k [BLOCK_N, DI]."""
+    offs_d = tl.arange(0, DI)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for j in tl.static_range(HI):
+        q = tl.load(QI + j * stride_qh + rows[:, None] * stride_qt + offs_d[None, :], mask=rmask[:, None], other=0.0)
+        wj = tl.load(W + rows * stride_wt + j, mask=rmask, other=0.0).to(tl.float32)
+        acc += tl.maximum(tl.dot(q, tl.trans(k), input_precision=PRECISION), 0.0) * wj[:, None]
+    return acc
+
+
+@triton.jit
 def _indexer(QI, KI, W, OUT, stride_qb, stride_qh, stride_qt, stride_kb, stride_kt, stride_wb, stride_wt,
-             stride_ob, stride_ot, T, t0, t1, HI: tl.constexpr, DI: tl.constexpr,
+             stride_ob, stride_ot, n_cols, t0, t1, COL_STEP: tl.constexpr, HI: tl.constexpr, DI: tl.constexpr,
              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    """Rows [t0, t1) against the n_cols rows of KI, which hold key positions 0, COL_STEP, 2 * COL_STEP, ..."""
     pm = tl.program_id(0)
     pn = tl.program_id(1)
     b = tl.program_id(2)
@@ -23,16 +38,13 @@ def _indexer(QI, KI, W, OUT, stride_qb, stride_qh, stride_qt, stride_kb, stride_
     cols = pn * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, DI)
     rmask = rows < t1
-    k = tl.load(KI + b * stride_kb + cols[:, None] * stride_kt + offs_d[None, :], mask=(cols < T)[:, None], other=0.0)
-    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
-    for j in tl.static_range(HI):
-        q = tl.load(QI + b * stride_qb + j * stride_qh + rows[:, None] * stride_qt + offs_d[None, :],
-                    mask=rmask[:, None], other=0.0)
-        wj = tl.load(W + b * stride_wb + rows * stride_wt + j, mask=rmask, other=0.0).to(tl.float32)
-        acc += tl.maximum(tl.dot(q, tl.trans(k), input_precision=PRECISION), 0.0) * wj[:, None]
-    acc = tl.where(cols[None, :] <= rows[:, None], acc, float("-inf"))
+    cmask = cols < n_cols
+    k = tl.load(KI + b * stride_kb + cols[:, None] * stride_kt + offs_d[None, :], mask=cmask[:, None], other=0.0)
+    acc = _index_tile(QI + b * stride_qb, W + b * stride_wb, k, rows, rmask, stride_qh, stride_qt, stride_wt,
+                      HI, DI, BLOCK_M, BLOCK_N, PRECISION)
+    acc = tl.where(cols[None, :] * COL_STEP <= rows[:, None], acc, float("-inf"))
     tl.store(OUT + b * stride_ob + (rows - t0)[:, None] * stride_ot + cols[None, :], acc,
-             mask=rmask[:, None] & (cols < t1)[None, :])
+             mask=rmask[:, None] & cmask[None, :])
 
 
 @triton.jit

@@ -1,7 +1,8 @@
 """Benchmark cases for SSA, collected by ``evals bench``: the whole op, and the selection alone.
 
-Settings: blocks of 64 tokens, fanout 8, beam 8, top-k 16 content blocks (fewer at tiny n), a local
-window of 2 blocks and the first block: at most 19 * 64 = 1216 keys per query.
+Settings: blocks of 64 tokens, fanout 4, beam 64, top-k 16 content blocks (fewer at tiny n), a local
+window of 2 blocks and the first block: at most 19 * 64 = 1216 keys per query. A node score is a
+2D-wide dot product per query (the positive and negative parts of q against the centred bounds).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from kernels.flash import block_sparse_attention
 from kernels.ssa import ssa_select
 
-BS, FANOUT, BEAM, TOP_CAP, LOCAL = 64, 8, 8, 64, 2
+BS, FANOUT, BEAM, TOP_CAP, LOCAL = 64, 4, 64, 64, 2
 
 
 def _topk(n: int) -> int:
@@ -25,7 +26,7 @@ def _select_flops(n, B, H, D):
     while count > TOP_CAP:
         count, levels = -(-count // FANOUT), levels + 1
     candidates = min(count, TOP_CAP) + (levels - 1) * BEAM * FANOUT
-    return 2.0 * B * H * nkb * BS * D * candidates
+    return 2.0 * B * H * nkb * BS * 2 * D * candidates
 
 
 def ssa(n, device, dtype, B, H, H_kv, D):

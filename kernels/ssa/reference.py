@@ -1,10 +1,15 @@
 """Plain-PyTorch ground truth for SSA block selection, written as the obvious per-query-block search.
 
-For every (batch, head, query block) it builds the mean-pooled key-block hierarchy in float64, scores
-the top level's nodes, keeps the ``beam`` best, scores their children, and so on down to the leaf key
-blocks, where it keeps the ``topk`` best. A node's score is the largest dot product between any query
-of the block and the node's mean key. The first block and the ``local`` most recent blocks are always
-kept and never counted in the top-k. Returns the same format as ``kernels.ssa.ssa_select``.
+For every (batch, head) it builds the key-block hierarchy in float64: a leaf holds, per channel, the
+largest and smallest key value of its ``block_size`` keys; a parent holds the max of its children's
+maxima and the min of their minima. For a query q, ``sum_c max(q_c * kmin_c, q_c * kmax_c)`` is then an
+upper bound on ``q . k`` for every key under the node, so a node holding one strongly matching key is
+never under-scored. A node's score is that bound minus a per-query, per-level offset (the bound of the
+level's mean extremes, ``q+ . mean(kmax) + q- . mean(kmin)``), maximised over the queries of the block:
+the offset leaves each query's ranking of nodes unchanged and stops a large-norm query from dominating
+the max. Each query block scores the top level, keeps the ``beam`` best, scores their children, and so on
+down to the leaf key blocks, where it keeps the ``topk`` best. The first block and the ``local`` most
+recent blocks are always kept and never counted in the top-k. Same output format as ``kernels.ssa.ssa_select``.
 """
 from __future__ import annotations
 
@@ -13,22 +18,30 @@ import torch
 from kernels.flash.reference import attention_ref, block_mask
 
 
-def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int) -> list[torch.Tensor]:
-    """k: [S, D] -> level means, leaf first: level l has ceil(nkb / fanout^l) rows, the last <= top_cap."""
+def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """k: [S, D] -> per level (kmax, kmin), each [n_l, D] float64, leaf first; the last level has <= top_cap rows."""
     S = k.shape[0]
-    starts = range(0, S, block_size)
-    means = [torch.stack([k[s:s + block_size].double().mean(0) for s in starts])]
-    sizes = [torch.tensor([min(block_size, S - s) for s in starts], dtype=torch.float64)]
-    while means[-1].shape[0] > top_cap:
-        m, c = means[-1], sizes[-1]
-        groups = range(0, m.shape[0], fanout)
-        means.append(torch.stack([(m[g:g + fanout] * c[g:g + fanout, None]).sum(0) / c[g:g + fanout].sum() for g in groups]))
-        sizes.append(torch.stack([c[g:g + fanout].sum() for g in groups]))
-    return means
+    kd = k.double()
+    blocks = [kd[s:s + block_size] for s in range(0, S, block_size)]
+    levels = [(torch.stack([b.amax(0) for b in blocks]), torch.stack([b.amin(0) for b in blocks]))]
+    while levels[-1][0].shape[0] > top_cap:
+        hi, lo = levels[-1]
+        groups = range(0, hi.shape[0], fanout)
+        levels.append((torch.stack([hi[g:g + fanout].amax(0) for g in groups]),
+                       torch.stack([lo[g:g + fanout].amin(0) for g in groups])))
+    return levels
 
 
-def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 8,
-               fanout: int = 8, local: int = 2, top_cap: int = 64) -> torch.Tensor:
+def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: torch.Tensor,
+               level_lo: torch.Tensor) -> float:
+    """qs: [M, D] queries; hi, lo: [D] a node's bounds; level_*: [n_l, D] its level -> max over queries of bound - offset."""
+    bound = torch.maximum(qs * hi, qs * lo).sum(1)
+    offset = (qs.clamp(min=0) * level_hi.mean(0)).sum(1) + (qs.clamp(max=0) * level_lo.mean(0)).sum(1)
+    return (bound - offset).max().item()
+
+
+def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
+               fanout: int = 4, local: int = 2, top_cap: int = 64) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, _ = q.shape
     group = H // k.shape[1]
@@ -41,16 +54,17 @@ def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
             for qb in range(nqb):
                 qs = q[b, h, qb * block_size:(qb + 1) * block_size].double()
                 keep = {0} | {qb - i for i in range(local) if qb - i >= 0}
-                cand = list(range(levels[-1].shape[0]))
+                cand = list(range(levels[-1][0].shape[0]))
                 for lvl in range(len(levels) - 1, -1, -1):
                     span = fanout ** lvl
+                    hi, lo = levels[lvl]
                     ok = [c for c in cand if c * span <= qb and (lvl > 0 or c not in keep)]
-                    scores = {c: (qs @ levels[lvl][c]).max().item() for c in ok}
+                    scores = {c: node_score(qs, hi[c], lo[c], hi, lo) for c in ok}
                     best = sorted(ok, key=lambda c: -scores[c])[: topk if lvl == 0 else beam]
                     if lvl == 0:
                         keep |= set(best)
                     else:
-                        n_child = levels[lvl - 1].shape[0]
+                        n_child = levels[lvl - 1][0].shape[0]
                         cand = [c * fanout + j for c in best for j in range(fanout) if c * fanout + j < n_child]
                 sel = sorted(keep)
                 out[b, h, qb, :len(sel)] = torch.tensor(sel)

@@ -1,23 +1,29 @@
 """SSA: content-routed block selection that never scores every (query, key) pair, then block-sparse flash.
 
-Keys are mean-pooled into leaf blocks of ``block_size`` tokens, and leaf means are pooled again in
-groups of ``fanout`` until at most ``top_cap`` nodes remain (L = log_fanout(n / (block_size * top_cap))
-levels). Each query block scores every top node, keeps the ``beam`` best, scores only their children,
-and so on down to the leaves, where it keeps ``topk`` key blocks. A node's score is the largest dot
-product between any query of the block and the node's mean key (so one matching query suffices).
-The first block and the ``local`` most recent blocks are always kept.
+Keys are summarised per leaf block of ``block_size`` tokens by their per-channel maxima and minima, and
+leaf bounds are merged again in groups of ``fanout`` (max of maxima, min of minima) until at most
+``top_cap`` nodes remain: L = ceil(log_fanout(n / (block_size * top_cap))) + 1 levels. For a query q,
+``q+ . kmax + q- . kmin`` is an upper bound on ``q . k`` over every key under a node (Quest-style), so a
+node holding one strongly matching key is never under-scored, whatever else it holds. Each level's bounds
+are centred by that level's mean bounds (a per-query offset: rankings per query are unchanged), and a
+node's score is the max over the query block's queries. Each query block scores every top node, keeps the
+``beam`` best, scores only their ``beam * fanout`` children, and so on down to the leaves, where it keeps
+``topk`` key blocks. The first block and the ``local`` most recent blocks are always kept.
 
-Selection cost: per query block, (top_cap + L * beam * fanout) candidates of ``block_size * D`` work,
-so O(n * (top_cap + beam * fanout * log n) * D) for the whole sequence, i.e. O(n log n); the attention
-after it is O(n * (1 + local + topk) * block_size * D). Neither term has an n^2.
+Selection cost, per query block: (top_cap + (L - 1) * beam * fanout) node scores of ``block_size * 2D``
+multiply-adds each, so O(n * (top_cap + beam * fanout * log n) * D) for the sequence, i.e. O(n log n),
+plus O(n D) to build the bounds; the attention after it is O(n * (1 + local + topk) * block_size * D).
+Neither term has an n^2. On CUDA (or under ``TRITON_INTERPRET=1``) a Triton kernel scores each level
+without materialising the gathered bounds; elsewhere the same arithmetic runs as PyTorch gathers and matmuls.
 """
 from __future__ import annotations
 
 import torch
 
 from kernels.flash import block_sparse_attention
-from kernels.flash.checks import check_qkv, use_triton
+from kernels.flash.checks import check_qkv, interpreting, use_triton
 from kernels.ssa import reference
+from kernels.ssa.triton_score import _bound_scores
 
 
 def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int) -> None:
@@ -37,59 +43,88 @@ def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: in
         raise ValueError(f"topk={topk} blocks of {block_size} is larger than the sequence length n={T}")
 
 
-def _hierarchy(k: torch.Tensor, block_size: int, fanout: int, top_cap: int) -> list[torch.Tensor]:
-    """k: [B, H_kv, T, D] -> level means [B, H_kv, n_l, D] in float32, leaf level first."""
+def _hierarchy(k: torch.Tensor, block_size: int, fanout: int, top_cap: int, dt: torch.dtype) -> list[torch.Tensor]:
+    """k: [B, H_kv, T, D] -> per level, leaf first, centred bounds [B, H_kv, n_l, 2D] = [kmax - mean | kmin - mean]."""
     B, Hk, T, D = k.shape
     nkb = -(-T // block_size)
     pad = nkb * block_size - T
-    sums = torch.nn.functional.pad(k.float(), (0, 0, 0, pad)).view(B, Hk, nkb, block_size, D).sum(3)
-    counts = torch.full((nkb,), float(block_size), device=k.device)
-    counts[-1] = block_size - pad
-    means = [sums / counts[:, None]]
-    while sums.shape[2] > top_cap:
-        n = sums.shape[2]
+    pad_to = (lambda x, v: torch.nn.functional.pad(x, (0, 0, 0, pad), value=v)) if pad else (lambda x, v: x)
+    hi = pad_to(k, float("-inf")).view(B, Hk, nkb, block_size, D).amax(3).float()
+    lo = pad_to(k, float("inf")).view(B, Hk, nkb, block_size, D).amin(3).float()
+    levels = []
+    while True:
+        levels.append(torch.cat([hi - hi.mean(2, keepdim=True), lo - lo.mean(2, keepdim=True)], -1).to(dt).contiguous())
+        n = hi.shape[2]
+        if n <= top_cap:
+            return levels
         groups = -(-n // fanout)
         extra = groups * fanout - n
-        sums = torch.nn.functional.pad(sums, (0, 0, 0, extra)).view(B, Hk, groups, fanout, D).sum(3)
-        counts = torch.nn.functional.pad(counts, (0, extra)).view(groups, fanout).sum(1)
-        means.append(sums / counts[:, None])
-    return means
+        hi = torch.nn.functional.pad(hi, (0, 0, 0, extra), value=float("-inf")).view(B, Hk, groups, fanout, D).amax(3)
+        lo = torch.nn.functional.pad(lo, (0, 0, 0, extra), value=float("inf")).view(B, Hk, groups, fanout, D).amin(3)
 
 
-def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 8,
-               fanout: int = 8, local: int = 2, top_cap: int = 64) -> torch.Tensor:
-    """Key blocks per query block, found by a top-down beam search over mean-pooled key summaries.
+def _scores_torch(qt: torch.Tensor, row_ok: torch.Tensor, table: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """qt: [B, H, nQB, M, D]; table: [B, H_kv, n_l, 2D]; cand: [B, H, nQB, C] (-1 unused) -> float32 [B, H, nQB, C]."""
+    B, H, nqb, _, D = qt.shape
+    table = table.repeat_interleave(H // table.shape[1], 1)
+    rows = table.gather(2, cand.clamp_min(0).reshape(B, H, -1, 1).expand(-1, -1, -1, 2 * D))
+    rows = rows.view(B, H, nqb, -1, 2 * D).transpose(-1, -2)
+    s = (qt.clamp(min=0) @ rows[..., :D, :] + qt.clamp(max=0) @ rows[..., D:, :]).float()
+    s = s.masked_fill(~row_ok, float("-inf")).amax(3)
+    return s.masked_fill(cand < 0, float("-inf"))
+
+
+def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, block_size: int) -> torch.Tensor:
+    """q: [B, H, T, D]; table: [B, H_kv, n_l, 2D]; cand: int32 [B, H, nQB, C] -> float32 [B, H, nQB, C]."""
+    B, H, T, D = q.shape
+    nqb, nc = cand.shape[2], cand.shape[3]
+    out = torch.empty(B, H, nqb, nc, dtype=torch.float32, device=q.device)
+    _bound_scores[(nqb, B * H)](q, table, cand, out, q.stride(0), q.stride(1), q.stride(2), table.stride(0),
+                                table.stride(1), table.stride(2), cand.stride(0), cand.stride(1), cand.stride(2),
+                                out.stride(0), out.stride(1), out.stride(2), H, H // table.shape[1], T,
+                                NC=nc, HEAD_D=D, BLOCK_M=block_size, BLOCK_C=16 if interpreting() else 32,
+                                # float32 inputs score in full fp32 (not tf32), so selection matches the reference
+                                PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+                                num_warps=4, num_stages=2)
+    return out
+
+
+def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
+               fanout: int = 4, local: int = 2, top_cap: int = 64) -> torch.Tensor:
+    """Key blocks per query block, found by a top-down beam search over per-channel key bounds.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
     B, H, Hk, T, D = check_qkv(q, k, k)
     _check(T, block_size, topk, beam, fanout, local, top_cap)
-    group = H // Hk
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
-    levels = [m.to(dt).repeat_interleave(group, 1) for m in _hierarchy(k, block_size, fanout, top_cap)]
-    qt = torch.nn.functional.pad(q.to(dt), (0, 0, 0, nqb * block_size - T)).view(B, H, nqb, block_size, D)
-    row_ok = (torch.arange(nqb * block_size, device=q.device) < T).view(1, 1, nqb, block_size, 1)
+    levels = _hierarchy(k, block_size, fanout, top_cap, dt)
+    triton_path = use_triton(q)
+    if triton_path:
+        q = q.to(dt).contiguous()
+    else:
+        qt = torch.nn.functional.pad(q.to(dt), (0, 0, 0, nqb * block_size - T)).view(B, H, nqb, block_size, D)
+        row_ok = (torch.arange(nqb * block_size, device=q.device) < T).view(1, 1, nqb, block_size, 1)
     qb = torch.arange(nqb, device=q.device).view(1, 1, nqb, 1)
     cand = torch.arange(levels[-1].shape[2], device=q.device).expand(B, H, nqb, -1)
-    cand_ok = torch.ones_like(cand, dtype=torch.bool)
     for lvl in range(len(levels) - 1, -1, -1):
-        n_l = levels[lvl].shape[2]
-        summ = levels[lvl].gather(2, cand.clamp_max(n_l - 1).reshape(B, H, -1, 1).expand(-1, -1, -1, D))
-        s = (qt @ summ.view(B, H, nqb, -1, D).transpose(-1, -2)).float()
-        s = s.masked_fill(~row_ok, float("-inf")).amax(3)
-        ok = cand_ok & (cand * fanout**lvl <= qb)
+        if triton_path:
+            s = _scores_triton(q, levels[lvl], cand.to(torch.int32).contiguous(), block_size)
+        else:
+            s = _scores_torch(qt, row_ok, levels[lvl], cand)
+        ok = (cand >= 0) & (cand * fanout**lvl <= qb)
         if lvl == 0:
             ok &= (cand != 0) & (cand <= qb - local)
         s = s.masked_fill(~ok, float("-inf"))
         val, pos = s.topk(min(topk if lvl == 0 else beam, s.shape[-1]), dim=-1)
-        best = cand.gather(-1, pos)
+        best = torch.where(val > float("-inf"), cand.gather(-1, pos), -1)
         if lvl > 0:
-            cand = (best[..., None] * fanout + torch.arange(fanout, device=q.device)).flatten(-2)
-            cand_ok = ((val > float("-inf"))[..., None].expand(-1, -1, -1, -1, fanout).flatten(-2)
-                       & (cand < levels[lvl - 1].shape[2]))
-    content = torch.where(val > float("-inf"), best, -1)
+            child = (best[..., None] * fanout + torch.arange(fanout, device=q.device)).flatten(-2)
+            keep = (best >= 0)[..., None].expand(-1, -1, -1, -1, fanout).flatten(-2) & (child < levels[lvl - 1].shape[2])
+            cand = torch.where(keep, child, -1)
+    content = best
     if content.shape[-1] < topk:
         content = torch.cat([content, content.new_full((*content.shape[:3], topk - content.shape[-1]), -1)], -1)
     recent = qb - torch.arange(local, device=q.device)
@@ -102,7 +137,7 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
-                  beam: int = 8, fanout: int = 8, local: int = 2, top_cap: int = 64) -> torch.Tensor:
+                  beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 64) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
