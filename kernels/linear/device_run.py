@@ -1,17 +1,19 @@
 """One GPU session for the recurrent families (linear attention, Mamba-2 SSD): launch-shape sweep, checks, timings.
 
-Run on the device (flash-linear-attention's wheel on PYTHONPATH where available):
-``PYTHONUNBUFFERED=1 python -m kernels.linear.device_run --out $OUT``. Steps, each guarded by a time budget:
+Run on the device (flash-linear-attention's wheel on PYTHONPATH where available, ``TRITON_CACHE_DIR`` set):
+``PYTHONUNBUFFERED=1 python -m kernels.linear.device_run --out $OUT --no-tests``. Steps, each guarded by
+``--budget-s``:
 1. (unless ``--no-tests``) the kernel tests, compiled, including the full-size ``gpu`` cases;
 2. every launch-shape candidate and flash-linear-attention's ops compiled into Triton's disk cache by parallel
    worker processes (``--compile-worker``), so the steps below load them;
 3. at 64K (B=1, H=8, D=128, bf16): each variant's ``_state`` candidates, then its ``_output`` candidates, timed as
    the bare launches; the best per variant goes into ``triton_chunk.TUNING`` for the rest of the run, with the
-   time of each launch of it;
+   time of each launch of it (``--short``: only the TUNING entry and ``SHORT``'s alternatives);
 4. correctness of the chosen shapes against the chunked PyTorch form in float32 on the GPU: at 64K, and at
    T = 4133, H = 4 with an initial state (output and final state);
-5. the public ops at 64K (argument checks included), and flash-linear-attention's chunk kernels on the same
-   recurrences with the relative difference of their outputs from ours;
+5. the public ops at 64K, flash-linear-attention's chunk kernels on the same recurrences (unless ``--no-fla``)
+   with the relative difference of outputs and a profiler breakdown of both, and the gated ops with
+   ``validate=False``;
 6. the public ops at n = 4K..1M, exponent fitted over 64K..1M, and SDPA flash (causal) up to 128K.
 Writes ``recurrent_<gpu>.json`` (the ``evals bench`` format) and ``recurrent_<gpu>_extra.json`` under ``--out``.
 """
@@ -217,7 +219,7 @@ def _sweep(name: str, args: tuple, extras: dict, record: dict, left, short: bool
                 break
             launches = tc.plan_forward(*args, **extras, tuning=cand)[0]
             try:
-                ms = triton.testing.do_bench(lambda: [launch() for launch in launches], warmup=3, rep=25,
+                ms = triton.testing.do_bench(lambda ls=launches: [launch() for launch in ls], warmup=3, rep=25,
                                              return_mode="median")
             except Exception as e:  # e.g. more shared memory than the chip has: not a candidate
                 rows.append({"tuning": list(cand.__dict__.values()), "error": f"{type(e).__name__}: {e}"[:200]})
@@ -264,8 +266,8 @@ def _fla(extra: dict, out: dict, left) -> None:
             out["results"].append({"kernel": fname, "n": N_TUNE, "ms": ms, "tflops": flops / ms / 1e9,
                                    "peak_mem_gb": peak, "ratio_vs_sdpa_flash": None, "ratio_vs_cudnn": None})
             print(fname, {k: v for k, v in extra["fla"][fname].items() if not k.endswith("kernels_ms")}, flush=True)
-            print("   fla kernels:", extra["fla"][fname]["kernels_ms"], "\n   ours:", extra["fla"][fname]["ours_kernels_ms"],
-                  flush=True)
+            rec = extra["fla"][fname]
+            print("   fla kernels:", rec["kernels_ms"], "\n   ours:", rec["ours_kernels_ms"], flush=True)
         except Exception as e:  # a failing foreign package is reported, not fatal
             extra["fla"][fname] = f"error: {type(e).__name__}: {e}"[:400]
             print(fname, extra["fla"][fname], flush=True)
@@ -325,7 +327,9 @@ def main() -> None:
         _compile_worker(*map(int, args.compile_worker.split("/")), args.short, not args.no_fla)
         return
     t0 = time.time()
-    left = lambda: args.budget_s - (time.time() - t0)  # noqa: E731
+    def left() -> float:
+        return args.budget_s - (time.time() - t0)
+
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name()
     tag = "h100" if "H100" in name else "h200" if "H200" in name else "gpu"
@@ -372,7 +376,7 @@ def main() -> None:
             break
         q, k, v = (torch.randn(1, 8, n, 128, device=dev, dtype=torch.bfloat16) for _ in range(3))
         with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
-            ms, peak = _time(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), rep=30)
+            ms, peak = _time(lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v, is_causal=True), rep=30)
         sdpa[n] = ms
         out["results"].append({"kernel": "sdpa_flash", "n": n, "ms": ms, "tflops": 2 * n * n * 128 * 8 / ms / 1e9,
                                "peak_mem_gb": peak, "ratio_vs_sdpa_flash": 1.0, "ratio_vs_cudnn": None})

@@ -139,7 +139,8 @@ def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
     if GATE == 2:  # gated keys for _state; rows past T repeat row T - 1, so the last row is the chunk end's
         glast = tl.sum(tl.where((rows == BT - 1)[:, None], gc, 0.0), axis=0)
         tl.store(kd + out_base * DK + t[:, None] * DK + dk[None, :],
-                 (kb * tl.exp(glast[None, :] - gc)).to(kd.dtype.element_ty), mask=tmask[:, None] & dkmask[None, :])
+                 (kb * tl.exp(glast[None, :] - gc)).to(kd.dtype.element_ty),
+                 mask=tmask[:, None] & dkmask[None, :])
     v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
     for j in range(NVB):
         dv = j * BV + tl.arange(0, BV)
@@ -293,7 +294,7 @@ TUNING: dict[tuple[int, bool], Tuning] = {
     (2, False): Tuning(32, 32, 4, 3, 128, 4, 2),
     (0, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
     (1, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
-    (2, True): Tuning(128, 32, 8, 2, 128, 4, 2, 4),
+    (2, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
 }
 
 
@@ -354,7 +355,7 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
             kd = _alloc((B, H, T, DK), q.dtype, dev)
         launches.append(Launch("cumsum", _chunk_cumsum, (NT, B * (H if KD else HG)),
                                (g, q if g_scale is None else g_scale, g_arg, k, kd, T, H, HG, HK, DK),
-                               dict(GATE=GATE, HAS_A=g_scale is not None, KD=KD, BT=BT, BK=BK)))
+                               {"GATE": GATE, "HAS_A": g_scale is not None, "KD": KD, "BT": BT, "BK": BK}))
     w = u = q
     if DELTA:
         w = _alloc((B, H, T, DK), q.dtype, dev)
@@ -362,8 +363,8 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
         BV_P = min(BVF, 64)
         launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
                                (k, v, g_arg, beta, w, u, kd, T, H, HK, HV, HG, beta.shape[1], DK, DV),
-                               dict(GATE=GATE, BT=BT, BK=BK, BV=BV_P, LOG2_BT=BT.bit_length() - 1,
-                                    NVB=triton.cdiv(DV, BV_P), num_warps=tn.prep_warps)))
+                               {"GATE": GATE, "BT": BT, "BK": BK, "BV": BV_P, "LOG2_BT": BT.bit_length() - 1,
+                                "NVB": triton.cdiv(DV, BV_P), "num_warps": tn.prep_warps}))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
     s_final = _alloc((B, H, DK, DV), torch.float32, dev)
     BK_S = BK if DELTA else min(tn.state_bk, BK)
@@ -372,17 +373,17 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
                            (kd if GATE == 2 else k, v, q if v_scale is None else v_scale, g_arg, w, u, h,
                             q if initial_state is None else initial_state, s_final, T, NT, H,
                             H if GATE == 2 else HK, HV, HG, DK, DV),
-                           dict(GATE=GATE, DELTA=DELTA, HAS_INIT=initial_state is not None,
-                                VSCALE=v_scale is not None, BT=BT, BK=BK_S, BV=BV_S,
-                                NT_STATIC=NT if _INTERPRET else 0, num_warps=tn.state_warps,
-                                num_stages=tn.state_stages)))
+                           {"GATE": GATE, "DELTA": DELTA, "HAS_INIT": initial_state is not None,
+                            "VSCALE": v_scale is not None, "BT": BT, "BK": BK_S, "BV": BV_S,
+                            "NT_STATIC": NT if _INTERPRET else 0, "num_warps": tn.state_warps,
+                            "num_stages": tn.state_stages}))
     o = _alloc((B, H, T, DV), v.dtype, dev)
     BV_O = min(tn.out_bv, BVF)
     launches.append(Launch("output", _output, (triton.cdiv(DV, BV_O), NT, B * H),
                            (q, k, u if DELTA else v, q if v_scale is None else v_scale, q if skip is None else skip,
                             g_arg, h, o, scale, T, NT, H, HQ, HK, HV, HG, DK, DV),
-                           dict(GATE=GATE, DELTA=DELTA, VSCALE=v_scale is not None, SKIP=skip is not None,
-                                BT=BT, BK=BK, BV=BV_O, num_warps=tn.out_warps, num_stages=tn.out_stages)))
+                           {"GATE": GATE, "DELTA": DELTA, "VSCALE": v_scale is not None, "SKIP": skip is not None,
+                            "BT": BT, "BK": BK, "BV": BV_O, "num_warps": tn.out_warps, "num_stages": tn.out_stages}))
     return launches, o, s_final
 
 
