@@ -50,7 +50,7 @@ def _scores(q_idx, k_idx, w, t0: int, t1: int, step: int = 1) -> torch.Tensor:
 
     ``k_idx`` is the full [B, T, DI] key tensor when step == 1, else the contiguous k_idx[:, ::step].
     """
-    B, HI, T, DI = q_idx.shape
+    B, HI, _, DI = q_idx.shape
     bm, bn = _tiles()
     n_cols = -(-t1 // step)
     out = torch.empty(B, t1 - t0, n_cols, dtype=torch.float32, device=q_idx.device)

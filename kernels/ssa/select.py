@@ -96,7 +96,7 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
-    B, H, Hk, T, D = check_qkv(q, k, k)
+    B, H, _, T, D = check_qkv(q, k, k)
     _check(T, block_size, topk, beam, fanout, local, top_cap)
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
