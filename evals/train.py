@@ -5,6 +5,11 @@ RULER-style samples from ``tasks/`` (training vocabulary split, training seeds; 
 evaluation split) at the training length with the byte tokenizer, rendered exactly as
 ``zoo:`` models see prompts at evaluation, plus rows of plain essay text for language modelling.
 The loss counts answer tokens ``--answer-weight`` times. Rerunning the same command resumes.
+
+``--copy-steps N`` puts a first phase before that: N steps on short rows of essay text with a span
+repeated (``--copy-len`` bytes, twice the batch), into ``OUT/ARCH-copyLEN``; the task phase starts
+from its weights. From scratch at 1-2K bytes the models/checkpoints runs never learned to copy a
+needle; after a short copy phase they do (models/checkpoints/README.md has the numbers).
 """
 from __future__ import annotations
 
@@ -57,14 +62,29 @@ def sample_row(sample: Sample, answer_weight: float) -> tuple[list[int], list[fl
 
 
 def copy_row(text: bytes, width: int, rng: random.Random) -> bytes:
-    """A window of essay text in which a span reappears later: ``A B A C`` (A of 16 to width/4 bytes).
+    """A window of essay text in which a span reappears later: ``A B A C`` (A of 16 to width/2 bytes).
     Predicting the repeat needs the look-up-and-copy circuit that retrieval needs, and it trains it on
     hundreds of tokens a row instead of an answer's few."""
-    span = rng.randrange(16, width // 4)
+    span = rng.randrange(16, width // 2)
     a, b, c = (rng.randrange(0, len(text) - width) for _ in range(3))
     gap = rng.randrange(0, width - 2 * span)
     row = text[a:a + span] + text[b:b + gap] + text[a:a + span] + text[c:c + width]
     return row[:width]
+
+
+def build_copy_data(width: int, rows: int, seed: int) -> TrainData:
+    """``rows`` copy rows of ``width + 1`` bytes, every byte a target: the curriculum's first phase."""
+    import torch
+
+    from models.zoo.trainer import TrainData
+
+    text = "".join(essay_haystack(seed).units).encode("utf-8")
+    rng = random.Random(f"copy|{seed}")
+    tokens = torch.stack([torch.frombuffer(bytearray(copy_row(text, width + 1, rng)), dtype=torch.uint8)
+                          for _ in range(rows)]).to(torch.int16)
+    recipe = {"tasks": [], "copy_rows": rows, "lm_text": f"essay_haystack(seed={seed})", "seq_len": width,
+              "split": "train", "seed": seed, "tokenizer": "byte"}
+    return TrainData(tokens, torch.ones(tokens.shape, dtype=torch.float16), recipe)
 
 
 def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
@@ -122,6 +142,9 @@ def train(
     answer_weight: float = typer.Option(20.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
     lm_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows that are plain text."),
     copy_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the text rows that repeat a span."),
+    copy_len: int = typer.Option(256, min=64, help="Length of the first phase's copy rows (bytes)."),
+    copy_steps: int = typer.Option(0, min=0, help="Steps of a first phase on short copy rows only (batch x2), "
+                                                  "before the task phase; 0 = none."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
@@ -151,9 +174,23 @@ def train(
     else:
         data = build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction)
         data.save(data_path)
+    copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,
+                         save_every=save_every)
+    copy_data = None
+    if copy_steps:
+        copy_path = out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors"
+        if copy_path.is_file():
+            copy_data = TrainData.load(copy_path)
+        else:
+            copy_data = build_copy_data(copy_len, 2 * rows, seed)
+            copy_data.save(copy_path)
     table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
     for cfg in configs:
-        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress)
+        init = None
+        if copy_data is not None:
+            init = out / f"{cfg.arch}-copy{copy_len}"
+            train_model(cfg, copy_recipe, copy_data, init, device, progress)
+        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress, init=init)
         table.add_row(cfg.arch, f"{card['parameters']:,}", str(card["steps"]), f"{card['tokens_seen']:,}",
                       str(card["final_loss"]), str(card["wall_time_s"]))
     console.print(table)

@@ -67,3 +67,19 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert card["steps"] == 4
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(x, y, msg=name)
+
+
+def test_copy_phase_first_then_the_task_phase_starts_from_its_weights(tmp_path):
+    _register()
+    r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path), "--copy-steps", "2", "--copy-len", "64"])
+    assert r.exit_code == 0, r.output
+    copy_model, copy_card = checkpoint.load(tmp_path / "dense-copy64")
+    assert copy_card["steps"] == 2 and copy_card["data"]["seq_len"] == 64 and not copy_card["data"]["tasks"]
+    assert copy_card["recipe"]["batch"] == 4
+    _, card = checkpoint.load(tmp_path / "dense")
+    assert card["init"]["from"] == "dense-copy64" and card["init"]["steps"] == 2 and card["steps"] == 4
+    rerun = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path), "--copy-steps", "2", "--copy-len", "64"])
+    assert rerun.exit_code == 0, rerun.output  # both phases complete: resuming changes nothing
+    again, _ = checkpoint.load(tmp_path / "dense-copy64")
+    for (name, x), (_, y) in zip(copy_model.state_dict().items(), again.state_dict().items()):
+        torch.testing.assert_close(x, y, msg=name)

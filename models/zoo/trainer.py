@@ -125,14 +125,23 @@ def _load_optimizer(opt: torch.optim.AdamW, model: Trunk, path: Path) -> None:
         opt.state[p][field] = value.to(p.device) if on_device else value
 
 def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: str = "cpu",
-          progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) a model of ``cfg`` into ``out``; returns the final card."""
+          progress: bool = True, init: Path | None = None) -> dict[str, Any]:
+    """Train (or resume) a model of ``cfg`` into ``out``; returns the final card. ``init``: a checkpoint
+    folder of an earlier phase (same config) whose weights a fresh run starts from."""
     torch.manual_seed(recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = registry.build(cfg).to(device)
     opt = _optimizer(model, recipe)
     state = {"step": 0, "tokens_seen": 0, "wall_time_s": 0.0, "loss": None}
     meta = out / "trainer.json"
+    earlier = None
+    if init is not None:
+        loaded, earlier = checkpoint.load(init, device)
+        if earlier["config"] != cfg.to_dict():
+            raise ModelError(f"{init} holds a model of another config; it cannot start this run")
+        if not meta.is_file():
+            model.load_state_dict(loaded.state_dict())
+        earlier = {"from": init.name, **{k: earlier[k] for k in ("data", "steps", "tokens_seen", "final_loss", "wall_time_s")}}
     if meta.is_file():
         saved = json.loads(meta.read_text())
         if saved["config"] != cfg.to_dict() or saved["recipe"] != asdict(recipe):
@@ -149,7 +158,8 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
 
     def snapshot() -> dict[str, Any]:
         state.update(step=step, wall_time_s=round(time.time() - start, 1))
-        card = {"data": data.recipe, "recipe": asdict(recipe), "tokens_seen": state["tokens_seen"], "steps": step,
+        card = {"data": data.recipe, "recipe": asdict(recipe), **({"init": earlier} if earlier else {}),
+                "tokens_seen": state["tokens_seen"], "steps": step,
                 "final_loss": state["loss"], "wall_time_s": state["wall_time_s"],
                 "hardware": checkpoint.hardware(), "git_hash": checkpoint.git_hash()}
         checkpoint.save(out, model, card)
