@@ -201,7 +201,6 @@ def use_kernels(t: torch.Tensor) -> bool:
 def attend(method: str, a: dict[str, int], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """One method on unpadded q ``[B, H, T_q, D]`` (pre-scaled for 1/sqrt(D)), k/v ``[B, H_kv, T_k, D]``."""
     from kernels.flash import fixed_pattern
-    from kernels.ssa import ssa_select
 
     B, H, T_q, _ = q.shape
     T_k = k.shape[2]
@@ -221,7 +220,7 @@ def attend(method: str, a: dict[str, int], q: torch.Tensor, k: torch.Tensor, v: 
     if method == "ssa":
         if a["topk"] * bs > T_k:  # the kernel's limit; such a budget already selects every block
             return _flash(q, k, v)
-        idx = ssa_select(q, k, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"])
+        idx = _ssa_selector(q)(q, k, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"])
         return _block_sparse(q, k, v, idx, bs)
     raise ModelError(f"unknown attention method {method!r}")
 
@@ -297,6 +296,17 @@ def _token_sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, idx: torch.
     return masked_attention(q, k, v, keep[..., :T_k])
 
 
+def _ssa_selector(q: torch.Tensor):
+    """``kernels.ssa.ssa_select`` on the GPU path, its float64 reference ``select_ref`` on the CPU (same blocks)."""
+    if use_kernels(q):
+        from kernels.ssa import ssa_select
+
+        return ssa_select
+    from kernels.ssa.reference import select_ref
+
+    return select_ref
+
+
 def _hyper(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bs: int, m: int, n_bits: int, seed: int) -> torch.Tensor:
     if not use_kernels(q):
         from kernels.hyper.lsh import make_plan
@@ -356,14 +366,13 @@ def ssa_decode_keep(q: torch.Tensor, k: torch.Tensor, bs: int, topk: int, beam: 
                     top_cap: int) -> torch.Tensor:
     """SSA's hierarchical selection for each of a few queries -> ``[B, H, T_q, T_k]`` bool, causal.
 
-    Query i (position p = T_k - T_q + i) keeps the key blocks ``kernels.ssa.ssa_select`` picks for a query
-    block that holds it alone: the selector runs over the keys 0..p with every row of p's block set to this
-    query, so a decode step follows the prefill's rule (its beam search over the key hierarchy, block 0 and
-    the ``local`` blocks ending at its own) whatever that rule is. Cost per query: one selection pass over
-    the cache, O(p log p), like the prefill's; a budget of ``topk * bs >= p + 1`` keeps every key.
+    Query i (position p = T_k - T_q + i) keeps the key blocks SSA's selector (``kernels.ssa.ssa_select``, or
+    its reference on the CPU) picks for a query block that holds it alone: the selector runs over the keys
+    0..p with every row of p's block set to this query, so a decode step follows the prefill's rule (its beam
+    search over the key hierarchy, block 0 and the ``local`` blocks ending at its own) whatever that rule is.
+    Cost per query: one selection pass over the cache, like the prefill's; ``topk * bs >= p + 1`` keeps all.
     """
-    from kernels.ssa import ssa_select
-
+    select = _ssa_selector(q)
     B, H, T_q, D = q.shape
     T_k = k.shape[2]
     keep = causal(T_q, T_k, q.device).expand(B, H, T_q, T_k).clone()
@@ -374,7 +383,7 @@ def ssa_decode_keep(q: torch.Tensor, k: torch.Tensor, bs: int, topk: int, beam: 
         start = (n - 1) // bs * bs
         alone = torch.zeros(B, H, n, D, dtype=q.dtype, device=q.device)
         alone[:, :, start:] = q[:, :, i : i + 1]
-        idx = ssa_select(alone, k[:, :, :n], bs, topk, beam, fanout, local, top_cap)[:, :, -1]  # [B, H, K]
+        idx = select(alone, k[:, :, :n], bs, topk, beam, fanout, local, top_cap)[:, :, -1]  # [B, H, K]
         blocks = torch.zeros(B, H, -(-n // bs) + 1, dtype=torch.bool, device=q.device)
         blocks.scatter_(-1, torch.where(idx < 0, blocks.shape[-1] - 1, idx).long(), True)
         keep[:, :, i, :n] = blocks[..., torch.arange(n, device=q.device) // bs]

@@ -145,10 +145,10 @@ def test_attention_error_shrinks_to_zero_as_the_budget_grows(tiny_llama_dir, spe
 
 def test_evals_run_end_to_end_records_the_spec(tiny_llama_dir, tmp_path, monkeypatch, evals_cli):
     monkeypatch.setenv("EVALS_CACHE", str(tmp_path / "cache"))
-    spec = f"hf:{tiny_llama_dir},device=cpu,attn=ssa:block_size=16:topk=4:beam=4:fanout=2:dense_layers=1"
+    spec = f"hf:{tiny_llama_dir},device=cpu,attn=ssa:block_size=64:topk=4:beam=4:fanout=2:dense_layers=1"
     out = tmp_path / "results"
     code, stdout, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--model", spec, "-n", "2", "-b", "2",
-                                   "--out", str(out), "--json"])
+                                   "--max-new-tokens", "8", "--out", str(out), "--json"])
     assert code == 0, err[-2000:]
     assert "1024" in json.loads(stdout)["ruler_average"]
     records = read_records(out / model_slug(spec) / "niah_single_1" / "1k" / "samples.jsonl")
