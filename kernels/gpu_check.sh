@@ -17,7 +17,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 for stage in $STAGES; do
   start=$(date +%s)
   case $stage in
-    tests) timeout 170 python3 -m pytest --noconftest -p no:cacheprovider -q \
+    tests) timeout 170 python3 -m pytest -p no:cacheprovider -q \
              ${TEST_FILES:-tests/test_kernels_flash.py tests/test_kernels_sparse.py} 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
     bench) timeout 210 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/bench.log" | grep -v "^│\|^┃\|^┏\|^┡\|^└"
 # typer on the device wants pydantic, which is not there: call the command's functions directly

@@ -13,5 +13,5 @@ for fam in ${*:-scan longconv performer}; do
   timeout ${FAMILY_TIMEOUT:-110} python3 -m kernels.$fam.gpu_check --out "$OUT/$fam" > "$OUT/$fam/log.txt" 2>&1
   echo "== $fam: exit $? in $(( $(date +%s) - start )) s"; tail -${TAIL:-14} "$OUT/$fam/log.txt"
 done
-timeout ${ZOO_TIMEOUT:-90} python3 -m pytest --noconftest -p no:cacheprovider -q tests/test_zoo.py \
+timeout ${ZOO_TIMEOUT:-90} python3 -m pytest -p no:cacheprovider -q tests/test_zoo.py \
   -k "gpu and (mamba1 or s4 or hyena or performer)" 2>&1 | tail -4
