@@ -13,14 +13,13 @@ import argparse
 import json
 import math
 import os
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from kernels.gpu_check_utils import exponent, rel, timed
 from kernels.longconv import ops
 from kernels.longconv.bench import S4D_MODES, s4d_inputs
 from kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference
@@ -43,30 +42,6 @@ GPU = Sizes(16384 + 37, 16, 1 << 20, [1 << 14, 1 << 16, 1 << 18, 1 << 20], 1024,
 SMOKE = Sizes(101, 3, 4096, [256, 512, 1024], 8, 512, [4, 16, 64])
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    if torch.is_complex(b):
-        a, b = torch.view_as_real(a), torch.view_as_real(b)
-    return float((a.double() - b.double()).norm() / b.double().norm())
-
-
-def timed(fn, device: str) -> float:
-    """Median ms after a warm-up call (which compiles): CUDA events on a GPU, wall clock on the CPU."""
-    fn()
-    times = []
-    budget = time.perf_counter() + 0.3
-    while len(times) < 3 or (time.perf_counter() < budget and len(times) < 20):
-        if device == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            torch.cuda.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def checks(s: Sizes, dev: str) -> dict[str, float]:
@@ -100,12 +75,6 @@ def checks(s: Sizes, dev: str) -> dict[str, float]:
     out["s4d prefill+8 steps fp32 state"] = rel(h, h_ref)
     return out
 
-
-def exponent(points: list[tuple[int, float]]) -> float | None:
-    if len(points) < 2:
-        return None
-    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
-    return float(np.polyfit(x, y, 1)[0])
 
 
 def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:

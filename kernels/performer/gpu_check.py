@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from kernels.gpu_check_utils import exponent, rel, timed
 
 
 @dataclass
@@ -38,28 +38,6 @@ GPU = Sizes(4096 + 37, 8, 128, 256, 16, [1 << 14, 1 << 16, 1 << 18, 1 << 20], 1 
 SMOKE = Sizes(101, 2, 16, 24, 4, [256, 512, 1024], 1024)
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
-
-
-def timed(fn, device: str) -> float:
-    """Median ms after a warm-up call (which compiles): CUDA events on a GPU, wall clock on the CPU."""
-    fn()
-    times = []
-    budget = time.perf_counter() + 0.5
-    while len(times) < 3 or (time.perf_counter() < budget and len(times) < 20):
-        if device == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            torch.cuda.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def checks(s: Sizes, dev: str, low: torch.dtype) -> dict[str, float]:
@@ -98,12 +76,6 @@ def checks(s: Sizes, dev: str, low: torch.dtype) -> dict[str, float]:
         favor_attention(q.float(), k.float(), v.float(), W)[0], sm)
     return out
 
-
-def exponent(points: list[tuple[int, float]]) -> float | None:
-    if len(points) < 2:
-        return None
-    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
-    return float(np.polyfit(x, y, 1)[0])
 
 
 def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:

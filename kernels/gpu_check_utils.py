@@ -1,0 +1,46 @@
+"""What every family's ``gpu_check.py`` script shares: relative error against a float64 truth, a
+median time per call, and the fitted exponent of time against n."""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Relative Frobenius error of ``a`` against ``b`` (complex tensors as pairs of reals)."""
+    if torch.is_complex(b):
+        a, b = torch.view_as_real(a), torch.view_as_real(b)
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def timed(fn: Callable[[], object], device: str, budget_s: float = 0.5) -> float:
+    """Median ms after a warm-up call (which compiles): CUDA events on a GPU, wall clock on the CPU;
+    at least 3 calls, at most 20, for about ``budget_s``."""
+    fn()
+    times: list[float] = []
+    budget = time.perf_counter() + budget_s
+    while len(times) < 3 or (time.perf_counter() < budget and len(times) < 20):
+        if device == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def exponent(points: list[tuple[int, float]]) -> float | None:
+    """Slope of log(ms) against log(n) by least squares; None with fewer than two points."""
+    if len(points) < 2:
+        return None
+    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return float(np.polyfit(x, y, 1)[0])
