@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,6 +148,8 @@ def train(
                                                   "before the task phase; 0 = none."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
+    stop_after: float | None = typer.Option(None, min=0, help="Save and stop after this many seconds; "
+                                                               "the same command resumes (for time-limited machines)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
     device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when present)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -184,13 +187,24 @@ def train(
         else:
             copy_data = build_copy_data(copy_len, 2 * rows, seed)
             copy_data.save(copy_path)
+    stop_at = time.time() + stop_after if stop_after is not None else None
     table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
+
+    def finished(name: str, card: dict, steps: int) -> bool:
+        table.add_row(name, f"{card['parameters']:,}", f"{card['steps']}/{steps}", f"{card['tokens_seen']:,}",
+                      str(card["final_loss"]), str(card["wall_time_s"]))
+        return card["steps"] >= steps
+
     for cfg in configs:
         init = None
         if copy_data is not None:
             init = out / f"{cfg.arch}-copy{copy_len}"
-            train_model(cfg, copy_recipe, copy_data, init, device, progress)
-        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress, init=init)
-        table.add_row(cfg.arch, f"{card['parameters']:,}", str(card["steps"]), f"{card['tokens_seen']:,}",
-                      str(card["final_loss"]), str(card["wall_time_s"]))
+            done = train_model(cfg, copy_recipe, copy_data, init, device, progress, stop_at=stop_at)
+            if not finished(f"{cfg.arch} (copy phase)", done, copy_recipe.steps):
+                break
+        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress, init=init, stop_at=stop_at)
+        if not finished(cfg.arch, card, recipe.steps):
+            break
     console.print(table)
+    if stop_at is not None and time.time() >= stop_at:
+        console.print("stopped by --stop-after; run the same command again to resume")

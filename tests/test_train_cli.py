@@ -83,3 +83,16 @@ def test_copy_phase_first_then_the_task_phase_starts_from_its_weights(tmp_path):
     again, _ = checkpoint.load(tmp_path / "dense-copy64")
     for (name, x), (_, y) in zip(copy_model.state_dict().items(), again.state_dict().items()):
         torch.testing.assert_close(x, y, msg=name)
+
+
+def test_stop_after_saves_early_and_the_same_command_resumes(tmp_path):
+    _register()
+    stopped = CliRunner().invoke(app, [*ARGS, "--arch", "dense,mamba2", "--out", str(tmp_path), "--stop-after", "0"])
+    assert stopped.exit_code == 0, stopped.output
+    assert "resume" in stopped.output
+    _, card = checkpoint.load(tmp_path / "dense")
+    assert card["steps"] == 0 and not (tmp_path / "mamba2").exists()
+    resumed = CliRunner().invoke(app, [*ARGS, "--arch", "dense,mamba2", "--out", str(tmp_path)])
+    assert resumed.exit_code == 0, resumed.output
+    for arch in ("dense", "mamba2"):
+        assert checkpoint.load(tmp_path / arch)[1]["steps"] == 4

@@ -1,11 +1,14 @@
-"""How the shipped zoo checkpoints were made, on one GPU inside a fixed time budget.
+"""How the zoo checkpoints are made on a GPU whose calls are time-limited.
 
-Times one training step of each architecture, picks the step count that fits the budget for all
-of them (the recipe stays the same for every architecture: same steps, batch, length, data),
-runs ``evals train``, then scores each checkpoint with ``evals run`` on single-needle RULER at the
-training length. Run from the repository root:
+``--plan`` times one training step of each architecture at the shipped size and prints what the
+recipe would cost. Otherwise it runs ``evals train`` for every architecture with one recipe (the
+short copy phase, then the task phase: same steps, batch, length and data for all), stopping
+after ``--call-s`` seconds; running the same command again resumes where it stopped. Architectures
+whose training is complete are scored with ``evals run`` on single-needle RULER at the training
+length. Run from the repository root:
 
-    python models/checkpoints/make.py --arch dense,linear --budget-s 240 --out runs --results results-zoo
+    python models/checkpoints/make.py --plan
+    python models/checkpoints/make.py --call-s 500 --out runs --results results-zoo   # repeat until done
 """
 from __future__ import annotations
 
@@ -43,23 +46,39 @@ def step_seconds(arch: str, batch: int, seq_len: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--arch", default="dense,linear")
-    p.add_argument("--budget-s", type=float, default=240.0, help="training seconds for all architectures together")
+    p.add_argument("--arch", default=",".join(registry.ARCHS))
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--seq-len", type=int, default=2048)
-    p.add_argument("--max-steps", type=int, default=4000)
+    p.add_argument("--rows", type=int, default=16384, help="training rows generated per phase")
+    p.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,"
+                                      "niah_multiquery,niah_multivalue", help="training tasks (all fit in 1024 bytes)")
+    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=6000, help="task-phase steps")
+    p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
+    p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
+    p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--out", default="runs")
     p.add_argument("--results", default="results-zoo")
     a = p.parse_args()
     archs = a.arch.split(",")
-    per_step = {arch: step_seconds(arch, a.batch, a.seq_len) for arch in archs}
-    steps = min(a.max_steps, int(a.budget_s / sum(per_step.values()) // 100 * 100))
-    print(json.dumps({"seconds_per_step": per_step, "steps": steps}), flush=True)
+    if a.plan:
+        per_step = {arch: step_seconds(arch, a.batch, a.seq_len) for arch in archs}
+        total = sum(per_step.values()) * (a.steps + a.copy_steps / 2)   # a copy step: 2x rows of 1/4 the length
+        print(json.dumps({"seconds_per_step": per_step, "predicted_total_s": round(total)}), flush=True)
+        return
+    start = time.time()
     run = [sys.executable, "-m", "evals"]
-    subprocess.run([*run, "train", "--arch", a.arch, "--steps", str(steps), "--batch", str(a.batch),
-                    "--seq-len", str(a.seq_len), "--out", a.out, "--no-progress"], check=True)
+    train = [*run, "train", "--arch", a.arch, "--steps", str(a.steps), "--copy-steps", str(a.copy_steps),
+             "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), "--out", a.out, "--no-progress"]
+    if a.call_s is not None:
+        train += ["--stop-after", str(a.call_s)]
+    code = subprocess.run(train).returncode
+    if code:
+        sys.exit(code)
     for arch in archs:
+        card = json.loads((Path(a.out) / arch / "card.json").read_text()) if (Path(a.out) / arch / "card.json").is_file() else None
+        if card is None or card["steps"] < a.steps or (a.call_s is not None and time.time() - start > a.call_s + 60):
+            continue
         subprocess.run([*run, "run", "niah_single_1,niah_single_2,niah_single_3", "--ctx", str(a.seq_len),
                         "--model", f"zoo:{arch}@{Path(a.out) / arch}", "--samples", str(a.samples), "-o", a.results],
                        check=True)

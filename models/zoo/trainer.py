@@ -125,9 +125,11 @@ def _load_optimizer(opt: torch.optim.AdamW, model: Trunk, path: Path) -> None:
         opt.state[p][field] = value.to(p.device) if on_device else value
 
 def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: str = "cpu",
-          progress: bool = True, init: Path | None = None) -> dict[str, Any]:
-    """Train (or resume) a model of ``cfg`` into ``out``; returns the final card. ``init``: a checkpoint
-    folder of an earlier phase (same config) whose weights a fresh run starts from."""
+          progress: bool = True, init: Path | None = None, stop_at: float | None = None) -> dict[str, Any]:
+    """Train (or resume) a model of ``cfg`` into ``out``; returns the last card. ``init``: a checkpoint
+    folder of an earlier phase (same config) whose weights a fresh run starts from. ``stop_at``: a
+    ``time.time()`` after which the run saves and returns early (the card's ``steps`` then falls short
+    of the recipe's); calling again resumes."""
     torch.manual_seed(recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = registry.build(cfg).to(device)
@@ -174,7 +176,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
     with bar:
         task = bar.add_task("train", total=recipe.steps, completed=step, loss="-")
         model.train()
-        while step < recipe.steps:
+        while step < recipe.steps and (stop_at is None or time.time() < stop_at):
             rows = batch_rows(step, recipe, tokens.shape[0])
             x, w = tokens[rows].to(device).long(), weights[rows].to(device).float()
             for group in opt.param_groups:
