@@ -45,7 +45,8 @@ class RulerTask:
 
     def max_new_tokens(self, tokenizer: Tokenizer, answers: list[str]) -> int:
         """The published budget where it holds the answers; where this tokenizer spells them out in
-        more tokens (a byte-level model writes vt's five names in ~55), the answer's length plus slack."""
+        more tokens (a byte-level model writes vt's five names in ~35), the answer's length plus
+        slack. The prompt is sized to leave that room: prompt + answer budget <= ctx always."""
         need = len(tokenizer.encode(" " + ", ".join(answers) + "."))
         return self.answer_budget if need <= self.answer_budget else need + need // 4 + 16
 
@@ -62,7 +63,9 @@ class RulerTask:
         for i in range(n):
             rng = random.Random(f"{self.name}|{ctx}|{seed}|{i}|{split}")
             layout, answers, meta = self.prepare(rng, fitter, split, i)
-            b = fitter.finish(layout, i)
+            max_new = self.max_new_tokens(tokenizer, answers)
+            fit = fitter if max_new == self.answer_budget else Fitter(tokenizer, ctx, overhead, max_new, self.name)
+            b = fit.finish(layout, i)
             needles = meta.pop("needles", [])
             chars = [b.input.index(t, c) for t, (c, _) in zip(needles, b.marks)]
             if needles:
@@ -70,7 +73,7 @@ class RulerTask:
             meta.update(b.extra)
             meta.update(seed=seed, index=i, version=self.version, split=split)
             yield make_sample(id=f"{self.name}-{ctx}-{seed}-{i}", task=self.name, ctx=ctx, tokenizer=tokenizer.name,
-                              answers=answers, metric=self.metric, max_new_tokens=self.max_new_tokens(tokenizer, answers),
+                              answers=answers, metric=self.metric, max_new_tokens=max_new,
                               prompt_tokens=b.tokens, input=b.input, answer_prefix=b.answer_prefix, meta=meta)
             fitter.count.forget()
 
