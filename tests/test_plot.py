@@ -79,6 +79,14 @@ def test_trilemma_card_shows_three_measures_per_architecture(files):
     assert "not measured" in text  # sdpa kernels have no retrieval figures
 
 
+def test_trilemma_card_puts_a_kernel_on_its_zoo_architecture_row(files, tmp_path):
+    bench = write_bench(tmp_path / "bench.json", {"selective_scan": 1.01, "flash_dense": 2.0})
+    probe = write_probe(tmp_path / "probe.json", {"flash_dense": 1.0})
+    (svg,) = make_plots("trilemma", files["results"], bench, probe, tmp_path / "tri", ("svg",), 85.6)
+    text = svg.read_text()
+    assert ">mamba1<" in text and ">dense<" in text and "selective_scan" not in text and "flash_dense" not in text
+
+
 def test_wilson_interval_and_exponent_fit():
     lo, hi = wilson(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)

@@ -1,8 +1,9 @@
 """The trilemma card: per attention architecture, the three measured properties side by side:
 compute exponent (from ``evals bench``), content-routed retrieval (``evals probe`` accuracy, or the
 multi-fact tasks of the results when no probe file is given) and recall at the longest distance
-(``by_distance`` in the results). Architectures are matched by name: a bench/probe kernel name and
-the architecture of a model spec (``zoo:ARCH``, ``hf:PATH,attn=ARCH``)."""
+(``by_distance`` in the results). Architectures are matched by name: a bench/probe kernel name (or
+the zoo architecture whose inference path it is, ``KERNEL_ARCH``) and the architecture of a model
+spec (``zoo:ARCH``, ``hf:PATH,attn=ARCH``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ class Measure:
     note: str             # where it came from (trials, n, distance)
 
 
+# bench/probe kernels named otherwise than the zoo architecture whose inference path they are
+KERNEL_ARCH = {"flash_dense": "dense", "flash_window": "swa", "gated_delta": "linear", "ssd": "mamba2",
+               "selective_scan": "mamba1", "s4d": "s4", "longconv_fft": "hyena"}
+
+
 def compute_exponents(bench: dict[str, Any] | None) -> dict[str, Measure]:
     if not bench:
         return {}
@@ -42,7 +48,8 @@ def compute_exponents(bench: dict[str, Any] | None) -> dict[str, Measure]:
             k = fit_exponent([r[0] for r in rows], [r[1] for r in rows])
         if k is not None:
             span = e.get("fit_range") or [min(r[0] for r in rows), max(r[0] for r in rows)]
-            out[kernel] = Measure(k, f"n^{k:.2f}", f"time fit over n={fmt_ctx(span[0])}-{fmt_ctx(span[1])}")
+            out[KERNEL_ARCH.get(kernel, kernel)] = Measure(k, f"n^{k:.2f}",
+                                                           f"time fit over n={fmt_ctx(span[0])}-{fmt_ctx(span[1])}")
     return out
 
 
@@ -57,7 +64,8 @@ def retrieval(probe: dict[str, Any] | None, models: list[ModelResults]) -> dict[
             a[1] += int(row["trials"])
         for kernel, (hits, trials) in acc.items():
             if trials:
-                out[kernel] = Measure(hits / trials, f"{100 * hits / trials:.0f}%", f"probe, {int(trials)} trials")
+                out[KERNEL_ARCH.get(kernel, kernel)] = Measure(hits / trials, f"{100 * hits / trials:.0f}%",
+                                                               f"probe, {int(trials)} trials")
         return out
     for m in models:
         cells = [c for c in m.cells if "multi" in c.task]
