@@ -58,7 +58,9 @@ def _chunk_cumsum(g, a_head, gc, k, kd, T, H, HG, HK, DK, GATE: tl.constexpr, HA
         gt = tl.load(g + base + t[:, None] * DK + dk[None, :], mask=m, other=0.0).to(tl.float32)
         gcum = tl.cumsum(gt, axis=0)
         if KD:
-            tl.store(gc + base + t[:, None] * DK + dk[None, :], gcum, mask=m & (h % (H // HG) == 0))
+            # one state head per gate head writes gc: a branch, since Triton 3.9 rejects a scalar term in a mask
+            if h % (H // HG) == 0:
+                tl.store(gc + base + t[:, None] * DK + dk[None, :], gcum, mask=m)
             # rows past T add nothing, so the tile's last row is the decay at the chunk's last token
             glast = tl.sum(tl.where((rows == BT - 1)[:, None], gcum, 0.0), axis=0)
             kb = tl.load(k + (b * HK + h // (H // HK)).to(tl.int64) * T * DK + t[:, None] * DK + dk[None, :],
