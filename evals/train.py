@@ -148,6 +148,8 @@ def train(
                                                   "before the task phase; 0 = none."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
+    compiled: bool = typer.Option(False, "--compile", help="Run the forward through torch.compile (same loss, "
+                                                          "fewer launches; compiles once per phase)."),
     stop_after: float | None = typer.Option(None, min=0, help="Save and stop after this many seconds; "
                                                                "the same command resumes (for time-limited machines)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
@@ -199,10 +201,10 @@ def train(
         init = None
         if copy_data is not None:
             init = out / f"{cfg.arch}-copy{copy_len}"
-            done = train_model(cfg, copy_recipe, copy_data, init, device, progress, stop_at=stop_at)
+            done = train_model(cfg, copy_recipe, copy_data, init, device, progress, stop_at=stop_at, compiled=compiled)
             if not finished(f"{cfg.arch} (copy phase)", done, copy_recipe.steps):
                 break
-        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress, init=init, stop_at=stop_at)
+        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress, init=init, stop_at=stop_at, compiled=compiled)
         if not finished(cfg.arch, card, recipe.steps):
             break
     console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -96,3 +97,16 @@ def test_stop_after_saves_early_and_the_same_command_resumes(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     for arch in ("dense", "mamba2"):
         assert checkpoint.load(tmp_path / arch)[1]["steps"] == 4
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_forward_trains_to_the_same_weights(tmp_path):
+    _register()
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--steps", "2", "--out", str(tmp_path / name), *extra])
+        assert r.exit_code == 0, r.output
+    a, _ = checkpoint.load(tmp_path / "eager" / "dense")
+    b, _ = checkpoint.load(tmp_path / "compiled" / "dense")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)

@@ -25,9 +25,11 @@ from models.zoo import registry
 from models.zoo.trainer import loss_fn
 
 
-def step_seconds(arch: str, batch: int, seq_len: int) -> float:
-    """Seconds per optimizer step at the shipped size (bf16 autocast), after 3 warm-up steps."""
+def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) -> float:
+    """Seconds per optimizer step at the shipped size (bf16 autocast), after 3 warm-up steps (which
+    include the compilation when ``compiled``)."""
     model = registry.build(registry.config(arch)).cuda()
+    forward = torch.compile(model) if compiled else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     x = torch.randint(0, 256, (batch, seq_len + 1), device="cuda")
     w = torch.ones(x.shape, device="cuda")
@@ -36,7 +38,7 @@ def step_seconds(arch: str, batch: int, seq_len: int) -> float:
             torch.cuda.synchronize()
             start = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = loss_fn(model, x, w)
+            loss = loss_fn(forward, x, w)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -56,13 +58,14 @@ def main() -> None:
     p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
     p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
     p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
+    p.add_argument("--compile", action="store_true", help="train (and time) through torch.compile")
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--out", default="runs")
     p.add_argument("--results", default="results-zoo")
     a = p.parse_args()
     archs = a.arch.split(",")
     if a.plan:
-        per_step = {arch: step_seconds(arch, a.batch, a.seq_len) for arch in archs}
+        per_step = {arch: step_seconds(arch, a.batch, a.seq_len, a.compile) for arch in archs}
         total = sum(per_step.values()) * (a.steps + a.copy_steps / 2)   # a copy step: 2x rows of 1/4 the length
         print(json.dumps({"seconds_per_step": per_step, "predicted_total_s": round(total)}), flush=True)
         return
@@ -72,7 +75,9 @@ def main() -> None:
              "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), "--out", a.out, "--no-progress"]
     if a.call_s is not None:
         train += ["--stop-after", str(a.call_s)]
-    code = subprocess.run(train).returncode
+    if a.compile:
+        train.append("--compile")
+    code = subprocess.run(train, check=False).returncode
     if code:
         sys.exit(code)
     for arch in archs:

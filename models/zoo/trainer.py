@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def batch_rows(step: int, r: Recipe, n_rows: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def loss_fn(model: Trunk, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``."""
     logits = model(tokens[:, :-1])
     ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none").view_as(tokens[:, 1:])
@@ -125,11 +126,13 @@ def _load_optimizer(opt: torch.optim.AdamW, model: Trunk, path: Path) -> None:
         opt.state[p][field] = value.to(p.device) if on_device else value
 
 def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: str = "cpu",
-          progress: bool = True, init: Path | None = None, stop_at: float | None = None) -> dict[str, Any]:
+          progress: bool = True, init: Path | None = None, stop_at: float | None = None,
+          compiled: bool = False) -> dict[str, Any]:
     """Train (or resume) a model of ``cfg`` into ``out``; returns the last card. ``init``: a checkpoint
     folder of an earlier phase (same config) whose weights a fresh run starts from. ``stop_at``: a
     ``time.time()`` after which the run saves and returns early (the card's ``steps`` then falls short
-    of the recipe's); calling again resumes."""
+    of the recipe's); calling again resumes. ``compiled``: run the forward through ``torch.compile``
+    (same weights and loss; fewer kernel launches for these small models)."""
     torch.manual_seed(recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = registry.build(cfg).to(device)
@@ -153,6 +156,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         _load_optimizer(opt, model, out / "optimizer.safetensors")
         state = saved["state"]
     tokens, weights = data.tokens, data.weights
+    forward = torch.compile(model) if compiled else model
     use_amp = device.startswith("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True   # the float32 chunked scans' matmuls
     start, step = time.time() - state["wall_time_s"], state["step"]
@@ -182,7 +186,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss = loss_fn(model, x, w)
+                loss = loss_fn(forward, x, w)
                 aux = model.aux_loss()
                 total = loss + recipe.aux_weight * aux if aux is not None else loss
             opt.zero_grad(set_to_none=True)
