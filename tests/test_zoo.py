@@ -117,6 +117,20 @@ def test_checkpoint_round_trip(saved):
     assert out[0].output_tokens <= 3
 
 
+def test_int8_checkpoint_is_a_third_the_size_and_keeps_the_logits(saved, tmp_path):
+    folder, _ = saved
+    model, card = checkpoint.load(folder)
+    checkpoint.save(tmp_path / "small", model, card, int8=True)
+    small, small_card = checkpoint.load(tmp_path / "small")
+    assert small_card["weights"] == "int8-rowwise" and small_card["parameters"] == card["parameters"]
+    assert (tmp_path / "small" / "model.safetensors").stat().st_size < 0.4 * (folder / "model.safetensors").stat().st_size
+    for (name, w), (_, w8) in zip(model.named_parameters(), small.named_parameters()):
+        assert float((w8 - w).norm() / w.norm().clamp_min(1e-12)) < 1e-2, name
+    ids = torch.randint(0, 256, (2, 33))
+    a, b = model(ids), small(ids)
+    assert float((a - b).norm() / a.norm()) < 3e-2   # ~1.4% on this barely trained model
+
+
 def test_corrupt_checkpoint_is_a_model_error_naming_the_file(saved):
     folder, _ = saved
     weights = folder / "model.safetensors"

@@ -9,11 +9,13 @@ length. Run from the repository root:
 
     python models/checkpoints/make.py --plan
     python models/checkpoints/make.py --call-s 500 --out runs --results results-zoo   # repeat until done
+    python models/checkpoints/make.py --out runs --results results-zoo --ship models/checkpoints  # 8-bit copies
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from models.zoo import registry
+from models.zoo import checkpoint, registry
 from models.zoo.trainer import loss_fn
 
 
@@ -59,6 +61,8 @@ def main() -> None:
     p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
     p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
     p.add_argument("--compile", action="store_true", help="train (and time) through torch.compile")
+    p.add_argument("--ship", type=Path, default=None,
+                   help="write each finished checkpoint here in 8 bits (ARCH/ subfolders) and score that copy")
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--out", default="runs")
     p.add_argument("--results", default="results-zoo")
@@ -84,9 +88,14 @@ def main() -> None:
         card = json.loads((Path(a.out) / arch / "card.json").read_text()) if (Path(a.out) / arch / "card.json").is_file() else None
         if card is None or card["steps"] < a.steps or (a.call_s is not None and time.time() - start > a.call_s + 60):
             continue
+        folder = Path(a.out) / arch
+        if a.ship is not None:
+            model, card = checkpoint.load(folder)
+            checkpoint.save(a.ship / arch, model, card, int8=True)
+            shutil.copy(folder / "loss.jsonl", a.ship / arch / "loss.jsonl")
+            folder = a.ship / arch
         subprocess.run([*run, "run", "niah_single_1,niah_single_2,niah_single_3", "--ctx", str(a.seq_len),
-                        "--model", f"zoo:{arch}@{Path(a.out) / arch}", "--samples", str(a.samples), "-o", a.results],
-                       check=True)
+                        "--model", f"zoo:{arch}@{folder}", "--samples", str(a.samples), "-o", a.results], check=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ was made). Nothing is unpickled. The card records architecture, config, paramete
 recipe and seeds, tokens seen, steps, final loss, wall time, hardware and git hash.
 
 A training run also keeps ``optimizer.safetensors`` + ``trainer.json`` beside them to resume.
+``save(..., int8=True)`` stores the weight matrices in 8 bits (``models.zoo.quantize``; the card says
+``"weights": "int8-rowwise"``), which is how the shipped checkpoints fit the repository.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from models.errors import ModelError
+from models.zoo import quantize
 from models.zoo.registry import build
 from models.zoo.trunk import Trunk, ZooConfig
 
@@ -39,10 +42,14 @@ def hardware() -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def save(folder: Path, model: Trunk, card: dict[str, Any]) -> None:
-    """Write weights and card atomically (temporary names, then rename)."""
+def save(folder: Path, model: Trunk, card: dict[str, Any], int8: bool = False) -> None:
+    """Write weights and card atomically (temporary names, then rename); ``int8``: 8-bit matrices."""
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if int8:
+        tensors = quantize.pack(model.state_dict(), {n for n, _ in model.named_parameters()})
+        card = {**card, "weights": "int8-rowwise"}
+    else:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     full = {"architecture": model.cfg.arch, "config": model.cfg.to_dict(), "parameters": model.num_params(), **card}
     _atomic(folder / WEIGHTS, lambda p: save_file(tensors, str(p)))
     _atomic(folder / CARD, lambda p: p.write_text(json.dumps(full, indent=2) + "\n"))
@@ -79,8 +86,8 @@ def load(path: str | Path, device: str = "cpu") -> tuple[Trunk, dict[str, Any]]:
     if not weights.is_file():
         raise ModelError(f"checkpoint weights {weights} do not exist")
     try:
-        tensors = load_file(str(weights), device=device)
-    except (SafetensorError, OSError) as e:
+        tensors = quantize.unpack(load_file(str(weights), device=device))
+    except (SafetensorError, OSError, KeyError) as e:
         raise ModelError(f"checkpoint weights {weights} are corrupt: {e}") from None
     model = build(ZooConfig(**card["config"]))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
