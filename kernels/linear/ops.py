@@ -23,7 +23,7 @@ FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "elu1": lambda x: F.elu(x) + 1.0,
     "relu": F.relu,
 }
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _use_triton(x: torch.Tensor) -> bool:
@@ -55,18 +55,24 @@ def _check_values(g: torch.Tensor | None, beta: torch.Tensor | None, chunk_size:
             raise ValueError("beta: must be finite and in [0, 2]")
 
 
-def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None, beta: torch.Tensor | None,
-           state: torch.Tensor | None, chunk_size: int | None, step: bool, values: bool = True) -> int:
-    """Validate shapes, dtypes and (if values) ranges; return the state head count H."""
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, step: bool) -> None:
+    """ValueError unless q, k, v are floating tensors of one dtype, ``[B, H, T, D]`` (``[B, H, D]`` for a step)."""
     nd = 3 if step else 4
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, torch.Tensor) or x.dim() != nd:
             raise ValueError(f"{name}: expected a {nd}-d tensor [B, H, {'' if step else 'T, '}D], got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if x.dtype not in _FLOATS:
+        if x.dtype not in FLOATS:
             raise ValueError(f"{name}: dtype {x.dtype} is not a floating type")
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"k, v: dtypes {k.dtype}, {v.dtype} must match q's {q.dtype}")
+
+
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None, beta: torch.Tensor | None,
+           state: torch.Tensor | None, chunk_size: int | None, step: bool, values: bool = True) -> int:
+    """Validate shapes, dtypes and (if values) ranges; return the state head count H."""
+    check_qkv(q, k, v, step)
+    nd = 3 if step else 4
     if len({x.device for x in (q, k, v)}) != 1:
         raise ValueError("q, k, v: must be on one device")
     B, Dk = q.shape[0], q.shape[-1]
@@ -81,7 +87,7 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | 
         _heads(name, x, H)
     lead = (B,) if step else (B, q.shape[2])
     if g is not None:
-        if g.dtype not in _FLOATS:
+        if g.dtype not in FLOATS:
             raise ValueError(f"g: dtype {g.dtype} is not a floating type")
         ok = g.dim() == nd - 1 and g.shape[0] == B and tuple(g.shape[2:]) == lead[1:]
         ok = ok or (g.dim() == nd and g.shape[0] == B and tuple(g.shape[2:]) == lead[1:] + (Dk,))
@@ -90,7 +96,7 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | 
                              f"[B, H_g{', T' if not step else ''}, D_k]")
         _heads("g", g, H)
     if beta is not None:
-        if beta.dtype not in _FLOATS or beta.dim() != nd - 1 or beta.shape[0] != B or \
+        if beta.dtype not in FLOATS or beta.dim() != nd - 1 or beta.shape[0] != B or \
                 tuple(beta.shape[2:]) != lead[1:]:
             raise ValueError(f"beta: shape {tuple(beta.shape)} / dtype {beta.dtype}, expected floating "
                              f"[B, H_b{', T' if not step else ''}]")

@@ -14,25 +14,15 @@ import os
 
 import torch
 
-from kernels.linear.ops import gated_linear_attention, recurrent_step
+from kernels.linear.ops import FLOATS, check_qkv, gated_linear_attention, recurrent_step
 from kernels.performer.chunked_torch import FavorState, normalise
 from kernels.performer.features import favor_inputs, positive_features
-
-_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _check(q, k, v, W, scale, state, step: bool, chunk_size: int | None = None) -> float:
     """Validate shapes, dtypes and devices; return the scale (default d^-1/2)."""
-    nd = 3 if step else 4
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(x, torch.Tensor) or x.dim() != nd:
-            raise ValueError(f"{name}: expected a {nd}-d tensor [B, H, {'' if step else 'T, '}D], got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if x.dtype not in _FLOATS:
-            raise ValueError(f"{name}: dtype {x.dtype} is not a floating type")
-    if k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"k, v: dtypes {k.dtype}, {v.dtype} must match q's {q.dtype}")
-    if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.dtype not in _FLOATS:
+    check_qkv(q, k, v, step)
+    if not isinstance(W, torch.Tensor) or W.dim() != 2 or W.dtype not in FLOATS:
         raise ValueError(f"W: expected a floating [m, d] tensor of random features, got "
                          f"{tuple(W.shape) if isinstance(W, torch.Tensor) else type(W).__name__}")
     if len({x.device for x in (q, k, v, W)}) != 1:
