@@ -44,3 +44,12 @@ def exponent(points: list[tuple[int, float]]) -> float | None:
         return None
     x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
     return float(np.polyfit(x, y, 1)[0])
+
+
+def print_times(table: dict[str, dict[int, float]], fits: dict[str, float | None], ns: list[int]) -> None:
+    """One row per case: median ms at each n (``-`` where not run) and the fitted exponent."""
+    print("median ms: " + " ".join(f"{n:>9d}" for n in ns) + "  exponent")
+    for name, t in table.items():
+        cells = " ".join(f"{t[n]:9.3f}" if n in t else f"{'-':>9s}" for n in ns)
+        fit = fits[name]
+        print(f"  {name:17s} {cells}  {'-' if fit is None else format(fit, '.3f')}")

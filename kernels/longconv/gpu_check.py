@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.gpu_check_utils import exponent, rel, timed
+from kernels.gpu_check_utils import exponent, print_times, rel, timed
 from kernels.longconv import ops
 from kernels.longconv.bench import S4D_MODES, s4d_inputs
 from kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference
@@ -131,11 +131,7 @@ def main() -> None:
     print("max relative error vs float64:")
     for name, e in errs.items():
         print(f"  {name:34s} {e:.2e}")
-    print("median ms: " + " ".join(f"{n:>9d}" for n in s.times_n) + "  exponent")
-    for name, t in table.items():
-        cells = " ".join(f"{t[n]:9.3f}" if n in t else f"{'-':>9s}" for n in s.times_n)
-        fit = fits[name]
-        print(f"  {name:17s} {cells}  {'-' if fit is None else format(fit, '.3f')}")
+    print_times(table, fits, s.times_n)
     print(f"crossover at n={s.sweep_n} (ms direct / fft):")
     for L, r in cross.items():
         print(f"  L={L:5d} {r['direct']:9.3f} {r['fft']:9.3f}  {'direct' if r['direct'] < r['fft'] else 'fft'}")

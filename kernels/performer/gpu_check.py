@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.gpu_check_utils import exponent, rel, timed
+from kernels.gpu_check_utils import exponent, print_times, rel, timed
 
 
 @dataclass
@@ -136,11 +136,7 @@ def main() -> None:
     print("relative error vs float64 definition (H_k = H/2):")
     for name, e in errs.items():
         print(f"  {name:52s} {e:.2e}")
-    print("median ms: " + " ".join(f"{n:>9d}" for n in s.times_n) + "  exponent")
-    for name, t in table.items():
-        cells = " ".join(f"{t[n]:9.3f}" if n in t else f"{'-':>9s}" for n in s.times_n)
-        fit = fits[name]
-        print(f"  {name:17s} {cells}  {'-' if fit is None else format(fit, '.3f')}")
+    print_times(table, fits, s.times_n)
 
 
 if __name__ == "__main__":
