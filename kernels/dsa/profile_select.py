@@ -6,24 +6,12 @@ HI = 4, DI = 64, bf16: the bench's shape).
 """
 from __future__ import annotations
 
-import statistics
 import sys
 
 import torch
 
 from kernels.dsa import dsa_select, ops
-
-
-def _median_ms(fn, reps: int = 5) -> float:
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from kernels.gpu_check_utils import timed
 
 
 def main(T: int, topk: int = 2048) -> None:
@@ -43,7 +31,7 @@ def main(T: int, topk: int = 2048) -> None:
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=10, max_name_column_width=60))
     for step in (8, 16, 32):
         dsa_select(qi, ki, w, topk, sample_step=step)
-        print(f"sample_step={step}: {_median_ms(lambda s=step: dsa_select(qi, ki, w, topk, sample_step=s)):.2f} ms")
+        print(f"sample_step={step}: {timed(lambda s=step: dsa_select(qi, ki, w, topk, sample_step=s), 'cuda'):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,16 @@ def main() -> None:
         import triton.testing
         return triton.testing.do_bench(fn, warmup=5, rep=40, return_mode="median")
 
+    def bench_with_peak(fn) -> tuple[float, float | None]:
+        """Median ms after one warm-up call, and the GB the calls add at their peak (None on the CPU)."""
+        fn()
+        sync()
+        if smoke:
+            return bench_ms(fn), None
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        return bench_ms(fn), (torch.cuda.max_memory_allocated() - base) / 1e9
+
     def make(Bsz, Dc, G, N, T, dtype):
         x, Bm, Cm, z = (torch.randn(*s, device=dev).to(dtype) for s in
                         ((Bsz, Dc, T), (Bsz, G, N, T), (Bsz, G, N, T), (Bsz, Dc, T)))
@@ -163,14 +173,8 @@ def main() -> None:
         y, _ = selective_scan_torch(*leaves)
         y.sum().backward()
 
-    train_step()
-    sync()
-    if not smoke:
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    train_ms = bench_ms(train_step)
-    out["train"] = {"shape": [Bsz, Dc, 16, T], "fwd_bwd_ms": train_ms,
-                    "peak_gb": None if smoke else (torch.cuda.max_memory_allocated() - base) / 1e9}
+    train_ms, train_gb = bench_with_peak(train_step)
+    out["train"] = {"shape": [Bsz, Dc, 16, T], "fwd_bwd_ms": train_ms, "peak_gb": train_gb}
 
     # 6. the zoo's small models, one training step's forward + backward each
     from models.zoo import registry
@@ -185,14 +189,8 @@ def main() -> None:
                 logits = model(ids[:, :-1])
             F.cross_entropy(logits.float().flatten(0, 1), ids[:, 1:].flatten()).backward()
 
-        zoo_step()
-        sync()
-        if not smoke:
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        ms = bench_ms(zoo_step)
-        out["zoo"].append({"arch": arch, "batch": zb, "tokens": zt, "fwd_bwd_ms": ms,
-                           "peak_gb": None if smoke else (torch.cuda.max_memory_allocated() - base) / 1e9})
+        ms, gb = bench_with_peak(zoo_step)
+        out["zoo"].append({"arch": arch, "batch": zb, "tokens": zt, "fwd_bwd_ms": ms, "peak_gb": gb})
         print(f"zoo {arch}: {ms:.1f} ms", flush=True)
         del model, ids
 
