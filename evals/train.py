@@ -17,6 +17,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,22 @@ def sample_row(sample: Sample, answer_weight: float) -> tuple[list[int], list[fl
     return prompt + answer, [1.0] * len(prompt) + [answer_weight] * len(answer)
 
 
+def essay_bytes(seed: int) -> bytes:
+    """The generated essay text (``tasks.haystack.essay_haystack``) as UTF-8 bytes."""
+    return "".join(essay_haystack(seed).units).encode("utf-8")
+
+
+def cached(path: Path, build: Callable[[], TrainData]) -> TrainData:
+    """The training data saved at ``path``, or ``build()`` saved there first."""
+    from models.zoo.trainer import TrainData
+
+    if path.is_file():
+        return TrainData.load(path)
+    data = build()
+    data.save(path)
+    return data
+
+
 def copy_row(text: bytes, width: int, rng: random.Random) -> bytes:
     """A window of essay text in which a span reappears later: ``A B A C`` (A of 16 to width/2 bytes).
     Predicting the repeat needs the look-up-and-copy circuit that retrieval needs, and it trains it on
@@ -79,7 +96,7 @@ def build_copy_data(width: int, rows: int, seed: int) -> TrainData:
 
     from models.zoo.trainer import TrainData
 
-    text = "".join(essay_haystack(seed).units).encode("utf-8")
+    text = essay_bytes(seed)
     rng = random.Random(f"copy|{seed}")
     tokens = torch.stack([torch.frombuffer(bytearray(copy_row(text, width + 1, rng)), dtype=torch.uint8)
                           for _ in range(rows)]).to(torch.int16)
@@ -112,7 +129,7 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
                 tokens[i, :n] = torch.tensor(ids[:n], dtype=torch.int16)
                 weights[i, :n] = torch.tensor(w[:n], dtype=torch.float16)
                 i += 1
-    text = "".join(essay_haystack(seed).units).encode("utf-8")
+    text = essay_bytes(seed)
     rng = random.Random(seed)
     n_copy = int(n_lm * copy_fraction)
     for j in range(n_lm):
@@ -160,7 +177,7 @@ def train(
     import torch
 
     from models.zoo import registry
-    from models.zoo.trainer import Recipe, TrainData
+    from models.zoo.trainer import Recipe
     from models.zoo.trainer import train as train_model
 
     console = Console(stderr=True)
@@ -173,22 +190,14 @@ def train(
     if unknown or not names:
         raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
     key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction, copy_fraction]).encode()).hexdigest()[:12]
-    data_path = out / f"data-{key}.safetensors"
-    if data_path.is_file():
-        data = TrainData.load(data_path)
-    else:
-        data = build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction)
-        data.save(data_path)
-    copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,
-                         save_every=save_every)
+    data = cached(out / f"data-{key}.safetensors",
+                  lambda: build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction))
     copy_data = None
     if copy_steps:
-        copy_path = out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors"
-        if copy_path.is_file():
-            copy_data = TrainData.load(copy_path)
-        else:
-            copy_data = build_copy_data(copy_len, 2 * rows, seed)
-            copy_data.save(copy_path)
+        copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,
+                             save_every=save_every)
+        copy_data = cached(out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors",
+                           lambda: build_copy_data(copy_len, 2 * rows, seed))
     stop_at = time.time() + stop_after if stop_after is not None else None
     table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
 

@@ -141,12 +141,12 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
     meta = out / "trainer.json"
     earlier = None
     if init is not None:
-        loaded, earlier = checkpoint.load(init, device)
-        if earlier["config"] != cfg.to_dict():
+        init_card = checkpoint.read_card(init)
+        if init_card["config"] != cfg.to_dict():
             raise ModelError(f"{init} holds a model of another config; it cannot start this run")
-        if not meta.is_file():
-            model.load_state_dict(loaded.state_dict())
-        earlier = {"from": init.name, **{k: earlier[k] for k in ("data", "steps", "tokens_seen", "final_loss", "wall_time_s")}}
+        if not meta.is_file():   # a resumed run has its own weights
+            model.load_state_dict(checkpoint.load(init, device)[0].state_dict())
+        earlier = {"from": init.name, **{k: init_card[k] for k in ("data", "steps", "tokens_seen", "final_loss", "wall_time_s")}}
     if meta.is_file():
         saved = json.loads(meta.read_text())
         if saved["config"] != cfg.to_dict() or saved["recipe"] != asdict(recipe):
