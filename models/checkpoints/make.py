@@ -85,10 +85,10 @@ def main() -> None:
     if code:
         sys.exit(code)
     for arch in archs:
-        card = json.loads((Path(a.out) / arch / "card.json").read_text()) if (Path(a.out) / arch / "card.json").is_file() else None
-        if card is None or card["steps"] < a.steps or (a.call_s is not None and time.time() - start > a.call_s + 60):
-            continue
         folder = Path(a.out) / arch
+        if not (folder / checkpoint.CARD).is_file() or checkpoint.read_card(folder)["steps"] < a.steps \
+                or (a.call_s is not None and time.time() - start > a.call_s + 60):
+            continue
         if a.ship is not None:
             model, card = checkpoint.load(folder)
             checkpoint.save(a.ship / arch, model, card, int8=True)
