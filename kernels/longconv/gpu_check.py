@@ -77,23 +77,29 @@ def checks(s: Sizes, dev: str) -> dict[str, float]:
 
 
 
-def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:
+def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict, dict]:
+    """Median ms per case and n, the fitted exponents, and the peak GB allocated (inputs included; CUDA only)."""
     from kernels.longconv.bench import CASES
 
     table: dict[str, dict[int, float]] = {}
+    peak: dict[str, dict[int, float]] = {}
     for name, case in CASES.items():
-        table[name] = {}
+        table[name], peak[name] = {}, {}
         for n in s.times_n:
             try:
+                if dev == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
                 fn, _ = case(n, dev, dtype, 1, s.channels // 128 or 1, 1, min(128, s.channels))
                 table[name][n] = timed(fn, dev)
+                if dev == "cuda":
+                    peak[name][n] = torch.cuda.max_memory_allocated() / 1e9
             except torch.cuda.OutOfMemoryError:
                 print(f"{name} n={n}: out of memory")
             fn = None
             if dev == "cuda":
                 torch.cuda.empty_cache()
     fits = {name: exponent(sorted(t.items())) for name, t in table.items()}
-    return table, fits
+    return table, fits, peak
 
 
 def crossover(s: Sizes, dev: str, dtype: torch.dtype) -> dict[int, dict[str, float]]:
@@ -116,12 +122,12 @@ def main() -> None:
     s, dtype = (SMOKE, torch.float32) if args.cpu_smoke else (GPU, torch.bfloat16)
     t0 = time.perf_counter()
     errs = checks(s, dev)
-    table, fits = timings(s, dev, dtype)
+    table, fits, peak = timings(s, dev, dtype)
     cross = crossover(s, dev, dtype)
     faster = [L for L, r in cross.items() if r["direct"] < r["fft"]]
     result = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu (interpreter)",
               "torch": torch.__version__, "dtype": str(dtype)[6:], "sizes": asdict(s), "max_rel_err": errs,
-              "ms": table, "exponent": fits, "crossover_ms": cross,
+              "ms": table, "exponent": fits, "peak_gb": peak, "crossover_ms": cross,
               "direct_faster_up_to_taps": max(faster) if faster else None,
               "DIRECT_MAX_TAPS_now": ops.DIRECT_MAX_TAPS, "wall_s": time.perf_counter() - t0}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -132,6 +138,10 @@ def main() -> None:
     for name, e in errs.items():
         print(f"  {name:34s} {e:.2e}")
     print_times(table, fits, s.times_n)
+    big = s.times_n[-1]
+    if any(big in p for p in peak.values()):
+        print(f"peak GB allocated at n={big} (inputs included): "
+              + ", ".join(f"{name} {p[big]:.2f}" for name, p in peak.items() if big in p))
     print(f"crossover at n={s.sweep_n} (ms direct / fft):")
     for L, r in cross.items():
         print(f"  L={L:5d} {r['direct']:9.3f} {r['fft']:9.3f}  {'direct' if r['direct'] < r['fft'] else 'fft'}")

@@ -40,7 +40,7 @@ def s4d_recurrence_reference(u: torch.Tensor, log_dt: torch.Tensor, A: torch.Ten
     dtA = log_dt.exp()[:, None] * A
     lam = dtA.exp()
     Bbar = (lam - 1) / A
-    h = torch.zeros(u.shape[0], *A.shape, dtype=A.dtype) if h0 is None else h0.clone()
+    h = torch.zeros(u.shape[0], *A.shape, dtype=A.dtype, device=A.device) if h0 is None else h0.clone()
     ys = []
     for t in range(u.shape[-1]):
         h = lam * h + Bbar * u[:, :, t, None]

@@ -78,9 +78,10 @@ def checks(s: Sizes, dev: str, low: torch.dtype) -> dict[str, float]:
 
 
 
-def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:
+def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict, dict]:
     """Median ms per case and n: the op, its feature maps alone (the Triton kernel the op uses, and the PyTorch
-    form), the chunked recurrence alone, SDPA flash."""
+    form), the chunked recurrence alone, SDPA flash; the fitted exponents; the op's peak GB allocated per n
+    (q, k, v included; CUDA only)."""
     from kernels.linear import gated_linear_attention
     from kernels.performer import favor_attention, orthogonal_features
     from kernels.performer.features import favor_inputs
@@ -88,12 +89,17 @@ def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:
 
     table: dict[str, dict[int, float]] = {"performer": {}, "features triton": {}, "features torch": {},
                                           "recurrence only": {}, "sdpa_flash": {}}
+    peak: dict[int, float] = {}
     H, D = s.heads, s.D
     W = orthogonal_features(s.m, D, seed=0, device=dev)
     for n in s.times_n:
         try:
             q, k, v = (torch.randn(1, H, n, D, device=dev, dtype=dtype) for _ in range(3))
+            if dev == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             table["performer"][n] = timed(partial(favor_attention, q, k, v, W), dev)
+            if dev == "cuda":
+                peak[n] = torch.cuda.max_memory_allocated() / 1e9
             table["features triton"][n] = timed(partial(favor_inputs, q, k, v, W, D ** -0.5, None, triton_features),
                                                 dev)
             table["features torch"][n] = timed(partial(favor_inputs, q, k, v, W, D ** -0.5, None), dev)
@@ -110,7 +116,7 @@ def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict]:
         if dev == "cuda":
             torch.cuda.empty_cache()
     fits = {name: exponent(sorted(t.items())) for name, t in table.items()}
-    return table, fits
+    return table, fits, peak
 
 
 def main() -> None:
@@ -125,10 +131,10 @@ def main() -> None:
     s, dtype = (SMOKE, torch.float32) if args.cpu_smoke else (GPU, torch.bfloat16)
     t0 = time.perf_counter()
     errs = checks(s, dev, torch.float16 if args.cpu_smoke else torch.bfloat16)
-    table, fits = timings(s, dev, dtype)
+    table, fits, peak = timings(s, dev, dtype)
     result = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu (interpreter)",
               "torch": torch.__version__, "dtype": str(dtype)[6:], "sizes": asdict(s), "max_rel_err": errs,
-              "ms": table, "exponent": fits, "wall_s": time.perf_counter() - t0}
+              "ms": table, "exponent": fits, "performer_peak_gb": peak, "wall_s": time.perf_counter() - t0}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "performer_gpu_check.json").write_text(json.dumps(result, indent=1))
     print(f"== performer gpu_check on {result['device']}, timings {result['dtype']}, B=1 H={s.heads} D={s.D} "
@@ -137,6 +143,9 @@ def main() -> None:
     for name, e in errs.items():
         print(f"  {name:52s} {e:.2e}")
     print_times(table, fits, s.times_n)
+    if peak:
+        print("performer op peak GB allocated (q, k, v included): "
+              + ", ".join(f"n={n} {gb:.2f}" for n, gb in peak.items()))
 
 
 if __name__ == "__main__":

@@ -136,9 +136,9 @@ def main() -> None:
     channels, ns = (1024, [16384, 65536, 262144, 1048576]) if not smoke else (4, [32, 64, 128])
     for n in ns:
         a = inputs(n, dev, torch.bfloat16, 1, channels)
-        ms = bench_ms(partial(selective_scan, a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"]))
+        ms, gb = bench_with_peak(partial(selective_scan, a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"]))
         moved = n * channels * (2 + 4 + 2 + 2) + 2 * n * 16 * 2   # x, dt (fp32), z read, y written; B, C
-        out["prefill"].append({"n": n, "ms": ms, "GB_per_s": moved / ms / 1e6})
+        out["prefill"].append({"n": n, "ms": ms, "GB_per_s": moved / ms / 1e6, "peak_gb": gb})
         print(f"prefill n={n}: {ms:.3f} ms", flush=True)
         del a
     pts = [(math.log(r["n"]), math.log(r["ms"])) for r in out["prefill"] if r["n"] >= ns[1]]
@@ -200,7 +200,8 @@ def main() -> None:
     for name, e in out["errors"].items():
         print(f"  rel err {name:44s} y {e['y']:.2e}  state {e['state']:.2e}")
     for r in out["prefill"]:
-        print(f"  prefill n={r['n']:>8d} {r['ms']:10.3f} ms {r['GB_per_s']:8.1f} GB/s")
+        peak = "-" if r["peak_gb"] is None else f"{r['peak_gb']:.2f} GB beyond the inputs"
+        print(f"  prefill n={r['n']:>8d} {r['ms']:10.3f} ms {r['GB_per_s']:8.1f} GB/s, peak {peak}")
     print(f"  exponent (n >= {ns[1]}): {out['exponent']:.3f}")
     best = min(out["sweep"], key=lambda r: r["ms"])
     print(f"  sweep at n={n}: " + ", ".join(f"{r['block_d']}x{r['block_t']}w{r['warps']} {r['ms']:.2f}"
