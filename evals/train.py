@@ -27,6 +27,7 @@ from rich.table import Table
 
 from evals.cli import app
 from evals.errors import EvalError
+from evals.train_drill import drill_row
 from models.base import Request
 from tasks.cache import generate_samples
 from tasks.haystack import essay_haystack
@@ -106,9 +107,10 @@ def build_copy_data(width: int, rows: int, seed: int) -> TrainData:
 
 
 def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
-               console: Console, copy_fraction: float = 0.0) -> TrainData:
-    """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0),
-    windows of plain essay text, and (``copy_fraction`` of those) essay windows with a repeated span."""
+               console: Console, copy_fraction: float = 0.0, drill_fraction: float = 0.0) -> TrainData:
+    """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0), recall
+    drill rows (``drill_fraction`` of the non-text rows; ``evals.train_drill``), windows of plain
+    essay text, and (``copy_fraction`` of those) essay windows with a repeated span."""
     import torch
 
     from models.zoo.trainer import TrainData
@@ -116,8 +118,9 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
 
     width = seq_len + 1
     n_lm = int(rows * lm_fraction)
-    per_task = -(-(rows - n_lm) // len(tasks))
-    tokens = torch.full((per_task * len(tasks) + n_lm, width), PAD, dtype=torch.int16)
+    n_drill = int((rows - n_lm) * drill_fraction)
+    per_task = -(-(rows - n_lm - n_drill) // len(tasks))
+    tokens = torch.full((per_task * len(tasks) + n_drill + n_lm, width), PAD, dtype=torch.int16)
     weights = torch.zeros(tokens.shape, dtype=torch.float16)
     i = 0
     with console.status("generating training samples") as status:
@@ -129,6 +132,11 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
                 tokens[i, :n] = torch.tensor(ids[:n], dtype=torch.int16)
                 weights[i, :n] = torch.tensor(w[:n], dtype=torch.float16)
                 i += 1
+    drill = random.Random(f"drill|{seed}")
+    for _ in range(n_drill):
+        ids, w = drill_row(width, drill, answer_weight)
+        tokens[i], weights[i] = torch.tensor(ids, dtype=torch.int16), torch.tensor(w, dtype=torch.float16)
+        i += 1
     text = essay_bytes(seed)
     rng = random.Random(seed)
     n_copy = int(n_lm * copy_fraction)
@@ -141,7 +149,7 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
         tokens[i] = torch.frombuffer(bytearray(row), dtype=torch.uint8).to(torch.int16)
         weights[i] = 1.0
         i += 1
-    recipe = {"tasks": tasks, "samples_per_task": per_task, "lm_rows": n_lm, "copy_rows": n_copy, "lm_text": f"essay_haystack(seed={seed})",
+    recipe = {"tasks": tasks, "samples_per_task": per_task, "drill_rows": n_drill, "lm_rows": n_lm, "copy_rows": n_copy, "lm_text": f"essay_haystack(seed={seed})",
               "seq_len": seq_len, "split": "train", "seed": seed, "tokenizer": "byte", "answer_weight": answer_weight}
     return TrainData(tokens, weights, recipe)
 
@@ -160,6 +168,8 @@ def train(
     answer_weight: float = typer.Option(20.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
     lm_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows that are plain text."),
     copy_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the text rows that repeat a span."),
+    drill_fraction: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of the task rows replaced by recall "
+                                                                     "drill rows (many needles, several questions; >= 512 bytes)."),
     copy_len: int = typer.Option(256, min=64, help="Length of the first phase's copy rows (bytes)."),
     copy_steps: int = typer.Option(0, min=0, help="Steps of a first phase on short copy rows only (batch x2), "
                                                   "before the task phase; 0 = none."),
@@ -189,9 +199,13 @@ def train(
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
         raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
-    key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction, copy_fraction]).encode()).hexdigest()[:12]
+    if drill_fraction and seq_len < 512:
+        raise EvalError(f"--drill-fraction needs --seq-len of 512 bytes or more (a drill row holds questions and answers); got {seq_len}")
+    key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction, copy_fraction,
+                                     drill_fraction]).encode()).hexdigest()[:12]
     data = cached(out / f"data-{key}.safetensors",
-                  lambda: build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction))
+                  lambda: build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction,
+                                     drill_fraction))
     copy_data = None
     if copy_steps:
         copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,

@@ -1,9 +1,10 @@
 """Compare training recipes for the dense zoo model side by side on one GPU, inside a time budget.
 
 Each variant is an ``evals train`` command line (extra options over a shared base); all variants
-train at once as separate processes (small models leave the GPU mostly idle, so they overlap well),
-each is stopped ``--train-s`` after its data are built, and its last checkpoint (``--save-every``) is scored with
-``evals run`` on single-needle RULER at its training length. Run from the repository root:
+train at once as separate processes (they time-slice the GPU: together they make about the steps one
+makes alone), each stops ``--train-s`` after its data are built (``--stop-after``, saving), and its
+checkpoint is scored with ``evals run`` on single-needle RULER at its training length. Session 2's
+variants (all 0.0) are in models/checkpoints/README.md; these are session 3's. Run from the repository root:
 
     python models/checkpoints/recipe_search.py --train-s 240 --out search
 
@@ -14,19 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-BASE = "--arch dense --batch 16 --steps 4000 --save-every 100 --no-progress"
+from models.zoo import checkpoint
+
+BASE = "--arch dense --batch 16 --save-every 500 --no-progress --seq-len 1024 --lm-fraction 0.2 --copy-fraction 0.5"
+NEEDLES = "niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multiquery,niah_multivalue"
 VARIANTS = {
-    "base": "--seq-len 2048",
-    "copy": "--seq-len 2048 --lm-fraction 0.3 --copy-fraction 0.7",
-    "copy_single": "--seq-len 2048 --lm-fraction 0.3 --copy-fraction 0.7 --tasks niah_single_1,niah_single_2,niah_single_3",
-    "copy_1k": "--seq-len 1024 --lm-fraction 0.3 --copy-fraction 0.7 --tasks niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multiquery,niah_multivalue",
-    "copy_lr1e-3": "--seq-len 2048 --lm-fraction 0.3 --copy-fraction 0.7 --lr 1e-3",
-    "copy_lr4e-3": "--seq-len 2048 --lm-fraction 0.3 --copy-fraction 0.7 --lr 4e-3",
+    "curriculum": f"--copy-steps 1000 --steps 6000 --tasks {NEEDLES}",
+    "drill": f"--copy-steps 1000 --steps 6000 --tasks {NEEDLES} --drill-fraction 0.5",
+    "drill_single": "--copy-steps 1000 --steps 6000 --tasks niah_single_1,niah_single_2,niah_single_3 --drill-fraction 0.5",
+    "drill_only": f"--copy-steps 1000 --steps 6000 --tasks {NEEDLES} --drill-fraction 0.9",
 }
 EVAL_TASKS = "niah_single_1,niah_single_2,niah_single_3"
 
@@ -42,6 +44,7 @@ def main() -> None:
     p.add_argument("--train-s", type=float, default=240.0, help="wall seconds of training for every variant")
     p.add_argument("--samples", type=int, default=20)
     p.add_argument("--out", type=Path, default=Path("search"))
+    p.add_argument("--ship", type=Path, default=None, help="also write each variant's checkpoint here in 8 bits")
     a = p.parse_args()
     names = a.variants.split(",")
     evals = [sys.executable, "-m", "evals"]
@@ -49,16 +52,11 @@ def main() -> None:
     for name in names:
         (a.out / name).mkdir(parents=True, exist_ok=True)
         logs[name] = (a.out / name / "train.log").open("w")
-        cmd = [*evals, "train", *shlex.split(BASE), *shlex.split(VARIANTS[name]), "--out", str(a.out / name)]
+        cmd = [*evals, "train", *shlex.split(BASE), *shlex.split(VARIANTS[name]), "--out", str(a.out / name),
+               "--stop-after", str(a.train_s)]
         procs[name] = subprocess.Popen(cmd, stdout=logs[name], stderr=subprocess.STDOUT)
-    started: dict[str, float] = {}   # training starts once the variant's data file is written
-    while any(pr.poll() is None for pr in procs.values()):
-        for name, pr in procs.items():
-            if name not in started and any((a.out / name).glob("data-*.safetensors")):
-                started[name] = time.time()
-            if pr.poll() is None and name in started and time.time() - started[name] > a.train_s:
-                pr.terminate()
-        time.sleep(2)
+    for pr in procs.values():
+        pr.wait()
     rows = []
     for name in names:
         run_dir = a.out / name / "dense"
@@ -67,9 +65,13 @@ def main() -> None:
         row = {"variant": name, "args": VARIANTS[name], "steps_logged": losses[-1]["step"] if losses else 0,
                "checkpoint_steps": card["steps"] if card else 0, "last_loss": losses[-1]["loss"] if losses else None,
                "scores": {}}
+        if card and a.ship is not None:
+            model, full_card = checkpoint.load(run_dir)
+            checkpoint.save(a.ship / name, model, full_card, int8=True)
+            shutil.copy(run_dir / "loss.jsonl", a.ship / name / "loss.jsonl")
         if card:
             res = a.out / name / "results"
-            subprocess.run([*evals, "run", EVAL_TASKS, "--ctx", str(seq_len(VARIANTS[name])), "--model",
+            subprocess.run([*evals, "run", EVAL_TASKS, "--ctx", str(seq_len(BASE + " " + VARIANTS[name])), "--model",
                             f"zoo:dense@{run_dir}", "--samples", str(a.samples), "-o", str(res)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=False)
             for m in res.rglob("metrics.json"):
