@@ -36,7 +36,7 @@ def test_train_writes_checkpoints_cards_and_loss_log(tmp_path):
         assert card["tokens_seen"] == 4 * 2 * 600
         assert card["data"]["split"] == "train" and card["data"]["tasks"]
         last = json.loads((tmp_path / arch / "loss.jsonl").read_text().splitlines()[-1])
-        assert last["step"] == 4 and math.isfinite(last["loss"])
+        assert last["step"] == 4 and math.isfinite(last["loss"]) and math.isfinite(last["answer_loss"])
 
 
 def test_unknown_architecture_exits_with_a_one_line_error(tmp_path):

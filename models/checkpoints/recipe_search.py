@@ -25,10 +25,10 @@ from models.zoo import checkpoint
 BASE = "--arch dense --batch 16 --save-every 500 --no-progress --seq-len 1024 --lm-fraction 0.2 --copy-fraction 0.5"
 NEEDLES = "niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multiquery,niah_multivalue"
 VARIANTS = {
-    "curriculum": f"--copy-steps 1000 --steps 6000 --tasks {NEEDLES}",
-    "drill": f"--copy-steps 1000 --steps 6000 --tasks {NEEDLES} --drill-fraction 0.5",
-    "drill_single": "--copy-steps 1000 --steps 6000 --tasks niah_single_1,niah_single_2,niah_single_3 --drill-fraction 0.5",
-    "drill_only": f"--copy-steps 1000 --steps 6000 --tasks {NEEDLES} --drill-fraction 0.9",
+    "curriculum": f"--copy-steps 1000 --steps 5000 --tasks {NEEDLES}",
+    "drill": f"--copy-steps 1000 --steps 5000 --tasks {NEEDLES} --drill-fraction 0.5",
+    "drill_single": "--copy-steps 1000 --steps 5000 --tasks niah_single_1,niah_single_2,niah_single_3 --drill-fraction 0.5",
+    "drill_only": f"--copy-steps 1000 --steps 5000 --tasks {NEEDLES} --drill-fraction 0.9",
 }
 EVAL_TASKS = "niah_single_1,niah_single_2,niah_single_3"
 

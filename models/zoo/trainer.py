@@ -91,12 +91,18 @@ def batch_rows(step: int, r: Recipe, n_rows: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``."""
+def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor, weights: torch.Tensor,
+            answers: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``; with
+    ``answers``, also the plain mean cross-entropy of the answer tokens (weight above 1; NaN if none)."""
     logits = model(tokens[:, :-1])
     ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none").view_as(tokens[:, 1:])
     w = weights[:, 1:]
-    return (ce * w).sum() / w.sum().clamp_min(1e-6)
+    loss = (ce * w).sum() / w.sum().clamp_min(1e-6)
+    if not answers:
+        return loss
+    m = (w > 1).float()
+    return loss, (ce.detach() * m).sum() / m.sum()
 
 
 def _optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
@@ -186,7 +192,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss = loss_fn(forward, x, w)
+                loss, answer_loss = loss_fn(forward, x, w, answers=True)
                 aux = model.aux_loss()
                 total = loss + recipe.aux_weight * aux if aux is not None else loss
             opt.zero_grad(set_to_none=True)
@@ -199,6 +205,8 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
                 state["loss"] = round(float(loss.detach()), 5)
                 rec = {"step": step, "loss": state["loss"], "lr": lr_at(step - 1, recipe),
                        "tokens": state["tokens_seen"], "seconds": round(time.time() - start, 2)}
+                if math.isfinite(a := float(answer_loss)):   # not in copy rows, which have no answers
+                    rec["answer_loss"] = round(a, 5)
                 if aux is not None:
                     rec["aux"] = round(float(aux.detach()), 5)
                 log.write(json.dumps(rec) + "\n")
