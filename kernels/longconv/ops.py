@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 # Crossover of method="auto": the direct kernel for filters of at most this many taps, FFT above.
-# A CPU or interpreter timing says nothing about it; the H100 sweep of `python3 -m kernels.longconv.gpu_check`
-# (table "crossover") decides it, and this constant should follow that table.
-DIRECT_MAX_TAPS = 64
+# Set from the H100 sweep of `python3 -m kernels.longconv.gpu_check` (n = 64K, C = 1024, bf16; NOTES.md):
+# direct 4.30 ms vs FFT 6.39 ms at 128 taps, 8.60 vs 6.40 at 256. A CPU or interpreter timing says nothing here.
+DIRECT_MAX_TAPS = 128
 METHODS = ("auto", "fft", "direct")
 
 
