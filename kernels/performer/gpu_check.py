@@ -11,6 +11,7 @@ Writes ``performer_gpu_check.json`` under ``--out`` and prints the tables last. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -19,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels.gpu_check_utils import exponent, print_times, rel, timed
 
@@ -107,9 +109,11 @@ def timings(s: Sizes, dev: str, dtype: torch.dtype) -> tuple[dict, dict, dict]:
             fq, fk, vw = (x.to(dtype) for x in (fq, fk, vw))
             table["recurrence only"][n] = timed(partial(gated_linear_attention, fq, fk, vw, gate, scale=1.0), dev)
             del fq, fk, vw, gate
-            if n <= s.sdpa_max_n:
-                table["sdpa_flash"][n] = timed(
-                    partial(torch.nn.functional.scaled_dot_product_attention, q, k, v, is_causal=True), dev)
+            if n <= s.sdpa_max_n:   # pinned to the flash backend on the GPU (unpinned, PyTorch picked a faster one)
+                flash = sdpa_kernel(SDPBackend.FLASH_ATTENTION) if dev == "cuda" else contextlib.nullcontext()
+                with flash:
+                    table["sdpa_flash"][n] = timed(
+                        partial(torch.nn.functional.scaled_dot_product_attention, q, k, v, is_causal=True), dev)
         except torch.cuda.OutOfMemoryError:
             print(f"n={n}: out of memory")
         q = k = v = None
