@@ -52,11 +52,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--arch", default=",".join(registry.ARCHS))
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--rows", type=int, default=16384, help="training rows generated per phase")
+    p.add_argument("--rows", type=int, default=32768, help="training rows generated per phase")
     p.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,"
                                       "niah_multiquery,niah_multivalue", help="training tasks (all fit in 1024 bytes)")
     p.add_argument("--seq-len", type=int, default=1024)
-    p.add_argument("--steps", type=int, default=6000, help="task-phase steps")
+    p.add_argument("--steps", type=int, default=7000, help="task-phase steps")
+    p.add_argument("--data", default="--lm-fraction 0.4 --copy-fraction 1.0 --drill-fraction 0.25",
+                   help="the task phase's data mix (evals train options)")
     p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
     p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
     p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
@@ -76,7 +78,8 @@ def main() -> None:
     start = time.time()
     run = [sys.executable, "-m", "evals"]
     train = [*run, "train", "--arch", a.arch, "--steps", str(a.steps), "--copy-steps", str(a.copy_steps),
-             "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), "--out", a.out, "--no-progress"]
+             "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), *a.data.split(),
+             "--out", a.out, "--no-progress"]
     if a.call_s is not None:
         train += ["--stop-after", str(a.call_s)]
     if a.compile:

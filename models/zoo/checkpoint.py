@@ -28,12 +28,17 @@ WEIGHTS, CARD = "model.safetensors", "card.json"
 
 
 def git_hash() -> str | None:
+    """HEAD's commit, with ``-dirty`` when tracked files differ from it (a copied working tree whose
+    ``.git`` is older than its files reads as dirty, not as the older commit)."""
+    here = Path(__file__).parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False, cwd=here)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=30, check=False,
+                               cwd=here).returncode == 1
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+    head = out.stdout.strip()
+    return (head + "-dirty" if dirty else head) if out.returncode == 0 and head else None
 
 
 def hardware() -> str:

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +80,20 @@ def lr_at(step: int, r: Recipe) -> float:
     return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
-def batch_rows(step: int, r: Recipe, n_rows: int) -> torch.Tensor:
-    """Row indices of ``step``'s batch: a seeded permutation per epoch, so a resumed run sees the same data."""
-    perms: dict[int, torch.Tensor] = {}
-    rows = []
-    for i in range(step * r.batch, (step + 1) * r.batch):
-        epoch, j = divmod(i, n_rows)
-        if epoch not in perms:
-            perms[epoch] = torch.randperm(n_rows, generator=torch.Generator().manual_seed(r.seed * 1_000_003 + epoch))
-        rows.append(int(perms[epoch][j]))
-    return torch.tensor(rows)
+def batch_rows(step: int, r: Recipe, n_rows: int, device: str = "cpu") -> torch.Tensor:
+    """Row indices of ``step``'s batch, on ``device``: a seeded permutation per epoch, so a resumed run
+    sees the same data (and the same on every device)."""
+    first, last = step * r.batch, (step + 1) * r.batch
+    parts = []
+    for epoch in range(first // n_rows, (last - 1) // n_rows + 1):
+        a, b = max(first, epoch * n_rows) - epoch * n_rows, min(last, (epoch + 1) * n_rows) - epoch * n_rows
+        parts.append(_epoch_order(r.seed, epoch, n_rows, device)[a:b])
+    return torch.cat(parts)
+
+
+@lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n_rows: int, device: str) -> torch.Tensor:
+    return torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).to(device)
 
 
 def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor, weights: torch.Tensor,
@@ -161,7 +166,9 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         model.load_state_dict(loaded.state_dict())
         _load_optimizer(opt, model, out / "optimizer.safetensors")
         state = saved["state"]
-    tokens, weights = data.tokens, data.weights
+    # the rows live on the training device: a copy from host memory each step would wait for the GPU to
+    # finish the step before, so the next step's launches could not overlap it (small models are launch-bound)
+    tokens, weights = data.tokens.to(device), data.weights.to(device)
     forward = torch.compile(model) if compiled else model
     use_amp = device.startswith("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True   # the float32 chunked scans' matmuls
@@ -187,8 +194,8 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         task = bar.add_task("train", total=recipe.steps, completed=step, loss="-")
         model.train()
         while step < recipe.steps and (stop_at is None or time.time() < stop_at):
-            rows = batch_rows(step, recipe, tokens.shape[0])
-            x, w = tokens[rows].to(device).long(), weights[rows].to(device).float()
+            rows = batch_rows(step, recipe, tokens.shape[0], device)
+            x, w = tokens[rows].long(), weights[rows].float()
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
