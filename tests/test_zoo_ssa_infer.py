@@ -1,0 +1,86 @@
+"""SSA's block-inverted inference path (``ContentRoutedAttention.attend_infer``) against the mask
+path it replaces (``SelectedAttention.attend_infer``: a boolean mask from ``select`` and masked SDPA):
+same output on awkward lengths, across query chunks and tiles, through prefill + decode with a cache,
+and for a whole tiny ssa model. Run: ``pytest tests/test_zoo_ssa_infer.py -q``."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.zoo import registry, ssa
+from models.zoo.sparse import SelectedAttention
+from models.zoo.trunk import ZooConfig
+
+MIXERS = {"b4-top2-w6": (4, 2, 6), "b4-top3-w4": (4, 3, 4), "b8-top2-w16": (8, 2, 16)}
+# (keys in the cache, queries at its end): shorter than a block, not a multiple of it, a few blocks
+LENGTHS = [(3, 3), (5, 5), (13, 13), (37, 37), (37, 1), (50, 13), (64, 64), (101, 7), (101, 1)]
+
+
+def mixer(block: int, top: int, window: int, heads: int = 2, head_dim: int = 8) -> ssa.ContentRoutedAttention:
+    torch.manual_seed(0)
+    cfg = ZooConfig("ssa", heads * head_dim, 1, heads, 32, mixer={"block": block, "top_blocks": top, "window": window})
+    return ssa.ContentRoutedAttention(cfg, 0).eval()
+
+
+def mask_path(att, q, k, v, q_pos, k_pos):
+    x = torch.zeros(q.shape[0], q.shape[2], 1)  # the mixer inputs: ssa's select does not read them
+    return SelectedAttention.attend_infer(att, x, q, k, v, q_pos, k_pos, {})
+
+
+@pytest.mark.parametrize("tk,tq", LENGTHS, ids=[f"Tk{a}-Tq{b}" for a, b in LENGTHS])
+@pytest.mark.parametrize("name", list(MIXERS))
+def test_attend_infer_equals_mask_path(name, tk, tq):
+    att = mixer(*MIXERS[name])
+    g = torch.Generator().manual_seed(tk * 100 + tq)
+    q, k, v = (torch.randn(2, 2, t, 8, generator=g) for t in (tq, tk, tk))
+    q_pos, k_pos = torch.arange(tk - tq, tk), torch.arange(tk)
+    want = mask_path(att, q, k, v, q_pos, k_pos)
+    torch.testing.assert_close(att.attend_infer(None, q, k, v, q_pos, k_pos, {}), want, rtol=1e-5, atol=1e-5)
+
+
+def test_many_chunks_and_tiles_equal_mask_path(monkeypatch):
+    """Query chunks of 7 and tiles of 2 queries: every chunk and tile boundary is crossed."""
+    monkeypatch.setattr(ssa, "INFER_CHUNK", 7)
+    monkeypatch.setattr(ssa, "TILE", 2)
+    att = mixer(4, 3, 6)
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 90, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    pos = torch.arange(90)
+    want = mask_path(att, q, k, v, pos, pos)
+    torch.testing.assert_close(att.attend_infer(None, q, k, v, pos, pos, {}), want, rtol=1e-10, atol=1e-10)
+
+
+def test_many_queries_choosing_one_block():
+    """Queries that all route to the same block fill several tiles of that one block."""
+    att = mixer(4, 1, 4, heads=1)
+    k = torch.randn(1, 1, 200, 8, dtype=torch.float64) * 0.1
+    k[:, :, 8:12] += 5.0          # block 2 stands out, so every query that can choose it does
+    q = torch.ones(1, 1, 200, 8, dtype=torch.float64)
+    v = torch.randn_like(k)
+    pos = torch.arange(200)
+    want = mask_path(att, q, k, v, pos, pos)
+    torch.testing.assert_close(att.attend_infer(None, q, k, v, pos, pos, {}), want, rtol=1e-10, atol=1e-10)
+
+
+def decode_logits(model, ids: torch.Tensor) -> torch.Tensor:
+    """Logits of a prefill of 29 tokens, a continuation of 6, then one token at a time."""
+    with torch.no_grad():
+        first, states = model.step(ids[:, :29])
+        second, states = model.step(ids[:, 29:35], states)
+        outs = [first, second]
+        for t in range(35, ids.shape[1]):
+            logits, states = model.step(ids[:, t:t + 1], states)
+            outs.append(logits)
+    return torch.cat(outs, 1)
+
+
+def test_tiny_model_prefill_and_decode_logits_unchanged(monkeypatch):
+    torch.manual_seed(0)
+    model = registry.build(registry.config("ssa", "tiny")).eval()
+    ids = torch.randint(0, 256, (2, 48))
+    new = decode_logits(model, ids)
+    monkeypatch.setattr(ssa.ContentRoutedAttention, "attend_infer", SelectedAttention.attend_infer)
+    old = decode_logits(model, ids)
+    torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(new, model(ids), rtol=1e-5, atol=1e-5)
