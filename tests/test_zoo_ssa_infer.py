@@ -41,7 +41,7 @@ def test_attend_infer_equals_mask_path(name, tk, tq):
 def test_many_chunks_and_tiles_equal_mask_path(monkeypatch):
     """Query chunks of 7 and tiles of 2 queries: every chunk and tile boundary is crossed."""
     monkeypatch.setattr(ssa, "INFER_CHUNK", 7)
-    monkeypatch.setattr(ssa, "TILE", 2)
+    monkeypatch.setattr(ssa, "MAX_TILE", 2)
     att = mixer(4, 3, 6)
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(1, 2, 90, 8, generator=g, dtype=torch.float64) for _ in range(3))

@@ -9,8 +9,8 @@ Attended keys per query: ``top_blocks * block + window``, independent of T; rout
 O(T / block) per query. Training (and ``select``, the reference) builds a boolean mask and runs
 masked SDPA. Inference (prefill and decode alike) never builds a mask: for a chunk of queries it
 computes the window logits band by band, and the chosen-block logits block-inverted: the chosen
-(query, block) pairs are sorted by block and packed into tiles of ``TILE`` queries that share one
-key block, so each tile is one small matmul against that block's keys. Both sets of logits are
+(query, block) pairs are sorted by block and packed into tiles of up to ``MAX_TILE`` queries that
+share one key block (about the chunk's mean number of queries per chosen block), so each tile is one small matmul against that block's keys. Both sets of logits are
 softmaxed jointly, and each tile's ``P @ V`` is added into its queries' rows. Work is
 O(T * (top_blocks * block + window) * D) plus the routing, memory O(chunk * (top_blocks + window)).
 """
@@ -23,7 +23,16 @@ from models.zoo.sparse import SelectedAttention
 from models.zoo.trunk import ZooConfig
 
 INFER_CHUNK = 4096  # queries routed and attended at once by the inference path
-TILE = 32           # (query, block) pairs per small matmul of the block-inverted path
+MAX_TILE = 64       # most (query, block) pairs per small matmul of the block-inverted path
+
+Part = tuple[torch.Tensor, torch.Tensor, torch.Tensor]   # rows [N, R], logits [N, R, n], values [N, n, D]
+
+
+def tile_size(pairs: int, groups: int) -> int:
+    """Queries per tile: the power of two at or above the mean number of pairs per (head, block)
+    group, at most ``MAX_TILE``."""
+    mean = -(-pairs // max(groups, 1))
+    return min(MAX_TILE, 1 << (mean - 1).bit_length())
 
 
 class ContentRoutedAttention(SelectedAttention):
@@ -70,6 +79,7 @@ class ContentRoutedAttention(SelectedAttention):
         """``q: [B, H, Tq, D]`` at contiguous positions ``q_pos`` ending at the last key; ``k, v:
         [B, H, Tk, D]`` at positions ``0 .. Tk - 1`` (the cache is never trimmed) -> ``[B, H, Tq, D]``,
         equal to masked attention over ``select``'s keys without ever holding a [Tq, Tk] tensor."""
+        k, v = k.contiguous(), v.contiguous()
         means = self.block_means(k)
         outs = [self.attend_chunk(q[:, :, a:a + INFER_CHUNK], k, v, q_pos[a:a + INFER_CHUNK], means)
                 for a in range(0, q.shape[2], INFER_CHUNK)]
@@ -78,86 +88,100 @@ class ContentRoutedAttention(SelectedAttention):
     def attend_chunk(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor,
                      means: torch.Tensor) -> torch.Tensor:
         """One chunk of ``attend_infer``: ``q: [B, H, C, D]``, ``means: [B, H, nb, D]`` -> ``[B, H, C, D]``.
-        Queries are padded to ``G`` bands of ``S``; rows below are ``(b * H + h) * G * S + query``."""
+
+        Queries are padded to ``G`` bands of ``S`` and numbered by row, ``(b * H + h) * G * S + query``;
+        row ``B * H * G * S`` is a sink for padding. Each part is ``(rows [N, R], logits [N, R, n],
+        values [N, n, D])``: ``R`` queries (by row) against ``n`` keys; a query's keys are disjoint
+        across parts, so one softmax over all parts equals the masked softmax."""
         B, H, C, D = q.shape
         S = min(self.window, C)
         G = -(-C // S)
-        win_logits, win_v = self.window_logits(q, k, v, int(q_pos[0]), S)     # [B, H, G, S, L], [B, H, G, L, D]
-        rows, tile_logits, tile_v = self.block_logits(q, k, v, q_pos, means, G * S)
         n_rows = B * H * G * S
-        # joint softmax over the window band and the chosen blocks; row n_rows is a sink for padding
-        m = torch.zeros(n_rows + 1, dtype=q.dtype, device=q.device)
-        m[:n_rows] = win_logits.amax(-1).reshape(-1)
-        m.scatter_reduce_(0, rows.reshape(-1), tile_logits.amax(-1).reshape(-1), "amax")
-        win_p = (win_logits - m[:n_rows].view(B, H, G, S, 1)).exp()
-        tile_p = (tile_logits - m[rows][..., None]).exp()                    # [n_tiles, TILE, block]
-        den = F.pad(win_p.sum(-1).reshape(-1), (0, 1))
-        den.index_add_(0, rows.reshape(-1), tile_p.sum(-1).reshape(-1))
-        out = F.pad((win_p @ win_v).reshape(n_rows, D), (0, 0, 0, 1))
-        out.index_add_(0, rows.reshape(-1), (tile_p @ tile_v).reshape(-1, D))
+        qs = q * D ** -0.5
+        parts = [self.window_part(qs, k, v, int(q_pos[0]), S), *self.block_parts(q, qs, k, v, q_pos, means, G * S)]
+        m = torch.full((n_rows + 1,), float("-inf"), dtype=q.dtype, device=q.device)
+        m[n_rows] = 0.0                        # the sink's lanes are all -inf: keep exp() finite there
+        for rows, logits, _ in parts:
+            m.scatter_reduce_(0, rows.reshape(-1), logits.amax(-1).reshape(-1), "amax")
+        den = q.new_zeros(n_rows + 1)
+        out = q.new_zeros(n_rows + 1, D)
+        for rows, logits, values in parts:
+            p = logits.sub_(m[rows][..., None]).exp_()
+            den.index_add_(0, rows.reshape(-1), p.sum(-1).reshape(-1))
+            out.index_add_(0, rows.reshape(-1), (p @ values).reshape(-1, D))
         out = out[:n_rows] / den[:n_rows, None]
         return out.view(B, H, G * S, D)[:, :, :C]
 
-    def window_logits(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p0: int,
-                      S: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled logits of queries ``q: [B, H, C, D]`` (positions ``p0 ..``) against their causal window,
-        in bands of ``S`` queries that share ``L = S + window - 1`` keys: ``[B, H, G, S, L]`` with
-        -inf outside the window, and the band's values ``[B, H, G, L, D]``."""
-        B, H, C, D = q.shape
+    def window_part(self, qs: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p0: int, S: int) -> Part:
+        """Scaled queries ``qs: [B, H, C, D]`` (positions ``p0 ..``) against their causal window, in
+        ``G`` bands of ``S`` queries that share ``L = S + window - 1`` keys: rows ``[B * H * G, S]``,
+        logits ``[B * H * G, S, L]`` (-inf outside the window) and values ``[B * H * G, L, D]``."""
+        B, H, C, D = qs.shape
         W, L, G = self.window, S + self.window - 1, -(-C // S)
         lo = p0 - W + 1                                       # position of the first band's first key
         pad = (0, 0, max(0, -lo), G * S - C)
         kw = F.pad(k[:, :, max(0, lo):p0 + C], pad).unfold(2, L, S)           # [B, H, G, D, L]
         vw = F.pad(v[:, :, max(0, lo):p0 + C], pad).unfold(2, L, S).transpose(-1, -2)
-        logits = F.pad(q, (0, 0, 0, G * S - C)).reshape(B, H, G, S, D) @ kw * D ** -0.5
-        j = torch.arange(S, device=q.device)[:, None]
-        i = torch.arange(L, device=q.device)[None, :]
-        key_pos = lo + S * torch.arange(G, device=q.device)[:, None] + i      # [G, L]
+        logits = F.pad(qs, (0, 0, 0, G * S - C)).reshape(B, H, G, S, D) @ kw
+        j = torch.arange(S, device=qs.device)[:, None]
+        i = torch.arange(L, device=qs.device)[None, :]
+        key_pos = lo + S * torch.arange(G, device=qs.device)[:, None] + i     # [G, L]
         keep = ((i >= j) & (i < j + W))[None] & (key_pos >= 0)[:, None, :]    # query p0 + g*S + j, key key_pos
-        return logits.masked_fill_(~keep, float("-inf")), vw
+        rows = torch.arange(B * H * G * S, device=qs.device).view(-1, S)
+        return rows, logits.masked_fill_(~keep, float("-inf")).view(-1, S, L), vw.reshape(-1, L, D)
 
-    def block_logits(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor,
-                     means: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits of each query against the keys of its chosen blocks, packed block-inverted:
-        ``rows [n_tiles, TILE]`` (the query's row, ``(b * H + h) * stride + query``; padding lanes
-        point at the sink row ``B * H * stride``), scaled logits ``[n_tiles, TILE, block]`` (-inf for
-        padding and for keys the window already covers, so no key counts twice) and values
-        ``[n_tiles, block, D]``. Blocks entirely inside the window are dropped before any matmul."""
+    def block_parts(self, q: torch.Tensor, qs: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    q_pos: torch.Tensor, means: torch.Tensor, stride: int) -> list[Part]:
+        """Each query against the keys of its chosen blocks, block-inverted. ``q: [B, H, C, D]`` routes,
+        ``qs`` (scaled) scores; rows are ``(b * H + h) * stride + query``. The (query, block) pairs are
+        sorted by block; per head, the first ``R`` pairs of every block form one part whose values are
+        a view of that head's keys (no copy); pairs past ``R`` go to tiles with their block's keys
+        gathered. Logits of keys the window already covers are -inf, so no key counts twice; blocks
+        entirely inside the window are dropped before any matmul."""
         B, H, C, D = q.shape
-        bs, sink = self.block, B * H * stride
+        bs, sink, BH = self.block, B * H * stride, B * H
         nb = min(means.shape[2], int(q_pos[-1]) // bs)        # blocks some query of the chunk may choose
         if nb == 0:
-            empty = q.new_empty(0, TILE, bs)
-            return torch.empty(0, TILE, dtype=torch.long, device=q.device), empty, q.new_empty(0, bs, D)
+            return []
         idx, real = self.route(q, means[:, :, :nb], q_pos)                    # [B, H, C, top]
         real &= q_pos[:, None] - idx * bs >= self.window                     # block not inside the window
         pick = real.reshape(-1).nonzero().squeeze(1)
-        top = idx.shape[-1]
-        row = pick // top                                      # (b * H + h) * C + query
+        row = pick // idx.shape[-1]                            # (b * H + h) * C + query
         bh = row // C
-        group, order = (bh * nb + idx.reshape(-1)[pick]).sort()
+        group, order = (bh * nb + idx.reshape(-1)[pick]).sort()                # (b * H + h) * nb + block
         row = bh[order] * stride + row[order] % C
-        groups, counts = group.unique_consecutive(return_counts=True)
-        tiles = (counts + TILE - 1) // TILE
-        gid = torch.repeat_interleave(torch.arange(len(groups), device=q.device), counts)
-        rank = torch.arange(len(group), device=q.device) - (counts.cumsum(0) - counts)[gid]
-        slot = ((tiles.cumsum(0) - tiles)[gid] + rank // TILE) * TILE + rank % TILE
-        rows = torch.full((int(tiles.sum()) * TILE,), sink, dtype=torch.long, device=q.device)
-        rows[slot] = row
-        rows = rows.view(-1, TILE)
-        tile_group = torch.repeat_interleave(groups, tiles)   # (b * H + h) * nb + block, per tile
-        Tk = k.shape[2]
-        kb = k.reshape(B * H, Tk, D)[:, :means.shape[2] * bs].reshape(B * H, -1, bs, D)
-        vb = v.reshape(B * H, Tk, D)[:, :means.shape[2] * bs].reshape(B * H, -1, bs, D)
-        tile_k = kb[tile_group // nb, tile_group % nb]                        # [n_tiles, block, D]
-        tile_v = vb[tile_group // nb, tile_group % nb]
-        qf = F.pad(q.reshape(B * H, C, D), (0, 0, 0, stride - C)).reshape(sink, D)
-        logits = F.pad(qf, (0, 0, 0, 1))[rows] @ tile_k.transpose(1, 2) * D ** -0.5
-        pos = F.pad(q_pos, (0, stride - C)).repeat(B * H)
-        q_at = F.pad(pos, (0, 1))[rows]                                        # [n_tiles, TILE]
-        key_at = (tile_group % nb * bs)[:, None] + torch.arange(bs, device=q.device)
-        drop = (q_at[:, :, None] - key_at[:, None, :] < self.window) | (rows == sink)[..., None]
-        return rows, logits.masked_fill_(drop, float("-inf")), tile_v
+        counts = torch.bincount(group, minlength=BH * nb)
+        rank = torch.arange(len(group), device=q.device) - (counts.cumsum(0) - counts)[group]
+        qrows = F.pad(F.pad(qs.reshape(BH, C, D), (0, 0, 0, stride - C)).reshape(sink, D), (0, 0, 0, 1))
+        # key j of block b is inside row r's window when j > last[r] - b * block
+        last = F.pad(F.pad(q_pos - self.window, (0, stride - C), value=-bs).repeat(BH), (0, 1), value=-bs)
+        kh, vh = k.view(BH, -1, D)[:, :nb * bs].view(BH, nb, bs, D), v.view(BH, -1, D)[:, :nb * bs].view(BH, nb, bs, D)
+
+        def part(rows: torch.Tensor, blocks: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> Part:
+            logits = qrows[rows] @ keys.transpose(1, 2)
+            drop = torch.arange(bs, device=q.device) > (last[rows] - (blocks * bs)[:, None])[..., None]
+            return rows, logits.masked_fill_(drop, float("-inf")), values
+
+        R = tile_size(len(group), BH * nb)
+        first = rank < R
+        lanes = torch.full((BH * nb * R,), sink, dtype=torch.long, device=q.device)
+        lanes[group[first] * R + rank[first]] = row[first]
+        lanes = lanes.view(BH, nb, R)
+        blocks = torch.arange(nb, device=q.device)
+        parts = [part(lanes[i], blocks, kh[i], vh[i]) for i in range(BH)]
+        if not first.all():
+            group, rank, row = group[~first], rank[~first] - R, row[~first]
+            groups, counts = group.unique_consecutive(return_counts=True)
+            Rt = tile_size(len(group), len(groups))
+            tiles = (counts + Rt - 1) // Rt
+            gid = torch.repeat_interleave(torch.arange(len(groups), device=q.device), counts)
+            slot = ((tiles.cumsum(0) - tiles)[gid] + rank // Rt) * Rt + rank % Rt
+            rows = torch.full((int(tiles.sum()) * Rt,), sink, dtype=torch.long, device=q.device)
+            rows[slot] = row
+            tile_group = torch.repeat_interleave(groups, tiles)
+            at = (tile_group // nb, tile_group % nb)
+            parts.append(part(rows.view(-1, Rt), at[1], kh[at], vh[at]))
+        return parts
 
 
 def make(cfg: ZooConfig, layer: int) -> ContentRoutedAttention:
