@@ -8,11 +8,10 @@ passes no gradient; keys learn to be routable through the attention they receive
 Attended keys per query: ``top_blocks * block + window``, independent of T; routing costs
 O(T / block) per query. Training (and ``select``, the reference) builds a boolean mask and runs
 masked SDPA. Inference (prefill and decode alike) never builds a mask: for a chunk of queries it
-computes the window logits band by band, and the chosen-block logits block-inverted: the chosen
-(query, block) pairs are sorted by block and packed into tiles of up to ``MAX_TILE`` queries that
-share one key block (about the chunk's mean number of queries per chosen block), so each tile is one small matmul against that block's keys. Both sets of logits are
-softmaxed jointly, and each tile's ``P @ V`` is added into its queries' rows. Work is
-O(T * (top_blocks * block + window) * D) plus the routing, memory O(chunk * (top_blocks + window)).
+scores the window band by band and the chosen blocks block-inverted (the chosen (query, block)
+pairs are sorted by block, so each block's keys meet all the queries that chose it in one small
+matmul), then softmaxes both sets of logits jointly and adds each ``P @ V`` into its queries' rows.
+Work is O(T * (top_blocks * block + window) * D) plus the routing; memory O(chunk * (T / block)).
 """
 from __future__ import annotations
 
@@ -134,9 +133,9 @@ class ContentRoutedAttention(SelectedAttention):
                     q_pos: torch.Tensor, means: torch.Tensor, stride: int) -> list[Part]:
         """Each query against the keys of its chosen blocks, block-inverted. ``q: [B, H, C, D]`` routes,
         ``qs`` (scaled) scores; rows are ``(b * H + h) * stride + query``. The (query, block) pairs are
-        sorted by block; per head, the first ``R`` pairs of every block form one part whose values are
-        a view of that head's keys (no copy); pairs past ``R`` go to tiles with their block's keys
-        gathered. Logits of keys the window already covers are -inf, so no key counts twice; blocks
+        sorted by block; when there are at least as many pairs as blocks, per head, the first ``R``
+        pairs of every block form one part whose keys and values are views (no copy); the other pairs
+        go to tiles of one block each, with that block's keys and values gathered. Logits of keys the window already covers are -inf, so no key counts twice; blocks
         entirely inside the window are dropped before any matmul."""
         B, H, C, D = q.shape
         bs, sink, BH = self.block, B * H * stride, B * H
@@ -162,13 +161,16 @@ class ContentRoutedAttention(SelectedAttention):
             drop = torch.arange(bs, device=q.device) > (last[rows] - (blocks * bs)[:, None])[..., None]
             return rows, logits.masked_fill_(drop, float("-inf")), values
 
-        R = tile_size(len(group), BH * nb)
+        # fewer pairs than blocks (a decode step): no view part, so no work for unchosen blocks
+        R = tile_size(len(group), BH * nb) if len(group) >= BH * nb else 0
         first = rank < R
-        lanes = torch.full((BH * nb * R,), sink, dtype=torch.long, device=q.device)
-        lanes[group[first] * R + rank[first]] = row[first]
-        lanes = lanes.view(BH, nb, R)
-        blocks = torch.arange(nb, device=q.device)
-        parts = [part(lanes[i], blocks, kh[i], vh[i]) for i in range(BH)]
+        parts = []
+        if R:
+            lanes = torch.full((BH * nb * R,), sink, dtype=torch.long, device=q.device)
+            lanes[group[first] * R + rank[first]] = row[first]
+            lanes = lanes.view(BH, nb, R)
+            blocks = torch.arange(nb, device=q.device)
+            parts = [part(lanes[i], blocks, kh[i], vh[i]) for i in range(BH)]
         if not first.all():
             group, rank, row = group[~first], rank[~first] - R, row[~first]
             groups, counts = group.unique_consecutive(return_counts=True)
