@@ -133,16 +133,16 @@ class ContentRoutedAttention(SelectedAttention):
                     q_pos: torch.Tensor, means: torch.Tensor, stride: int) -> list[Part]:
         """Each query against the keys of its chosen blocks, block-inverted. ``q: [B, H, C, D]`` routes,
         ``qs`` (scaled) scores; rows are ``(b * H + h) * stride + query``. The (query, block) pairs are
-        sorted by block; when there are at least as many pairs as blocks, per head, the first ``R``
-        pairs of every block form one part whose keys and values are views (no copy); the other pairs
+        sorted by block; when there are at least as many pairs as blocks, the first ``R`` pairs of
+        every (head, block) form one part whose keys and values are views of the cache; the other pairs
         go to tiles of one block each, with that block's keys and values gathered. Logits of keys the window already covers are -inf, so no key counts twice; blocks
         entirely inside the window are dropped before any matmul."""
         B, H, C, D = q.shape
         bs, sink, BH = self.block, B * H * stride, B * H
-        nb = min(means.shape[2], int(q_pos[-1]) // bs)        # blocks some query of the chunk may choose
+        nb = means.shape[2]
         if nb == 0:
             return []
-        idx, real = self.route(q, means[:, :, :nb], q_pos)                    # [B, H, C, top]
+        idx, real = self.route(q, means, q_pos)                               # [B, H, C, top]
         real &= q_pos[:, None] - idx * bs >= self.window                     # block not inside the window
         pick = real.reshape(-1).nonzero().squeeze(1)
         row = pick // idx.shape[-1]                            # (b * H + h) * C + query
@@ -154,23 +154,23 @@ class ContentRoutedAttention(SelectedAttention):
         qrows = F.pad(F.pad(qs.reshape(BH, C, D), (0, 0, 0, stride - C)).reshape(sink, D), (0, 0, 0, 1))
         # key j of block b is inside row r's window when j > last[r] - b * block
         last = F.pad(F.pad(q_pos - self.window, (0, stride - C), value=-bs).repeat(BH), (0, 1), value=-bs)
-        kh, vh = k.view(BH, -1, D)[:, :nb * bs].view(BH, nb, bs, D), v.view(BH, -1, D)[:, :nb * bs].view(BH, nb, bs, D)
+        k3, v3 = k.view(BH, -1, D), v.view(BH, -1, D)
 
-        def part(rows: torch.Tensor, blocks: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> Part:
+        def part(rows: torch.Tensor, groups: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> Part:
             logits = qrows[rows] @ keys.transpose(1, 2)
-            drop = torch.arange(bs, device=q.device) > (last[rows] - (blocks * bs)[:, None])[..., None]
+            drop = torch.arange(bs, device=q.device) > (last[rows] - (groups % nb * bs)[:, None])[..., None]
             return rows, logits.masked_fill_(drop, float("-inf")), values
 
         # fewer pairs than blocks (a decode step): no view part, so no work for unchosen blocks
         R = tile_size(len(group), BH * nb) if len(group) >= BH * nb else 0
         first = rank < R
         parts = []
-        if R:
+        if R:   # a view of the keys when the cache is whole blocks (every prefill piece but the last)
             lanes = torch.full((BH * nb * R,), sink, dtype=torch.long, device=q.device)
             lanes[group[first] * R + rank[first]] = row[first]
-            lanes = lanes.view(BH, nb, R)
-            blocks = torch.arange(nb, device=q.device)
-            parts = [part(lanes[i], blocks, kh[i], vh[i]) for i in range(BH)]
+            whole = (BH * nb, bs, D)
+            parts.append(part(lanes.view(-1, R), torch.arange(BH * nb, device=q.device),
+                              k3[:, :nb * bs].reshape(whole), v3[:, :nb * bs].reshape(whole)))
         if not first.all():
             group, rank, row = group[~first], rank[~first] - R, row[~first]
             groups, counts = group.unique_consecutive(return_counts=True)
@@ -181,8 +181,8 @@ class ContentRoutedAttention(SelectedAttention):
             rows = torch.full((int(tiles.sum()) * Rt,), sink, dtype=torch.long, device=q.device)
             rows[slot] = row
             tile_group = torch.repeat_interleave(groups, tiles)
-            at = (tile_group // nb, tile_group % nb)
-            parts.append(part(rows.view(-1, Rt), at[1], kh[at], vh[at]))
+            at = (tile_group // nb)[:, None], (tile_group % nb * bs)[:, None] + torch.arange(bs, device=q.device)
+            parts.append(part(rows.view(-1, Rt), tile_group, k3[at], v3[at]))
         return parts
 
 
