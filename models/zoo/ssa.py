@@ -34,6 +34,15 @@ def tile_size(pairs: int, groups: int) -> int:
     return min(MAX_TILE, 1 << (mean - 1).bit_length())
 
 
+def view_lanes(counts: torch.Tensor) -> int:
+    """Lanes per (head, block) of the view part, given ``counts [groups]`` pairs per (head, block):
+    the ``R`` in 0, 1, 2, 4 .. ``MAX_TILE`` that minimizes the view part's lanes (``groups * R``,
+    chosen or not) plus twice the pairs left over (a tile lane also gathers its block's keys)."""
+    lanes = [0] + [1 << i for i in range(MAX_TILE.bit_length())]
+    costs = {R: len(counts) * R + 2 * int((counts - R).clamp(min=0).sum()) for R in lanes}
+    return min(costs, key=costs.get)
+
+
 class ContentRoutedAttention(SelectedAttention):
     def __init__(self, cfg: ZooConfig, layer: int):
         super().__init__(cfg, layer)
@@ -161,8 +170,7 @@ class ContentRoutedAttention(SelectedAttention):
             drop = torch.arange(bs, device=q.device) > (last[rows] - (groups % nb * bs)[:, None])[..., None]
             return rows, logits.masked_fill_(drop, float("-inf")), values
 
-        # fewer pairs than blocks (a decode step): no view part, so no work for unchosen blocks
-        R = tile_size(len(group), BH * nb) if len(group) >= BH * nb else 0
+        R = view_lanes(counts)
         first = rank < R
         parts = []
         if R:   # a view of the keys when the cache is whole blocks (every prefill piece but the last)
