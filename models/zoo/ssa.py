@@ -142,10 +142,10 @@ class ContentRoutedAttention(SelectedAttention):
                     q_pos: torch.Tensor, means: torch.Tensor, stride: int) -> list[Part]:
         """Each query against the keys of its chosen blocks, block-inverted. ``q: [B, H, C, D]`` routes,
         ``qs`` (scaled) scores; rows are ``(b * H + h) * stride + query``. The (query, block) pairs are
-        sorted by block; when there are at least as many pairs as blocks, the first ``R`` pairs of
-        every (head, block) form one part whose keys and values are views of the cache; the other pairs
-        go to tiles of one block each, with that block's keys and values gathered. Logits of keys the window already covers are -inf, so no key counts twice; blocks
-        entirely inside the window are dropped before any matmul."""
+        sorted by block; the first ``R`` pairs (``view_lanes``) of every (head, block) form one part
+        whose keys and values are views of the cache, the others go to tiles of one block each with
+        that block's keys and values gathered. Logits of keys the window already covers are -inf, so
+        no key counts twice; blocks entirely inside the window are dropped before any matmul."""
         B, H, C, D = q.shape
         bs, sink, BH = self.block, B * H * stride, B * H
         nb = means.shape[2]
