@@ -14,6 +14,7 @@ os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")   # before the k
 import pytest
 import torch.nn.functional as F
 from kernel_checks import rel_err  # tests/fixtures, on sys.path via conftest
+from zoo_steps import stepped_logits
 
 import kernels.scan as S
 from kernels.scan import triton_scan
@@ -137,13 +138,7 @@ def test_zoo_mamba1_inference_through_the_kernels_matches_training(monkeypatch):
     ids = torch.randint(0, 256, (1, 17))
     with torch.no_grad():
         full = m(ids)
-        first, states = m.step(ids[:, :7])
-        second, states = m.step(ids[:, 7:14], states)
-        outs = [first, second]
-        for t in range(14, 17):
-            logits, states = m.step(ids[:, t:t + 1], states)
-            outs.append(logits)
-    assert rel(torch.cat(outs, 1), full) < 1e-5
+    assert rel(stepped_logits(m, ids, (7, 14)), full) < 1e-5
 
 
 def bad_cases():

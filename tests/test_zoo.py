@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_steps import stepped_logits  # tests/fixtures, on sys.path via conftest
 
 from models.base import Request
 from models.errors import ModelError
@@ -47,13 +48,7 @@ def test_prefill_then_decode_equals_full_forward(arch):
     ids = torch.randint(0, 256, (2, 37))
     with torch.no_grad():
         full = m(ids)
-        first, states = m.step(ids[:, :13])
-        second, states = m.step(ids[:, 13:20], states)
-        outs = [first, second]
-        for t in range(20, 37):
-            logits, states = m.step(ids[:, t:t + 1], states)
-            outs.append(logits)
-    torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(stepped_logits(m, ids, (13, 20)), full, rtol=1e-9, atol=1e-9)
 
 
 def test_sliding_window_matches_masked_dense_reference():
@@ -177,16 +172,11 @@ def test_gpu_inference_path_through_kernels_matches_training_path(arch):
     ids = torch.randint(0, 256, (1, 300), device="cuda")
     with torch.no_grad():
         full = m(ids)
-        first, states = m.step(ids[:, :290])
-        outs = [first]
-        for t in range(290, 300):
-            logits, states = m.step(ids[:, t:t + 1], states)
-            outs.append(logits)
-    err = (torch.cat(outs, 1) - full).abs().max() / full.abs().max()
+    err = (stepped_logits(m, ids, (290,)) - full).abs().max() / full.abs().max()
     assert err < 1e-2, float(err)
 
 
-@pytest.mark.parametrize("arch", ["dense", "linear"])
+@pytest.mark.parametrize("arch", ["dense", "linear", "ssa", "swa"])
 def test_shipped_checkpoints_load_and_match_their_cards(arch):
     model, card = checkpoint.load(Path(__file__).parent.parent / "models" / "checkpoints" / arch)
     assert card["architecture"] == arch and card["parameters"] == model.num_params()

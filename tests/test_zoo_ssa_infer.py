@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from zoo_steps import stepped_logits  # tests/fixtures, on sys.path via conftest
 
 from models.zoo import registry, ssa
 from models.zoo.sparse import SelectedAttention
@@ -62,25 +63,13 @@ def test_many_queries_choosing_one_block():
     torch.testing.assert_close(att.attend_infer(None, q, k, v, pos, pos, {}), want, rtol=1e-10, atol=1e-10)
 
 
-def decode_logits(model, ids: torch.Tensor) -> torch.Tensor:
-    """Logits of a prefill of 29 tokens, a continuation of 6, then one token at a time."""
-    with torch.no_grad():
-        first, states = model.step(ids[:, :29])
-        second, states = model.step(ids[:, 29:35], states)
-        outs = [first, second]
-        for t in range(35, ids.shape[1]):
-            logits, states = model.step(ids[:, t:t + 1], states)
-            outs.append(logits)
-    return torch.cat(outs, 1)
-
-
 def test_tiny_model_prefill_and_decode_logits_unchanged(monkeypatch):
     torch.manual_seed(0)
     model = registry.build(registry.config("ssa", "tiny")).eval()
     ids = torch.randint(0, 256, (2, 48))
-    new = decode_logits(model, ids)
+    new = stepped_logits(model, ids, (29, 35))
     monkeypatch.setattr(ssa.ContentRoutedAttention, "attend_infer", SelectedAttention.attend_infer)
-    old = decode_logits(model, ids)
+    old = stepped_logits(model, ids, (29, 35))
     torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
         torch.testing.assert_close(new, model(ids), rtol=1e-5, atol=1e-5)
