@@ -2,9 +2,11 @@
 median time per call, and the fitted exponent of time against n."""
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,3 +55,22 @@ def print_times(table: dict[str, dict[int, float]], fits: dict[str, float | None
         cells = " ".join(f"{t[n]:9.3f}" if n in t else f"{'-':>9s}" for n in ns)
         fit = fits[name]
         print(f"  {name:17s} {cells}  {'-' if fit is None else format(fit, '.3f')}")
+
+
+def save_result(out: Path, filename: str, device: str, dtype: torch.dtype, sizes: dict, errors: dict,
+                table: dict, fits: dict, start: float, **extra: object) -> dict:
+    """Write a check's JSON to ``out/filename`` and return it: the device, torch, timing dtype, sizes,
+    relative errors, median ms, exponents, then ``extra``, and the wall seconds since ``start``."""
+    result = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu (interpreter)",
+              "torch": torch.__version__, "dtype": str(dtype).removeprefix("torch."), "sizes": sizes,
+              "max_rel_err": errors, "ms": table, "exponent": fits, **extra, "wall_s": time.perf_counter() - start}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / filename).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def print_errors(title: str, errors: dict[str, float], width: int) -> None:
+    """The relative errors, one per line under ``title``."""
+    print(title)
+    for name, e in errors.items():
+        print(f"  {name:{width}s} {e:.2e}")

@@ -10,7 +10,6 @@ Writes ``longconv_gpu_check.json`` under ``--out`` and prints the tables last. U
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -19,7 +18,14 @@ from pathlib import Path
 
 import torch
 
-from kernels.gpu_check_utils import exponent, print_times, rel, timed
+from kernels.gpu_check_utils import (
+    exponent,
+    print_errors,
+    print_times,
+    rel,
+    save_result,
+    timed,
+)
 from kernels.longconv import ops
 from kernels.longconv.bench import S4D_MODES, s4d_inputs
 from kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference
@@ -125,18 +131,12 @@ def main() -> None:
     table, fits, peak = timings(s, dev, dtype)
     cross = crossover(s, dev, dtype)
     faster = [L for L, r in cross.items() if r["direct"] < r["fft"]]
-    result = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu (interpreter)",
-              "torch": torch.__version__, "dtype": str(dtype)[6:], "sizes": asdict(s), "max_rel_err": errs,
-              "ms": table, "exponent": fits, "peak_gb": peak, "crossover_ms": cross,
-              "direct_faster_up_to_taps": max(faster) if faster else None,
-              "DIRECT_MAX_TAPS_now": ops.DIRECT_MAX_TAPS, "wall_s": time.perf_counter() - t0}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "longconv_gpu_check.json").write_text(json.dumps(result, indent=1))
+    result = save_result(args.out, "longconv_gpu_check.json", dev, dtype, asdict(s), errs, table, fits, t0,
+                         peak_gb=peak, crossover_ms=cross, direct_faster_up_to_taps=max(faster) if faster else None,
+                         DIRECT_MAX_TAPS_now=ops.DIRECT_MAX_TAPS)
     print(f"== longconv gpu_check on {result['device']}, {result['dtype']}, C={s.channels}, B=1, "
           f"{result['wall_s']:.0f} s")
-    print("max relative error vs float64:")
-    for name, e in errs.items():
-        print(f"  {name:34s} {e:.2e}")
+    print_errors("max relative error vs float64:", errs, 34)
     print_times(table, fits, s.times_n)
     big = s.times_n[-1]
     if any(big in p for p in peak.values()):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -22,7 +21,14 @@ from pathlib import Path
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.gpu_check_utils import exponent, print_times, rel, timed
+from kernels.gpu_check_utils import (
+    exponent,
+    print_errors,
+    print_times,
+    rel,
+    save_result,
+    timed,
+)
 
 
 @dataclass
@@ -136,16 +142,11 @@ def main() -> None:
     t0 = time.perf_counter()
     errs = checks(s, dev, torch.float16 if args.cpu_smoke else torch.bfloat16)
     table, fits, peak = timings(s, dev, dtype)
-    result = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu (interpreter)",
-              "torch": torch.__version__, "dtype": str(dtype)[6:], "sizes": asdict(s), "max_rel_err": errs,
-              "ms": table, "exponent": fits, "performer_peak_gb": peak, "wall_s": time.perf_counter() - t0}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "performer_gpu_check.json").write_text(json.dumps(result, indent=1))
+    result = save_result(args.out, "performer_gpu_check.json", dev, dtype, asdict(s), errs, table, fits, t0,
+                         performer_peak_gb=peak)
     print(f"== performer gpu_check on {result['device']}, timings {result['dtype']}, B=1 H={s.heads} D={s.D} "
           f"m={s.m}, {result['wall_s']:.0f} s")
-    print("relative error vs float64 definition (H_k = H/2):")
-    for name, e in errs.items():
-        print(f"  {name:52s} {e:.2e}")
+    print_errors("relative error vs float64 definition (H_k = H/2):", errs, 52)
     print_times(table, fits, s.times_n)
     if peak:
         print("performer op peak GB allocated (q, k, v included): "
