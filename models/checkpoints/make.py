@@ -40,7 +40,7 @@ def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) ->
             torch.cuda.synchronize()
             start = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = loss_fn(forward, x, w)
+            loss, _ = loss_fn(forward, x, w)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -96,16 +96,14 @@ def _epoch_order(seed: int, epoch: int, n_rows: int, device: str) -> torch.Tenso
     return torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).to(device)
 
 
-def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor, weights: torch.Tensor,
-            answers: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``; with
-    ``answers``, also the plain mean cross-entropy of the answer tokens (weight above 1; NaN if none)."""
+def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor,
+            weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``, and
+    the plain mean cross-entropy of the answer tokens (weight above 1; NaN if none; no gradient)."""
     logits = model(tokens[:, :-1])
     ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none").view_as(tokens[:, 1:])
     w = weights[:, 1:]
     loss = (ce * w).sum() / w.sum().clamp_min(1e-6)
-    if not answers:
-        return loss
     m = (w > 1).float()
     return loss, (ce.detach() * m).sum() / m.sum()
 
@@ -199,7 +197,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss, answer_loss = loss_fn(forward, x, w, answers=True)
+                loss, answer_loss = loss_fn(forward, x, w)
                 aux = model.aux_loss()
                 total = loss + recipe.aux_weight * aux if aux is not None else loss
             opt.zero_grad(set_to_none=True)
