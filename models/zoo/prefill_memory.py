@@ -24,9 +24,9 @@ from models.zoo.generate import PREFILL_CHUNK
 SUB_QUADRATIC = ("swa", "linear", "mamba2", "ssa", "hyper", "mamba1", "performer", "s4", "hyena")
 
 
-def load(arch: str, size: str, folder: Path, device: str) -> tuple[torch.nn.Module, str]:
+def load(arch: str, size: str, folder: Path | None, device: str) -> tuple[torch.nn.Module, str]:
     """The checkpoint in ``folder/arch`` if there is one, else a fresh model; and which it was."""
-    if (folder / arch / checkpoint.CARD).is_file():
+    if folder is not None and (folder / arch / checkpoint.CARD).is_file():
         return checkpoint.load(folder / arch, device)[0], str(folder / arch)
     return registry.build(registry.config(arch, size)).to(device), "random init"
 
@@ -66,7 +66,7 @@ def main() -> None:
     rows = []
     for arch in a.arch.split(","):
         try:
-            model, source = load(arch, size, Path("/nonexistent") if a.cpu_smoke else a.checkpoints, device)
+            model, source = load(arch, size, None if a.cpu_smoke else a.checkpoints, device)
         except ModelError as e:
             raise SystemExit(f"error: {e}") from None
         model.eval()
