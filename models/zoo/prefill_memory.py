@@ -42,7 +42,7 @@ def prefill(model: torch.nn.Module, n: int, chunk: int, device: str) -> dict[str
     with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
         states = None
         for a in range(0, n, chunk):
-            logits, states = model.step(ids[:, a:a + chunk], states)
+            _, states = model.step(ids[:, a:a + chunk], states)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
