@@ -173,6 +173,8 @@ def train(
     copy_len: int = typer.Option(256, min=64, help="Length of the first phase's copy rows (bytes)."),
     copy_steps: int = typer.Option(0, min=0, help="Steps of a first phase on short copy rows only (batch x2), "
                                                   "before the task phase; 0 = none."),
+    pose_span: int = typer.Option(0, min=0, help="PoSE: spread each step's RoPE positions over [0, N) with one random "
+                                                 "skip, so rotary models see distances beyond --seq-len; 0 = off."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
     compiled: bool = typer.Option(False, "--compile", help="Run the forward through torch.compile (same loss, "
@@ -194,7 +196,8 @@ def train(
     archs = list(registry.ARCHS) if arch == "all" else [a.strip() for a in arch.split(",") if a.strip()]
     configs = [registry.config(a, size) for a in archs]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every)
+    recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every,
+                    pose_span=pose_span)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
@@ -209,7 +212,7 @@ def train(
     copy_data = None
     if copy_steps:
         copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,
-                             save_every=save_every)
+                             save_every=save_every, pose_span=pose_span)
         copy_data = cached(out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors",
                            lambda: build_copy_data(copy_len, 2 * rows, seed))
     stop_at = time.time() + stop_after if stop_after is not None else None

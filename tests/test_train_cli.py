@@ -110,3 +110,15 @@ def test_compiled_forward_trains_to_the_same_weights(tmp_path):
     b, _ = checkpoint.load(tmp_path / "compiled" / "dense")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_pose_span_is_part_of_the_recipe_and_moves_the_positions(tmp_path):
+    _register()
+    runs = {}
+    for span in (0, 5000):
+        r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--pose-span", str(span), "--out", str(tmp_path / str(span))])
+        assert r.exit_code == 0, r.output
+        model, card = checkpoint.load(tmp_path / str(span) / "dense")
+        assert card["recipe"]["pose_span"] == span
+        runs[span] = model.state_dict()
+    assert any(not torch.equal(runs[0][k], runs[5000][k]) for k in runs[0])

@@ -19,15 +19,18 @@ ROPE_BASE = 10000.0
 FLASH_HEAD_DIMS = (16, 32, 64, 128, 256)  # what kernels.flash compiles for; other widths use SDPA
 
 
-def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x: [B, H, T, D]`` by positions ``pos: [T]`` (half-split rotary layout)."""
-    d = x.shape[-1] // 2
+def rope(x: torch.Tensor, pos: torch.Tensor, fraction: float = 1.0) -> torch.Tensor:
+    """Rotate ``x: [B, H, T, D]`` by positions ``pos: [T]`` (half-split rotary layout) in its first
+    ``fraction`` of dimensions (rounded to pairs); the rest pass unrotated, so they match content at
+    any distance (partial rotary, as in GPT-NeoX)."""
+    rot = 2 * round(x.shape[-1] * fraction / 2)
+    d = rot // 2
     inv = ROPE_BASE ** (-torch.arange(d, device=x.device, dtype=torch.float64) / d)
     ang = pos.to(torch.float64)[:, None] * inv[None, :]
     acc = torch.promote_types(x.dtype, torch.float32)
     cos, sin = ang.cos().to(acc), ang.sin().to(acc)   # angles in float64: exact at 1M positions
-    x1, x2 = x[..., :d].to(acc), x[..., d:].to(acc)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
+    x1, x2 = x[..., :d].to(acc), x[..., d:rot].to(acc)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, x[..., rot:].to(acc)], dim=-1).to(x.dtype)
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -55,31 +58,38 @@ class Attention(nn.Module):
     Inference state: ``{"k": [B, H, S, D], "v": [B, H, S, D], "pos": int}`` where ``pos`` is the
     number of tokens seen and the cache holds the last ``S`` of them.
 
+    ``rope_fraction`` (mixer knob, default 1): the share of each head's dimensions that RoPE rotates.
+
     ``context_parallel``: None, or this rank's share of a sequence split across processes (set by
     ``models.zoo.context_parallel`` on dense layers only): its token positions and its ring attention."""
 
     context_parallel = None
+    rotary = True   # forward takes RoPE positions (the trainer's position skips)
 
     def __init__(self, cfg: ZooConfig, layer: int):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
+        self.rope_fraction = float(cfg.mixer.get("rope_fraction", 1.0))
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def project(self, x: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return rope(q, pos), rope(k, pos), v
+        return rope(q, pos, self.rope_fraction), rope(k, pos, self.rope_fraction), v
 
     def merge(self, o: torch.Tensor) -> torch.Tensor:
         B, H, T, D = o.shape
         return self.out(o.transpose(1, 2).reshape(B, T, H * D))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos: [T]`` increasing RoPE positions (default ``0..T-1``); which keys a query sees is
+        decided by token order, not by these."""
         cp = self.context_parallel
-        pos = torch.arange(x.shape[1], device=x.device) if cp is None else cp.positions(x.device)
+        if pos is None:
+            pos = torch.arange(x.shape[1], device=x.device) if cp is None else cp.positions(x.device)
         q, k, v = self.project(x, pos)
-        return self.merge(self.attend_train(x, q, k, v) if cp is None else cp.attend(q, k, v))
+        return self.merge(self.attend_train(x, q, k, v, pos) if cp is None else cp.attend(q, k, v))
 
     def step(self, x: torch.Tensor, state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
         seen = state["pos"] if state else 0
@@ -101,7 +111,9 @@ class Attention(nn.Module):
         """Drop cache entries no future query can attend to (a sliding window keeps its last W)."""
         return state
 
-    def attend_train(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend_train(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     pos: torch.Tensor) -> torch.Tensor:
+        """Training attention over the whole sequence; ``pos: [T]`` are the RoPE positions."""
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
     def attend_infer(self, x, q, k, v, q_pos, k_pos, extra) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.zoo.dense import causal_mask, rope
+from models.zoo.dense import causal_mask, masked_attention, rope
 from models.zoo.sparse import SelectedAttention
 from models.zoo.trunk import ZooConfig
 
@@ -31,12 +31,12 @@ class DeepSeekSparseAttention(SelectedAttention):
         self.aux: torch.Tensor | None = None
 
     def extra_keys(self, x, pos):
-        return {"index_k": rope(self.index_k(x.detach())[:, None], pos)}      # [B, 1, T, dI]
+        return {"index_k": rope(self.index_k(x.detach())[:, None], pos, self.rope_fraction)}      # [B, 1, T, dI]
 
     def index_scores(self, x: torch.Tensor, q_pos: torch.Tensor, index_k: torch.Tensor) -> torch.Tensor:
         """``I: [B, Tq, Tk]`` in float32 (float64 for float64 models)."""
         B, T, _ = x.shape
-        qi = rope(self.index_q(x.detach()).view(B, T, self.index_heads, self.index_dim).transpose(1, 2), q_pos)
+        qi = rope(self.index_q(x.detach()).view(B, T, self.index_heads, self.index_dim).transpose(1, 2), q_pos, self.rope_fraction)
         acc = torch.promote_types(x.dtype, torch.float32)
         w = self.index_w(x.detach()).transpose(1, 2)[..., None].to(acc)          # [B, Hi, Tq, 1]
         return (F.relu(qi.to(acc) @ index_k.to(acc).transpose(-1, -2)) * w).sum(1)
@@ -50,14 +50,15 @@ class DeepSeekSparseAttention(SelectedAttention):
         chosen = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, idx, True)
         return (chosen & causal)[:, None]
 
-    def attend_train(self, x, q, k, v):
-        out = super().attend_train(x, q, k, v)
-        self.aux = self._distill(x, q, k) if self.training and torch.is_grad_enabled() else None
+    def attend_train(self, x, q, k, v, pos):
+        """Selects with the RoPE positions: the indexer is rotary too, and positions only ever increase,
+        so the causal mask by position is the mask by token order."""
+        out = masked_attention(q, k, v, self.select(x, q, k, pos, pos, self.extra_keys(x, pos)))
+        self.aux = self._distill(x, q, k, pos) if self.training and torch.is_grad_enabled() else None
         return out
 
-    def _distill(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def _distill(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """KL(main attention summed over heads || softmax(indexer)), per query, averaged."""
-        pos = torch.arange(x.shape[1], device=x.device)
         causal = causal_mask(pos, pos)
         with torch.no_grad():
             logits = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5

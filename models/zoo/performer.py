@@ -34,34 +34,37 @@ GPU_CHUNK = 64
 class Performer(nn.Module):
     """FAVOR+ attention mixer; ``x: [B, T, d_model]``."""
 
+    rotary = True   # forward takes RoPE positions
+
     def __init__(self, cfg: ZooConfig, layer: int):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
         self.chunk = int(cfg.mixer.get("chunk", 64))
+        self.rope_fraction = float(cfg.mixer.get("rope_fraction", 1.0))
         m = int(cfg.mixer.get("features", 2 * self.head_dim))
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.register_buffer("features", orthogonal_features(m, self.head_dim, seed=layer))
 
-    def _project(self, x: torch.Tensor, seen: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _project(self, x: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        pos = torch.arange(seen, seen + T, device=x.device)
-        return rope(q, pos), rope(k, pos), v
+        return rope(q, pos, self.rope_fraction), rope(k, pos, self.rope_fraction), v
 
     def _merge(self, o: torch.Tensor) -> torch.Tensor:
         B, H, T, D = o.shape
         return self.out(o.transpose(1, 2).reshape(B, T, H * D))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self._project(x, 0)
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos: [T]`` RoPE positions (default ``0..T-1``)."""
+        q, k, v = self._project(x, torch.arange(x.shape[1], device=x.device) if pos is None else pos)
         o, _ = favor_chunked(q, k, v, self.features, self.head_dim ** -0.5, None, self.chunk)
         return self._merge(o)
 
     def step(self, x: torch.Tensor, state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
         seen = state["pos"] if state else 0
         prev = state["favor"] if state else None
-        q, k, v = self._project(x, seen)
+        q, k, v = self._project(x, torch.arange(seen, seen + x.shape[1], device=x.device))
         scale = self.head_dim ** -0.5
         ops = _kernels() if x.is_cuda else None
         if ops is not None:

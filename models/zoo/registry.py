@@ -58,6 +58,11 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
               "small": {"filter_width": 64, "bands": 8, "filter_scale": 1024}},
 }
 
+# the rotary architectures rotate half of each head's dimensions; the other half match content at any
+# distance, which (with the trainer's PoSE position skips) lets a model trained at 1K find a needle at 128K
+ROTARY = ("dense", "swa", "hybrid", "dsa", "ssa", "hyper", "performer")
+ROPE_FRACTION = 0.5
+
 # architecture -> d_model at each size (matched parameter counts)
 WIDTHS: dict[str, dict[str, int]] = {
     "dense": {"tiny": 64, "small": 256},
@@ -84,8 +89,8 @@ def config(arch: str, size: str = "small") -> ZooConfig:
         raise ModelError(f"unknown zoo size {size!r}; choose one of {', '.join(SIZES)}")
     s, d = SIZES[size], WIDTHS[arch][size]
     hidden = round(d * s.mlp_ratio / 8) * 8
-    return ZooConfig(arch=arch, d_model=d, n_layers=s.n_layers, n_heads=s.n_heads, mlp_hidden=hidden,
-                     mixer=dict(KNOBS[arch][size]))
+    mixer = {**KNOBS[arch][size], **({"rope_fraction": ROPE_FRACTION} if arch in ROTARY else {})}
+    return ZooConfig(arch=arch, d_model=d, n_layers=s.n_layers, n_heads=s.n_heads, mlp_hidden=hidden, mixer=mixer)
 
 
 def build(cfg: ZooConfig) -> Trunk:

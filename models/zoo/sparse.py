@@ -19,9 +19,10 @@ class SelectedAttention(Attention):
         queries' mixer inputs, ``q: [B, H, Tq, D]``, ``k: [B, H, Tk, D]`` (cache included)."""
         raise NotImplementedError
 
-    def attend_train(self, x, q, k, v):
-        pos = torch.arange(q.shape[2], device=q.device)
-        return masked_attention(q, k, v, self.select(x, q, k, pos, pos, self.extra_keys(x, pos)))
+    def attend_train(self, x, q, k, v, pos):
+        """Selects by token index (windows and blocks count tokens, whatever the RoPE positions)."""
+        idx = torch.arange(q.shape[2], device=q.device)
+        return masked_attention(q, k, v, self.select(x, q, k, idx, idx, self.extra_keys(x, idx)))
 
     def attend_infer(self, x, q, k, v, q_pos, k_pos, extra):
         outs = []

@@ -33,9 +33,9 @@ class SlidingWindowAttention(Attention):
         super().__init__(cfg, layer)
         self.window = int(cfg.mixer.get("window", 256))
 
-    def attend_train(self, x, q, k, v):
-        pos = torch.arange(q.shape[2], device=q.device)
-        return local_attention(q, k, v, pos, pos, self.window)
+    def attend_train(self, x, q, k, v, pos):
+        idx = torch.arange(q.shape[2], device=q.device)   # the window counts tokens, not RoPE positions
+        return local_attention(q, k, v, idx, idx, self.window)
 
     def attend_infer(self, x, q, k, v, q_pos, k_pos, extra):
         return local_attention(q, k, v, q_pos, k_pos, self.window)

@@ -44,6 +44,7 @@ class Recipe:
     seed: int = 0
     log_every: int = 10
     save_every: int = 500
+    pose_span: int = 0          # > 0: RoPE positions of each step spread over [0, pose_span) (see pose_positions)
 
 
 @dataclass
@@ -96,11 +97,27 @@ def _epoch_order(seed: int, epoch: int, n_rows: int, device: str) -> torch.Tenso
     return torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).to(device)
 
 
-def loss_fn(model: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor,
-            weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pose_positions(step: int, length: int, span: int, seed: int) -> torch.Tensor:
+    """PoSE position skips (Zhu et al., 2023): step ``step``'s RoPE positions ``[length]``, i.e.
+    ``0..length-1`` with one skip of ``u`` in [0, span - length] added after a cut at a token in
+    [1, length - 1], both drawn from (seed, step). Text on either side of the cut keeps its own
+    distances; pairs across it sit up to ``span`` apart, so a model trained at ``length`` has seen
+    every relative distance up to ``span``. ``span <= length`` gives plain positions."""
+    pos = torch.arange(length)
+    if span <= length:
+        return pos
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7919)
+    cut = int(torch.randint(1, length, (), generator=g))
+    skip = int(torch.randint(0, span - length + 1, (), generator=g))
+    return pos + skip * (pos >= cut)
+
+
+def loss_fn(model: Callable[..., torch.Tensor], tokens: torch.Tensor, weights: torch.Tensor,
+            pos: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted next-token cross-entropy over ``tokens [B, L + 1]`` with ``weights [B, L + 1]``, and
-    the plain mean cross-entropy of the answer tokens (weight above 1; NaN if none; no gradient)."""
-    logits = model(tokens[:, :-1])
+    the plain mean cross-entropy of the answer tokens (weight above 1; NaN if none; no gradient).
+    ``pos: [L]`` RoPE positions passed to the model (None: its default)."""
+    logits = model(tokens[:, :-1]) if pos is None else model(tokens[:, :-1], pos)
     ce = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none").view_as(tokens[:, 1:])
     w = weights[:, 1:]
     loss = (ce * w).sum() / w.sum().clamp_min(1e-6)
@@ -194,10 +211,11 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         while step < recipe.steps and (stop_at is None or time.time() < stop_at):
             rows = batch_rows(step, recipe, tokens.shape[0], device)
             x, w = tokens[rows].long(), weights[rows].float()
+            pos = pose_positions(step, x.shape[1] - 1, recipe.pose_span, recipe.seed).to(device) if recipe.pose_span else None
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss, answer_loss = loss_fn(forward, x, w)
+                loss, answer_loss = loss_fn(forward, x, w, pos)
                 aux = model.aux_loss()
                 total = loss + recipe.aux_weight * aux if aux is not None else loss
             opt.zero_grad(set_to_none=True)

@@ -68,8 +68,9 @@ class Block(nn.Module):
         self.norm1, self.mixer = RMSNorm(cfg.d_model), mixer
         self.norm2, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg.d_model, cfg.mlp_hidden)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.mixer(self.norm1(x))
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + (self.mixer(h, pos) if pos is not None and getattr(self.mixer, "rotary", False) else self.mixer(h))
         return x + self.mlp(self.norm2(x))
 
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
@@ -82,7 +83,10 @@ MixerFactory = Callable[[ZooConfig, int], nn.Module]
 
 
 class Trunk(nn.Module):
-    """``forward(ids [B, T]) -> logits [B, T, V]``; ``step(ids, states) -> (logits, states)``."""
+    """``forward(ids [B, T], pos [T] | None) -> logits [B, T, V]``; ``step(ids, states) -> (logits, states)``.
+
+    ``pos``: increasing RoPE positions for the rotary mixers (training's position skips; default
+    ``0..T-1``); recurrent mixers have no positions and ignore it."""
 
     def __init__(self, cfg: ZooConfig, make_mixer: MixerFactory):
         super().__init__()
@@ -92,10 +96,10 @@ class Trunk(nn.Module):
         self.norm = RMSNorm(cfg.d_model)
         self.apply(_init)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embed(ids)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, pos)
         return self.norm(x) @ self.embed.weight.T
 
     def step(self, ids: torch.Tensor, states: list[Any] | None = None) -> tuple[torch.Tensor, list[Any]]:
