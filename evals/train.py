@@ -10,6 +10,11 @@ The loss counts answer tokens ``--answer-weight`` times. Rerunning the same comm
 repeated (``--copy-len`` bytes, twice the batch), into ``OUT/ARCH-copyLEN``; the task phase starts
 from its weights. From scratch at 1-2K bytes the models/checkpoints runs never learned to copy a
 needle; after a short copy phase they do (models/checkpoints/README.md has the numbers).
+
+``--length-steps M`` adds a last phase: M more steps on the task data at a quarter of the learning
+rate with PoSE position skips over ``--pose-span`` positions, from the task phase's weights (then in
+``OUT/ARCH-task``) into ``OUT/ARCH``. Rotary models so meet needle distances far beyond the rows'
+length. Skips from the first step kept a dense model from ever learning retrieval (7000 steps).
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ TRAIN_TASKS = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey
 # prompt room left for BOS and the newline before the answer prefix (the zoo's plain-template tokens);
 # the task's answer budget already holds the byte-level answer
 OVERHEAD = 2
+LENGTH_LR_SCALE = 0.25   # the length phase adapts a model that already retrieves: a gentler learning rate
 
 
 def answer_text(sample: Sample) -> str:
@@ -173,8 +179,10 @@ def train(
     copy_len: int = typer.Option(256, min=64, help="Length of the first phase's copy rows (bytes)."),
     copy_steps: int = typer.Option(0, min=0, help="Steps of a first phase on short copy rows only (batch x2), "
                                                   "before the task phase; 0 = none."),
-    pose_span: int = typer.Option(0, min=0, help="PoSE: spread each step's RoPE positions over [0, N) with one random "
-                                                 "skip, so rotary models see distances beyond --seq-len; 0 = off."),
+    length_steps: int = typer.Option(0, min=0, help="Steps of a last phase on the task data with PoSE position skips "
+                                                    "(a quarter of the learning rate), after the task phase; 0 = none."),
+    pose_span: int = typer.Option(1 << 20, min=2, help="The last phase's RoPE positions spread over [0, N): rotary "
+                                                       "models see distances up to N while training at --seq-len."),
     seed: int = typer.Option(0, help="Seed of data and initialization."),
     save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
     compiled: bool = typer.Option(False, "--compile", help="Run the forward through torch.compile (same loss, "
@@ -196,8 +204,9 @@ def train(
     archs = list(registry.ARCHS) if arch == "all" else [a.strip() for a in arch.split(",") if a.strip()]
     configs = [registry.config(a, size) for a in archs]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every,
-                    pose_span=pose_span)
+    recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every)
+    length_recipe = Recipe(steps=length_steps, batch=batch, lr=lr * LENGTH_LR_SCALE, warmup=min(warmup, length_steps),
+                           seed=seed, save_every=save_every, pose_span=pose_span)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
@@ -212,7 +221,7 @@ def train(
     copy_data = None
     if copy_steps:
         copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,
-                             save_every=save_every, pose_span=pose_span)
+                             save_every=save_every)
         copy_data = cached(out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors",
                            lambda: build_copy_data(copy_len, 2 * rows, seed))
     stop_at = time.time() + stop_after if stop_after is not None else None
@@ -230,9 +239,15 @@ def train(
             done = train_model(cfg, copy_recipe, copy_data, init, device, progress, stop_at=stop_at, compiled=compiled)
             if not finished(f"{cfg.arch} (copy phase)", done, copy_recipe.steps):
                 break
-        card = train_model(cfg, recipe, data, out / cfg.arch, device, progress, init=init, stop_at=stop_at, compiled=compiled)
-        if not finished(cfg.arch, card, recipe.steps):
+        task_out = out / (f"{cfg.arch}-task" if length_steps else cfg.arch)
+        card = train_model(cfg, recipe, data, task_out, device, progress, init=init, stop_at=stop_at, compiled=compiled)
+        if not finished(task_out.name, card, recipe.steps):
             break
+        if length_steps:
+            card = train_model(cfg, length_recipe, data, out / cfg.arch, device, progress, init=task_out,
+                               stop_at=stop_at, compiled=compiled)
+            if not finished(f"{cfg.arch} (length phase)", card, length_recipe.steps):
+                break
     console.print(table)
     if stop_at is not None and time.time() >= stop_at:
         console.print("stopped by --stop-after; run the same command again to resume")

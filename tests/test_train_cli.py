@@ -112,13 +112,12 @@ def test_compiled_forward_trains_to_the_same_weights(tmp_path):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_pose_span_is_part_of_the_recipe_and_moves_the_positions(tmp_path):
+def test_length_phase_continues_the_task_phase_with_position_skips(tmp_path):
     _register()
-    runs = {}
-    for span in (0, 5000):
-        r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--pose-span", str(span), "--out", str(tmp_path / str(span))])
-        assert r.exit_code == 0, r.output
-        model, card = checkpoint.load(tmp_path / str(span) / "dense")
-        assert card["recipe"]["pose_span"] == span
-        runs[span] = model.state_dict()
-    assert any(not torch.equal(runs[0][k], runs[5000][k]) for k in runs[0])
+    r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--length-steps", "2", "--pose-span", "5000", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    task = checkpoint.read_card(tmp_path / "dense-task")
+    _, card = checkpoint.load(tmp_path / "dense")
+    assert task["recipe"]["pose_span"] == 0 and task["steps"] == 4
+    assert card["recipe"]["pose_span"] == 5000 and card["steps"] == 2 and card["init"]["from"] == "dense-task"
+    assert card["recipe"]["lr"] == pytest.approx(task["recipe"]["lr"] / 4)

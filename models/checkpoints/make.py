@@ -60,8 +60,8 @@ def main() -> None:
     p.add_argument("--data", default="--lm-fraction 0.4 --copy-fraction 1.0 --drill-fraction 0.25",
                    help="the task phase's data mix (evals train options)")
     p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
-    p.add_argument("--pose-span", type=int, default=1 << 20,
-                   help="PoSE span of the RoPE positions in both phases (0 = off): rotary models see distances to 1M")
+    p.add_argument("--length-steps", type=int, default=0, help="steps of the last phase with PoSE position skips")
+    p.add_argument("--pose-span", type=int, default=1 << 20, help="that phase's positions spread over [0, N)")
     p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
     p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
     p.add_argument("--compile", action="store_true", help="train (and time) through torch.compile")
@@ -81,7 +81,7 @@ def main() -> None:
     run = [sys.executable, "-m", "evals"]
     train = [*run, "train", "--arch", a.arch, "--steps", str(a.steps), "--copy-steps", str(a.copy_steps),
              "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), *a.data.split(),
-             "--pose-span", str(a.pose_span),
+             "--length-steps", str(a.length_steps), "--pose-span", str(a.pose_span),
              "--out", a.out, "--no-progress"]
     if a.call_s is not None:
         train += ["--stop-after", str(a.call_s)]
@@ -92,7 +92,7 @@ def main() -> None:
         sys.exit(code)
     for arch in archs:
         folder = Path(a.out) / arch
-        if not (folder / checkpoint.CARD).is_file() or checkpoint.read_card(folder)["steps"] < a.steps \
+        if not (folder / checkpoint.CARD).is_file() or checkpoint.read_card(folder)["steps"] < (a.length_steps or a.steps) \
                 or (a.call_s is not None and time.time() - start > a.call_s + 60):
             continue
         if a.ship is not None:
