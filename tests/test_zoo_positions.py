@@ -66,3 +66,20 @@ def test_positions_reach_the_rotary_layers_and_only_they(arch):
         torch.testing.assert_close(moved[:, :11], base[:, :11])   # causal: tokens before the skip see no change
     else:
         torch.testing.assert_close(moved, base)
+
+
+def test_logn_scaling_leaves_the_training_length_alone_and_sharpens_beyond_it():
+    """Dense's log-n query scaling changes nothing in the first ``logn_len`` tokens (training never
+    sees it) and changes the logits after them."""
+    cfg = registry.config("dense", "tiny")
+    assert cfg.mixer["logn_len"] == 16
+    plain_cfg = type(cfg)(**{**cfg.to_dict(), "mixer": {k: v for k, v in cfg.mixer.items() if k != "logn_len"}})
+    torch.manual_seed(0)
+    m = registry.build(cfg).double().eval()
+    plain = registry.build(plain_cfg).double().eval()
+    plain.load_state_dict(m.state_dict())
+    ids = torch.randint(0, 256, (1, 40))
+    with torch.no_grad():
+        a, b = m(ids), plain(ids)
+    torch.testing.assert_close(a[:, :16], b[:, :16])
+    assert not torch.allclose(a[:, 16:], b[:, 16:])

@@ -7,6 +7,7 @@ continuations against a cache, through PyTorch SDPA.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -59,6 +60,8 @@ class Attention(nn.Module):
     number of tokens seen and the cache holds the last ``S`` of them.
 
     ``rope_fraction`` (mixer knob, default 1): the share of each head's dimensions that RoPE rotates.
+    ``logn_len`` (mixer knob, default 0 = off): log-n query scaling (as in Qwen) for prompts longer
+    than training saw; see ``scale_queries``.
 
     ``context_parallel``: None, or this rank's share of a sequence split across processes (set by
     ``models.zoo.context_parallel`` on dense layers only): its token positions and its ring attention."""
@@ -70,6 +73,7 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
         self.rope_fraction = float(cfg.mixer.get("rope_fraction", 1.0))
+        self.logn_len = int(cfg.mixer.get("logn_len", 0))
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
@@ -77,6 +81,15 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         return rope(q, pos, self.rope_fraction), rope(k, pos, self.rope_fraction), v
+
+    def scale_queries(self, q: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """With ``logn_len`` L set, the query at token index t (``idx: [T]``) is multiplied by
+        ``max(1, log(t + 1) / log(L))``: softmax over t keys stays as peaked as over the L keys of
+        training (the extra keys would otherwise dilute it). Prompts up to L tokens are unchanged."""
+        if not self.logn_len:
+            return q
+        scale = (torch.log1p(idx.to(torch.float64)) / math.log(self.logn_len)).clamp(min=1.0)
+        return q * scale.to(q.dtype)[:, None]
 
     def merge(self, o: torch.Tensor) -> torch.Tensor:
         B, H, T, D = o.shape
@@ -86,15 +99,17 @@ class Attention(nn.Module):
         """``pos: [T]`` increasing RoPE positions (default ``0..T-1``); which keys a query sees is
         decided by token order, not by these."""
         cp = self.context_parallel
-        if pos is None:
-            pos = torch.arange(x.shape[1], device=x.device) if cp is None else cp.positions(x.device)
+        idx = torch.arange(x.shape[1], device=x.device) if cp is None else cp.positions(x.device)
+        pos = idx if pos is None else pos
         q, k, v = self.project(x, pos)
+        q = self.scale_queries(q, idx)
         return self.merge(self.attend_train(x, q, k, v, pos) if cp is None else cp.attend(q, k, v))
 
     def step(self, x: torch.Tensor, state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
         seen = state["pos"] if state else 0
         q_pos = torch.arange(seen, seen + x.shape[1], device=x.device)
         q, k, v = self.project(x, q_pos)
+        q = self.scale_queries(q, q_pos)
         extra = self.extra_keys(x, q_pos)
         if state:
             k, v = torch.cat([state["k"], k], 2), torch.cat([state["v"], v], 2)

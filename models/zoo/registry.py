@@ -62,6 +62,10 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
 # distance, which (with the trainer's PoSE position skips) lets a model trained at 1K find a needle at 128K
 ROTARY = ("dense", "swa", "hybrid", "dsa", "ssa", "hyper", "performer")
 ROPE_FRACTION = 0.5
+# the mixers whose softmax spans every earlier key scale their queries by log-n beyond the training length
+# (dense.Attention.scale_queries); the others attend to a bounded set of keys, which long prompts do not dilute
+LOGN = ("dense", "hybrid", "hyper")
+LOGN_LEN = {"tiny": 16, "small": 1024}   # the training length of each size's recipe
 
 # architecture -> d_model at each size (matched parameter counts)
 WIDTHS: dict[str, dict[str, int]] = {
@@ -89,7 +93,8 @@ def config(arch: str, size: str = "small") -> ZooConfig:
         raise ModelError(f"unknown zoo size {size!r}; choose one of {', '.join(SIZES)}")
     s, d = SIZES[size], WIDTHS[arch][size]
     hidden = round(d * s.mlp_ratio / 8) * 8
-    mixer = {**KNOBS[arch][size], **({"rope_fraction": ROPE_FRACTION} if arch in ROTARY else {})}
+    mixer = {**KNOBS[arch][size], **({"rope_fraction": ROPE_FRACTION} if arch in ROTARY else {}),
+             **({"logn_len": LOGN_LEN[size]} if arch in LOGN else {})}
     return ZooConfig(arch=arch, d_model=d, n_layers=s.n_layers, n_heads=s.n_heads, mlp_hidden=hidden, mixer=mixer)
 
 
