@@ -106,8 +106,9 @@ class GatedDeltaNet(nn.Module):
             o, state = gated_delta_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], beta[:, :, 0], g[:, :, 0], state)
             return self._output(o[:, :, None], gate), state
         kernel = _kernel() if x.is_cuda else None
-        if kernel is not None:
-            o, state = kernel(q, k, v, g, beta, scale=1.0, initial_state=state, output_final_state=True)
+        if kernel is not None:   # under autocast q and k come out of the normalization in float32
+            o, state = kernel(q.to(v.dtype), k.to(v.dtype), v, g, beta, scale=1.0, initial_state=state,
+                              output_final_state=True)
         else:
             o, state = gated_delta_chunked(q, k, v, beta, g, state, chunk=self.chunk)
         return self._output(o, gate), state

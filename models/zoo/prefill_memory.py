@@ -63,6 +63,7 @@ def main() -> None:
     device = "cpu" if a.cpu_smoke or not torch.cuda.is_available() else "cuda"
     size, ns = ("tiny", [256, 512]) if a.cpu_smoke else (a.size, [int(x) for x in a.n.split(",")])
     chunk = a.chunk or (128 if a.cpu_smoke else PREFILL_CHUNK[device])
+    hw = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
     rows = []
     for arch in a.arch.split(","):
         try:
@@ -78,10 +79,9 @@ def main() -> None:
                 torch.cuda.empty_cache()
             rows.append({"arch": arch, "n": n, "weights": source, **rec})
             print(json.dumps(rows[-1]), flush=True)
+            if a.out is not None:   # after every row: a run cut short keeps what it measured
+                a.out.write_text(json.dumps({"hardware": hw, "chunk": chunk, "rows": rows}, indent=2) + "\n")
         del model
-    hw = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    if a.out is not None:
-        a.out.write_text(json.dumps({"hardware": hw, "chunk": chunk, "rows": rows}, indent=2) + "\n")
     print(f"{'arch':<10} {'n':>8} {'seconds':>9} {'peak GB':>9}  ({hw}, prefill pieces of {chunk})")
     for r in rows:
         print(f"{r['arch']:<10} {r['n']:>8} {r['seconds'] if r['seconds'] is not None else '-':>9} {r['peak_gb'] or '-':>9}")
