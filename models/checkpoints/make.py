@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--data", default="--lm-fraction 0.4 --copy-fraction 1.0 --drill-fraction 0.25",
                    help="the task phase's data mix (evals train options)")
     p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
-    p.add_argument("--length-steps", type=int, default=0, help="steps of the last phase with PoSE position skips")
+    p.add_argument("--length-steps", type=int, default=1500, help="steps of the last phase with PoSE position skips")
     p.add_argument("--pose-span", type=int, default=1 << 20, help="that phase's positions spread over [0, N)")
     p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
     p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
