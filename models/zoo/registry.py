@@ -59,7 +59,7 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 # the rotary architectures rotate half of each head's dimensions; the other half match content at any
-# distance, which (with the trainer's PoSE position skips) lets a model trained at 1K find a needle at 128K
+# distance (with the length phase's PoSE skips and log-n, the 1K-trained dense finds single needles at 64K)
 ROTARY = ("dense", "swa", "hybrid", "dsa", "ssa", "hyper", "performer")
 ROPE_FRACTION = 0.5
 # the mixers whose softmax spans every earlier key scale their queries by log-n beyond the training length
