@@ -181,3 +181,24 @@ def test_shipped_checkpoints_load_and_match_their_cards(arch):
     model, card = checkpoint.load(Path(__file__).parent.parent / "models" / "checkpoints" / arch)
     assert card["architecture"] == arch and card["parameters"] == model.num_params()
     assert card["data"]["split"] == "train" and card["steps"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_linear_training_through_fla_matches_the_chunked_reference():
+    """linear's training path through flash-linear-attention gives the chunked form's output and
+    gradients (float32, the shipped size, a length that is not a multiple of the chunk)."""
+    from models.zoo import linear
+    if linear._fla_chunk() is None:
+        pytest.skip("flash-linear-attention (the fla extra) is not installed")
+    torch.manual_seed(0)
+    mixer = linear.make(registry.config("linear", "small"), 0).cuda()
+    x = torch.randn(2, 300, mixer.qkvg.in_features, device="cuda", requires_grad=True)
+    fla_out = mixer(x)
+    fla_grad = torch.autograd.grad(fla_out.square().sum(), [x, mixer.qkvg.weight])
+    q, k, v, gate, beta, g = mixer._inputs(x)
+    ref_out = mixer._output(linear.gated_delta_chunked(q, k, v, beta, g, chunk=mixer.chunk)[0], gate)
+    ref_grad = torch.autograd.grad(ref_out.square().sum(), [x, mixer.qkvg.weight])
+    assert float((fla_out - ref_out).abs().max() / ref_out.abs().max()) < 1e-2
+    for a, b in zip(fla_grad, ref_grad):
+        assert float((a - b).abs().max() / b.abs().max()) < 2e-2

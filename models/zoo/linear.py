@@ -6,7 +6,9 @@ with L2-normalised q and k, a learned decay ``g_t <= 0`` and write strength ``be
 Training and prefill use the chunked form (within a chunk the delta rule's coupling is a unit
 lower-triangular solve, between chunks the state is carried); decoding one token applies the
 recurrence once. Cost is O(T) in time and O(1) in memory per layer at inference. On a GPU the
-prefill runs through ``kernels.linear.gated_delta_rule`` (Triton chunk kernels).
+prefill runs through ``kernels.linear.gated_delta_rule`` (Triton chunk kernels, forward only), and
+training runs through flash-linear-attention's ``chunk_gated_delta_rule`` (Triton forward and
+backward) when it is installed (the ``fla`` extra); else through the chunked form above.
 """
 from __future__ import annotations
 
@@ -97,7 +99,13 @@ class GatedDeltaNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v, gate, beta, g = self._inputs(x)
-        o, _ = gated_delta_chunked(q, k, v, beta, g, chunk=self.chunk)
+        fla = _fla_chunk() if x.is_cuda else None
+        if fla is not None:   # fla takes [B, T, H, *] and one dtype for q, k, v (autocast leaves q, k in float32)
+            qkv = [t.transpose(1, 2).to(v.dtype).contiguous() for t in (q, k, v)]
+            o, _ = fla(*qkv, g.transpose(1, 2).float().contiguous(), beta.transpose(1, 2).contiguous(), scale=1.0)
+            o = o.transpose(1, 2)
+        else:
+            o, _ = gated_delta_chunked(q, k, v, beta, g, chunk=self.chunk)
         return self._output(o, gate)
 
     def step(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,6 +128,14 @@ def _kernel():
     except ImportError:
         return None
     return gated_delta_rule
+
+
+def _fla_chunk():
+    try:
+        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+    except ImportError:
+        return None
+    return chunk_gated_delta_rule
 
 
 def make(cfg: ZooConfig, layer: int) -> GatedDeltaNet:
