@@ -2,6 +2,7 @@
 path (prefill + decode with cache/state) equal to the training path, learning, checkpoints."""
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -185,20 +186,23 @@ def test_shipped_checkpoints_load_and_match_their_cards(arch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_gpu_linear_training_through_fla_matches_the_chunked_reference():
-    """linear's training path through flash-linear-attention gives the chunked form's output and
-    gradients (float32, the shipped size, a length that is not a multiple of the chunk)."""
-    from models.zoo import linear
-    if linear._fla_chunk() is None:
+@pytest.mark.parametrize("arch", ["linear", "mamba2"])
+def test_gpu_training_through_fla_matches_the_chunked_reference(arch, monkeypatch):
+    """linear's and mamba2's training paths through flash-linear-attention give the chunked forms'
+    outputs and gradients (float32, the shipped size, a length that is not a multiple of the chunk)."""
+    module = importlib.import_module(f"models.zoo.{arch}")
+    if module._fla_chunk() is None:
         pytest.skip("flash-linear-attention (the fla extra) is not installed")
     torch.manual_seed(0)
-    mixer = linear.make(registry.config("linear", "small"), 0).cuda()
-    x = torch.randn(2, 300, mixer.qkvg.in_features, device="cuda", requires_grad=True)
-    fla_out = mixer(x)
-    fla_grad = torch.autograd.grad(fla_out.square().sum(), [x, mixer.qkvg.weight])
-    q, k, v, gate, beta, g = mixer._inputs(x)
-    ref_out = mixer._output(linear.gated_delta_chunked(q, k, v, beta, g, chunk=mixer.chunk)[0], gate)
-    ref_grad = torch.autograd.grad(ref_out.square().sum(), [x, mixer.qkvg.weight])
-    assert float((fla_out - ref_out).abs().max() / ref_out.abs().max()) < 1e-2
-    for a, b in zip(fla_grad, ref_grad):
+    mixer = module.make(registry.config(arch, "small"), 0).cuda()
+    x = torch.randn(2, 300, registry.config(arch, "small").d_model, device="cuda", requires_grad=True)
+    params = [x, *(p for p in mixer.parameters() if p.dim() == 2)]
+    runs = []
+    for fla in (module._fla_chunk, lambda: None):
+        monkeypatch.setattr(module, "_fla_chunk", fla)
+        out = mixer(x)
+        runs.append((out, torch.autograd.grad(out.square().sum(), params)))
+    (out, grads), (ref, ref_grads) = runs
+    assert float((out - ref).abs().max() / ref.abs().max()) < 1e-2
+    for a, b in zip(grads, ref_grads):
         assert float((a - b).abs().max() / b.abs().max()) < 2e-2

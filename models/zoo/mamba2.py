@@ -6,7 +6,9 @@ with input-dependent step ``dt_t``, scalar decay ``A < 0`` per head, and B, C sh
 (one group). Training and prefill use the chunked SSD form (quadratic within a chunk, state
 carried between chunks); decoding one token applies the recurrence once. Inference state:
 ``{"conv": [B, K-1, C_conv], "ssm": [B, H, N, P]}``. On a GPU the inference scan runs through
-``kernels.linear.gated_linear_attention`` (the Triton chunk kernels that ``kernels.ssd`` uses).
+``kernels.linear.gated_linear_attention`` (the Triton chunk kernels that ``kernels.ssd`` uses), and
+training through flash-linear-attention's ``chunk_simple_gla`` (forward and backward in Triton)
+when it is installed (the ``fla`` extra).
 """
 from __future__ import annotations
 
@@ -81,9 +83,15 @@ class Mamba2(nn.Module):
         dt = F.softplus(dt + self.dt_bias).transpose(1, 2)                   # [B, H, T]
         g = dt * -self.A_log.exp()[:, None]
         kernel = _kernel() if infer and xs.is_cuda else None
+        fla = _fla_chunk() if not infer and xs.is_cuda else None
         if kernel is not None:   # one group: B and C broadcast over the heads inside the kernel
             y, state = kernel(c[:, None], b[:, None], xs * dt[..., None].to(xs.dtype), g, scale=1.0,
                               initial_state=state, output_final_state=True)
+        elif fla is not None:    # fla takes [B, T, H, *], B and C repeated per head
+            v = (xs * dt[..., None].to(xs.dtype)).transpose(1, 2)
+            qk = [t[:, :, None].expand(B, T, self.n_heads, self.d_state).to(v.dtype).contiguous() for t in (c, b)]
+            y, state = fla(*qk, v.contiguous(), g.transpose(1, 2).float().contiguous(), scale=1.0)
+            y = y.transpose(1, 2)
         else:
             q = c[:, None].expand(B, self.n_heads, T, self.d_state)
             k = b[:, None].expand(B, self.n_heads, T, self.d_state)
@@ -113,6 +121,14 @@ def _kernel():
     except ImportError:
         return None
     return gated_linear_attention
+
+
+def _fla_chunk():
+    try:
+        from fla.ops.simple_gla import chunk_simple_gla
+    except ImportError:
+        return None
+    return chunk_simple_gla
 
 
 def make(cfg: ZooConfig, layer: int) -> Mamba2:
