@@ -77,6 +77,8 @@ def main() -> None:
             except torch.cuda.OutOfMemoryError:
                 rec = {"seconds": None, "peak_gb": "out of memory"}
                 torch.cuda.empty_cache()
+            except (RuntimeError, ValueError) as e:   # a failing architecture must not hide the others' rows
+                rec = {"seconds": None, "peak_gb": None, "error": f"{type(e).__name__}: {e}"}
             rows.append({"arch": arch, "n": n, "weights": source, **rec})
             print(json.dumps(rows[-1]), flush=True)
             if a.out is not None:   # after every row: a run cut short keeps what it measured
@@ -84,7 +86,7 @@ def main() -> None:
         del model
     print(f"{'arch':<10} {'n':>8} {'seconds':>9} {'peak GB':>9}  ({hw}, prefill pieces of {chunk})")
     for r in rows:
-        print(f"{r['arch']:<10} {r['n']:>8} {r['seconds'] if r['seconds'] is not None else '-':>9} {r['peak_gb'] or '-':>9}")
+        print(f"{r['arch']:<10} {r['n']:>8} {r['seconds'] if r['seconds'] is not None else '-':>9} {r['peak_gb'] or ('error' if 'error' in r else '-'):>9}")
 
 
 if __name__ == "__main__":
