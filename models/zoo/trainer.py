@@ -125,7 +125,25 @@ def loss_fn(model: Callable[..., torch.Tensor], tokens: torch.Tensor, weights: t
     return loss, (ce.detach() * m).sum() / m.sum()
 
 
-def _optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
+def train_step(model: Trunk, forward: Callable[..., torch.Tensor], opt: torch.optim.Optimizer, x: torch.Tensor,
+               w: torch.Tensor, pos: torch.Tensor | None, lr: float,
+               r: Recipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One optimizer step on the batch ``x, w: [B, L + 1]`` (bf16 autocast on a GPU); returns the
+    weighted loss, the answer tokens' loss and the mixers' auxiliary loss (or None), not synced."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+        loss, answer_loss = loss_fn(forward, x, w, pos)
+        aux = model.aux_loss()
+        total = loss + r.aux_weight * aux if aux is not None else loss
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
+    opt.step()
+    return loss, answer_loss, aux
+
+
+def optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": r.weight_decay}, {"params": rest, "weight_decay": 0.0}],
@@ -162,7 +180,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
     torch.manual_seed(recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
     model = registry.build(cfg).to(device)
-    opt = _optimizer(model, recipe)
+    opt = optimizer(model, recipe)
     state = {"step": 0, "tokens_seen": 0, "wall_time_s": 0.0, "loss": None}
     meta = out / "trainer.json"
     earlier = None
@@ -185,7 +203,6 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
     # finish the step before, so the next step's launches could not overlap it (small models are launch-bound)
     tokens, weights = data.tokens.to(device), data.weights.to(device)
     forward = torch.compile(model) if compiled else model
-    use_amp = device.startswith("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True   # the float32 chunked scans' matmuls
     start, step = time.time() - state["wall_time_s"], state["step"]
     log = (out / "loss.jsonl").open("a")
@@ -212,16 +229,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             rows = batch_rows(step, recipe, tokens.shape[0], device)
             x, w = tokens[rows].long(), weights[rows].float()
             pos = pose_positions(step, x.shape[1] - 1, recipe.pose_span, recipe.seed).to(device) if recipe.pose_span else None
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, recipe)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss, answer_loss = loss_fn(forward, x, w, pos)
-                aux = model.aux_loss()
-                total = loss + recipe.aux_weight * aux if aux is not None else loss
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            opt.step()
+            loss, answer_loss, aux = train_step(model, forward, opt, x, w, pos, lr_at(step, recipe), recipe)
             step += 1
             state["tokens_seen"] += x.shape[0] * (x.shape[1] - 1)
             if step % recipe.log_every == 0 or step == recipe.steps:
