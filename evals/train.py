@@ -23,6 +23,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -205,8 +206,8 @@ def train(
     configs = [registry.config(a, size) for a in archs]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every)
-    length_recipe = Recipe(steps=length_steps, batch=batch, lr=lr * LENGTH_LR_SCALE, warmup=min(warmup, length_steps),
-                           seed=seed, save_every=save_every, pose_span=pose_span)
+    length_recipe = replace(recipe, steps=length_steps, lr=lr * LENGTH_LR_SCALE, warmup=min(warmup, length_steps),
+                            pose_span=pose_span)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
@@ -220,8 +221,7 @@ def train(
                                      drill_fraction))
     copy_data = None
     if copy_steps:
-        copy_recipe = Recipe(steps=copy_steps, batch=2 * batch, lr=lr, warmup=min(warmup, copy_steps), seed=seed,
-                             save_every=save_every)
+        copy_recipe = replace(recipe, steps=copy_steps, batch=2 * batch, warmup=min(warmup, copy_steps))
         copy_data = cached(out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors",
                            lambda: build_copy_data(copy_len, 2 * rows, seed))
     stop_at = time.time() + stop_after if stop_after is not None else None
