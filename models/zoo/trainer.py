@@ -97,13 +97,14 @@ def _epoch_order(seed: int, epoch: int, n_rows: int, device: str) -> torch.Tenso
     return torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).to(device)
 
 
-def pose_positions(step: int, length: int, span: int, seed: int) -> torch.Tensor:
+def pose_positions(step: int, length: int, span: int, seed: int, device: str = "cpu") -> torch.Tensor:
     """PoSE position skips (Zhu et al., 2023): step ``step``'s RoPE positions ``[length]``, i.e.
     ``0..length-1`` with one skip of ``u`` in [0, span - length] added after a cut at a token in
     [1, length - 1], both drawn from (seed, step). Text on either side of the cut keeps its own
     distances; pairs across it sit up to ``span`` apart, so a model trained at ``length`` has seen
-    every relative distance up to ``span``. ``span <= length`` gives plain positions."""
-    pos = torch.arange(length)
+    every relative distance up to ``span``. ``span <= length`` gives plain positions. Built on ``device``
+    (only the two draws happen on the host), so a training step copies nothing to the GPU."""
+    pos = torch.arange(length, device=device)
     if span <= length:
         return pos
     g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7919)
@@ -228,7 +229,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
         while step < recipe.steps and (stop_at is None or time.time() < stop_at):
             rows = batch_rows(step, recipe, tokens.shape[0], device)
             x, w = tokens[rows].long(), weights[rows].float()
-            pos = pose_positions(step, x.shape[1] - 1, recipe.pose_span, recipe.seed).to(device) if recipe.pose_span else None
+            pos = pose_positions(step, x.shape[1] - 1, recipe.pose_span, recipe.seed, device) if recipe.pose_span else None
             loss, answer_loss, aux = train_step(model, forward, opt, x, w, pos, lr_at(step, recipe), recipe)
             step += 1
             state["tokens_seen"] += x.shape[0] * (x.shape[1] - 1)
