@@ -209,9 +209,10 @@ def test_validate_false_skips_only_the_value_checks(monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
+@pytest.mark.parametrize("D", [128, 62], ids=["D128", "D62"])   # 62: the zoo's linear head size
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_full_size_on_gpu(variant, dtype=torch.bfloat16):
-    q, k, v, g, beta, s0 = make(variant, 1, 4, 4, 4, 4096 + 37, 128, 128, dtype=dtype, seed=11)
+def test_full_size_on_gpu(variant, D, dtype=torch.bfloat16):
+    q, k, v, g, beta, s0 = make(variant, 1, 4, 4, 4, 4096 + 37, D, D, dtype=dtype, seed=11)
     o, s = run(variant, q, k, v, g, beta, s0, 64)
     o_ref, s_ref = ref(variant, q, k, v, g, beta, s0)
     assert rel(o, o_ref) < tol(dtype) and rel(s, s_ref) < tol(dtype)

@@ -3,6 +3,8 @@ path (prefill + decode with cache/state) equal to the training path, learning, c
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 import json
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from zoo_steps import stepped_logits  # tests/fixtures, on sys.path via conftest
 from models.base import Request
 from models.errors import ModelError
 from models.spec import parse_spec
-from models.zoo import checkpoint, registry
+from models.zoo import checkpoint, fla_ops, registry
 from models.zoo.linear import gated_delta_chunked, gated_delta_step
 from models.zoo.model import ZooModel
 from models.zoo.swa import local_attention
@@ -184,6 +186,25 @@ def test_shipped_checkpoints_load_and_match_their_cards(arch):
     assert card["data"]["split"] == "train" and card["steps"] > 0
 
 
+@pytest.mark.parametrize("hopper, triton_3_7_1, usable", [(True, False, False), (True, True, True), (False, False, True)])
+def test_fla_ops_are_refused_where_fla_says_its_gated_backward_is_wrong(hopper, triton_3_7_1, usable, monkeypatch):
+    """fla 0.6 raises in the gated backward on Hopper under Triton 3.4 to 3.7.0: the zoo must not pick
+    fla there (the training would crash at its first backward), and must pick it everywhere else."""
+    op = object()
+    fake = {"fla": types.ModuleType("fla"), "fla.ops": types.ModuleType("fla.ops"),
+            "fla.ops.simple_gla": types.SimpleNamespace(chunk_simple_gla=op),
+            "fla.ops.common.chunk_o": types.SimpleNamespace(IS_NVIDIA_HOPPER=hopper, TRITON_ABOVE_3_4_0=True,
+                                                            TRITON_ABOVE_3_7_1=triton_3_7_1)}
+    for name, module in fake.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    assert (fla_ops.fla_op("simple_gla", "chunk_simple_gla") is op) == usable
+
+
+def test_fla_ops_without_fla_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fla", None)   # import fla raises ImportError
+    assert fla_ops.fla_op("gated_delta_rule", "chunk_gated_delta_rule") is None
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("arch", ["linear", "mamba2"])
@@ -192,7 +213,7 @@ def test_gpu_training_through_fla_matches_the_chunked_reference(arch, monkeypatc
     outputs and gradients (float32, the shipped size, a length that is not a multiple of the chunk)."""
     module = importlib.import_module(f"models.zoo.{arch}")
     if module._fla_chunk() is None:
-        pytest.skip("flash-linear-attention (the fla extra) is not installed")
+        pytest.skip("flash-linear-attention (the fla extra) is not installed or cannot train on this GPU")
     torch.manual_seed(0)
     mixer = module.make(registry.config(arch, "small"), 0).cuda()
     x = torch.randn(2, 300, registry.config(arch, "small").d_model, device="cuda", requires_grad=True)

@@ -73,3 +73,20 @@ def test_tiny_model_prefill_and_decode_logits_unchanged(monkeypatch):
     torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
         torch.testing.assert_close(new, model(ids), rtol=1e-5, atol=1e-5)
+
+
+def test_prefill_under_bf16_autocast_accumulates_in_float32():
+    """The GPU runs prefill under bf16 autocast, where the parts' logits and products come out in mixed
+    dtypes (a 1M-token prefill once failed on ``index_add_`` there). With every block selected, so that
+    bf16 cannot flip a routing choice, the bf16 prefill stays within bf16 rounding of the float32 forward."""
+    torch.manual_seed(0)
+    m = registry.build(registry.config("ssa", "tiny")).eval()
+    for block in m.blocks:
+        block.mixer.top_blocks = 1000
+    ids = torch.randint(0, 256, (1, 300))
+    with torch.no_grad():
+        want = m(ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got, _ = m.step(ids, None)
+    assert got.dtype == torch.bfloat16
+    assert float((got.float() - want).abs().max() / want.abs().max()) < 2e-2

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.zoo.fla_ops import fla_op
 from models.zoo.trunk import RMSNorm, ZooConfig
 
 
@@ -131,11 +132,7 @@ def _kernel():
 
 
 def _fla_chunk():
-    try:
-        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-    except ImportError:
-        return None
-    return chunk_gated_delta_rule
+    return fla_op("gated_delta_rule", "chunk_gated_delta_rule")
 
 
 def make(cfg: ZooConfig, layer: int) -> GatedDeltaNet:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.zoo.fla_ops import fla_op
 from models.zoo.trunk import RMSNorm, ZooConfig
 
 
@@ -124,11 +125,7 @@ def _kernel():
 
 
 def _fla_chunk():
-    try:
-        from fla.ops.simple_gla import chunk_simple_gla
-    except ImportError:
-        return None
-    return chunk_simple_gla
+    return fla_op("simple_gla", "chunk_simple_gla")
 
 
 def make(cfg: ZooConfig, layer: int) -> Mamba2:

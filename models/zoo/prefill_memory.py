@@ -2,7 +2,7 @@
 
 Runs each architecture's inference path (``Trunk.step`` with no state, as ``greedy`` does, in pieces
 of ``--chunk`` tokens) on random bytes of length n, under bf16 autocast, and records the peak memory
-the device allocated and the wall time. Weights come from ``--checkpoints/ARCH`` when that folder holds
+the device allocated and the wall time (after a warm-up prefill of two pieces, so compilation is not timed). Weights come from ``--checkpoints/ARCH`` when that folder holds
 one, else a fresh model of the shipped size (memory and time do not depend on the weights).
 
     python -m models.zoo.prefill_memory --arch linear,mamba2,ssa --n 131072,1048576 --out prefill_memory.json
@@ -71,6 +71,10 @@ def main() -> None:
         except ModelError as e:
             raise SystemExit(f"error: {e}") from None
         model.eval()
+        try:   # compile the kernels of a first and a continuing piece outside the timed runs
+            prefill(model, min(2 * chunk, ns[0]), chunk, device)
+        except (RuntimeError, ValueError, torch.cuda.OutOfMemoryError):
+            pass   # the timed runs below record the error
         for n in ns:
             try:
                 rec = prefill(model, n, chunk, device)

@@ -107,18 +107,20 @@ class ContentRoutedAttention(SelectedAttention):
         n_rows = B * H * G * S
         qs = q * D ** -0.5
         parts = [self.window_part(qs, k, v, int(q_pos[0]), S), *self.block_parts(q, qs, k, v, q_pos, means, G * S)]
-        m = torch.full((n_rows + 1,), float("-inf"), dtype=q.dtype, device=q.device)
+        # softmax statistics and sums in float32 or wider (under autocast, parts come out in bf16 or float32)
+        acc = torch.promote_types(q.dtype, torch.float32)
+        m = torch.full((n_rows + 1,), float("-inf"), dtype=acc, device=q.device)
         m[n_rows] = 0.0                        # the sink's lanes are all -inf: keep exp() finite there
         for rows, logits, _ in parts:
-            m.scatter_reduce_(0, rows.reshape(-1), logits.amax(-1).reshape(-1), "amax")
-        den = q.new_zeros(n_rows + 1)
-        out = q.new_zeros(n_rows + 1, D)
+            m.scatter_reduce_(0, rows.reshape(-1), logits.amax(-1).reshape(-1).to(acc), "amax")
+        den = torch.zeros(n_rows + 1, dtype=acc, device=q.device)
+        out = torch.zeros(n_rows + 1, D, dtype=acc, device=q.device)
         for rows, logits, values in parts:
-            p = logits.sub_(m[rows][..., None]).exp_()
+            p = (logits.to(acc) - m[rows][..., None]).exp_()
             den.index_add_(0, rows.reshape(-1), p.sum(-1).reshape(-1))
-            out.index_add_(0, rows.reshape(-1), (p @ values).reshape(-1, D))
+            out.index_add_(0, rows.reshape(-1), (p @ values.to(acc)).to(acc).reshape(-1, D))   # autocast: bf16 product
         out = out[:n_rows] / den[:n_rows, None]
-        return out.view(B, H, G * S, D)[:, :, :C]
+        return out.view(B, H, G * S, D)[:, :, :C].to(q.dtype)
 
     def window_part(self, qs: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p0: int, S: int) -> Part:
         """Scaled queries ``qs: [B, H, C, D]`` (positions ``p0 ..``) against their causal window, in
