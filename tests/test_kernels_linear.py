@@ -207,6 +207,21 @@ def test_validate_false_skips_only_the_value_checks(monkeypatch):
     assert launched
 
 
+def test_delta_rule_on_alike_keys_and_weak_decay():
+    """Keys that all point the same way (normalised positive vectors, like the zoo's silu keys), decay near 1
+    and beta near 1: the chunk's UT transform must stay exact (a doubling-product inverse lost everything)."""
+    gen = torch.Generator().manual_seed(5)
+    B, H, T, D = 1, 2, 150, 20
+    q = torch.randn(B, H, T, D, generator=gen)
+    k = F.normalize(torch.randn(B, H, T, D, generator=gen).abs(), dim=-1)
+    v = torch.randn(B, H, T, D, generator=gen)
+    g, beta = torch.full((B, H, T), -0.01), torch.full((B, H, T), 0.9)
+    o, s = L.gated_delta_rule(*(x.to(DEV) for x in (q, k, v, g, beta)), scale=0.7, output_final_state=True,
+                              chunk_size=64)
+    o_ref, s_ref = recurrent_reference(*(x.to(DEV).double() for x in (q, k, v, g, beta)), 0.7)
+    assert rel(o, o_ref) < tol(torch.float32) and rel(s, s_ref) < tol(torch.float32), (rel(o, o_ref), rel(s, s_ref))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
 @pytest.mark.parametrize("D", [128, 62], ids=["D128", "D62"])   # 62: the zoo's linear head size

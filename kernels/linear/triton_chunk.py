@@ -4,8 +4,8 @@ Launches, the structure of flash-linear-attention's chunk kernels (written anew 
   0. ``_chunk_cumsum`` (gated variants, parallel): the chunk-local cumulative log decay ``gc``, once, so no
      scan runs inside the sequential loop of step 2 (times a per-head factor: Mamba-2's ``dt · A``);
   1. ``_delta_prep`` (delta rule only, parallel over chunks): the chunk's UT transform
-     ``P = (I + diag(b) L)^-1`` by a product of ``log2(C)`` Neumann factors (L is strictly lower, so
-     ``(I - N)(I + N²)(I + N⁴)… = (I + N)^-1`` exactly), then ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
+     ``P = (I + diag(b) L)^-1`` by forward substitution, row by row (L is strictly lower), then
+     ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
   2. ``_state`` (sequential over chunks, parallel over heads, value blocks and, without the delta rule, key
      blocks): stores the state at each chunk start into ``h`` and carries ``S = Γ_C ⊙ S + (K ⊙ Γ_C / Γ)ᵀ U``
      (``U = V``, or ``Vw - W S`` for the delta rule, written back for step 3).
@@ -105,7 +105,7 @@ def _pair(a, b, gc, rows, STRICT: tl.constexpr, GATE: tl.constexpr, BT: tl.const
 @triton.jit
 def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
                 GATE: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                LOG2_BT: tl.constexpr, NVB: tl.constexpr):
+                NVB: tl.constexpr):
     n = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -129,11 +129,13 @@ def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
         else:
             kgam = kb * tl.exp(gc)
     m = -bt[:, None] * _pair(kb, kb, gc, rows, True, GATE, BT, k.dtype.element_ty)
-    eye = tl.where(rows[:, None] == rows[None, :], 1.0, 0.0)
-    p = eye + m
-    for _ in tl.static_range(LOG2_BT - 1):
-        m = tl.dot(m, m)
-        p = p + tl.dot(p, m)
+    # p = (I - m)^-1 by forward substitution, row i = e_i + m[i, :i] @ p[:i]. (The doubling product
+    # (I + m)(I + m^2)(I + m^4)... is exact algebra but cancels catastrophically when the keys are alike
+    # and the decay is weak: relative error 2e10 at BT = 64 on normalised positive keys, beta 0.9.)
+    p = tl.where(rows[:, None] == rows[None, :], 1.0, 0.0)
+    for i in range(1, BT):
+        mi = tl.sum(tl.where(rows[:, None] == i, m, 0.0), axis=0)          # row i of m: [BT], zero from i on
+        p += tl.where(rows[:, None] == i, tl.sum(mi[:, None] * p, axis=0)[None, :], 0.0)
     wv = tl.dot(p, kgam * bt[:, None])
     out_base = bh.to(tl.int64) * T
     tl.store(w + out_base * DK + t[:, None] * DK + dk[None, :], wv.to(w.dtype.element_ty),
@@ -365,7 +367,7 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
         BV_P = min(BVF, 64)
         launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
                                (k, v, g_arg, beta, w, u, kd, T, H, HK, HV, HG, beta.shape[1], DK, DV),
-                               {"GATE": GATE, "BT": BT, "BK": BK, "BV": BV_P, "LOG2_BT": BT.bit_length() - 1,
+                               {"GATE": GATE, "BT": BT, "BK": BK, "BV": BV_P,
                                 "NVB": triton.cdiv(DV, BV_P), "num_warps": tn.prep_warps}))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
     s_final = _alloc((B, H, DK, DV), torch.float32, dev)
