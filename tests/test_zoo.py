@@ -179,7 +179,16 @@ def test_gpu_inference_path_through_kernels_matches_training_path(arch):
     assert err < 1e-2, float(err)
 
 
-@pytest.mark.parametrize("arch", ["dense", "linear", "ssa", "swa"])
+SHIPPED = sorted(p.parent.name for p in (Path(__file__).parent.parent / "models" / "checkpoints").glob("*/card.json"))
+
+
+def test_every_architecture_ships_at_most_once_within_the_size_budget():
+    folder = Path(__file__).parent.parent / "models" / "checkpoints"
+    assert set(SHIPPED) <= set(registry.ARCHS) and len(SHIPPED) >= 8
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 64 * 2**20
+
+
+@pytest.mark.parametrize("arch", SHIPPED)
 def test_shipped_checkpoints_load_and_match_their_cards(arch):
     model, card = checkpoint.load(Path(__file__).parent.parent / "models" / "checkpoints" / arch)
     assert card["architecture"] == arch and card["parameters"] == model.num_params()
