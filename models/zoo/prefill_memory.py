@@ -2,8 +2,9 @@
 
 Runs each architecture's inference path (``Trunk.step`` with no state, as ``greedy`` does, in pieces
 of ``--chunk`` tokens) on random bytes of length n, under bf16 autocast, and records the peak memory
-the device allocated and the wall time (after a warm-up prefill of two pieces, so compilation is not timed). Weights come from ``--checkpoints/ARCH`` when that folder holds
-one, else a fresh model of the shipped size (memory and time do not depend on the weights).
+the device allocated and the wall time, after a warm-up prefill of two pieces, so compilation is not
+timed. Weights come from ``--checkpoints/ARCH`` when that folder holds one, else a fresh model of the
+shipped size (memory and time do not depend on the weights).
 
     python -m models.zoo.prefill_memory --arch linear,mamba2,ssa --n 131072,1048576 --out prefill_memory.json
     python -m models.zoo.prefill_memory --cpu-smoke       # tiny sizes on the CPU, to know the script runs

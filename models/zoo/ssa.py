@@ -116,7 +116,7 @@ class ContentRoutedAttention(SelectedAttention):
         den = torch.zeros(n_rows + 1, dtype=acc, device=q.device)
         out = torch.zeros(n_rows + 1, D, dtype=acc, device=q.device)
         for rows, logits, values in parts:
-            p = (logits.to(acc) - m[rows][..., None]).exp_()
+            p = logits.to(acc).sub_(m[rows][..., None]).exp_()   # in place unless autocast made it bf16
             den.index_add_(0, rows.reshape(-1), p.sum(-1).reshape(-1))
             out.index_add_(0, rows.reshape(-1), (p @ values.to(acc)).to(acc).reshape(-1, D))   # autocast: bf16 product
         out = out[:n_rows] / den[:n_rows, None]
