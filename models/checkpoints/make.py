@@ -33,7 +33,7 @@ def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) ->
     compilation when ``compiled``)."""
     recipe = Recipe(batch=batch)
     model = registry.build(registry.config(arch)).cuda()
-    forward = torch.compile(model) if compiled else model
+    forward = torch.compile(model, dynamic=False) if compiled else model
     opt = optimizer(model, recipe)
     tokens = torch.randint(0, 256, (8 * batch, seq_len + 1), device="cuda", dtype=torch.int16)
     weights = torch.ones(tokens.shape, device="cuda", dtype=torch.float16)
