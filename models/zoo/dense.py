@@ -3,7 +3,7 @@
 ``Attention`` is also the base of the sparse mixers (swa, dsa, ssa, hyper): they share the
 projections, RoPE and the key/value cache, and override ``attend_train`` / ``attend_infer``.
 A prefill on a GPU goes through ``kernels.flash.flash_attention`` (Triton); elsewhere, and for
-continuations against a cache, through PyTorch SDPA.
+continuations against a cache, through PyTorch SDPA (bottom-right causal, no mask built on a GPU).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.bias import causal_lower_right
 
 from models.zoo.trunk import ZooConfig
 
@@ -139,7 +140,9 @@ class Attention(nn.Module):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         if q.shape[2] == 1:
             return F.scaled_dot_product_attention(q, k, v)
-        return masked_attention(q, k, v, causal_mask(q_pos, k_pos))
+        # a prefill piece against the cache: the queries are the last keys, so the causal mask is aligned
+        # to the bottom right; SDPA's CausalBias runs that on a GPU without building the [piece, S] mask
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(q.shape[2], k.shape[2]))
 
 
 def make(cfg: ZooConfig, layer: int) -> nn.Module:
