@@ -20,9 +20,9 @@ from models.zoo.generate import greedy
 from models.zoo.trunk import BOS, Trunk
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-# mixers whose prefill here costs O(T^2) (dense layers, or the masked reference paths of the sparse
-# ones) get a 128K limit; the recurrent and sliding-window ones are sized for 1M-token prompts
-QUADRATIC = {"dense", "dsa", "hyper", "ssa", "hybrid"}
+# every mixer prefills a 1M-token prompt in pieces within 80 GB (dense layers too, in O(T^2) time:
+# 7.8 s for dense at 1M on an H100; models/zoo/prefill_memory_h100.json)
+MAX_CONTEXT = 1 << 20
 
 
 def encode(request: Request) -> list[int]:
@@ -36,7 +36,7 @@ class ZooModel:
 
     def __init__(self, spec: str, model: Trunk, card: dict):
         self.spec, self.model, self.card = spec, model.eval(), card
-        self.max_context = 131072 if model.cfg.arch in QUADRATIC else 1 << 20
+        self.max_context = MAX_CONTEXT
 
     @classmethod
     def from_spec(cls, s: ModelSpec) -> ZooModel:
