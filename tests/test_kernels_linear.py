@@ -193,6 +193,20 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
         call()
 
 
+def test_a_kernel_too_large_for_the_gpu_is_a_value_error(monkeypatch):
+    """Triton's OutOfResources at compile time (float32 delta rule at D_k = 128 on an H100: 246 KB of shared
+    memory) comes back as a ValueError that names the dtype, head sizes and what to change."""
+    from triton.runtime.errors import OutOfResources
+
+    def too_large(*a, **kw):
+        raise OutOfResources(251904, 232448, "shared memory")
+
+    monkeypatch.setattr(triton_chunk, "chunk_forward", too_large)
+    q, k, v, g, beta, _ = make("delta", 1, 2, 2, 2, 37, 20, 12)
+    with pytest.raises(ValueError, match=r"float32 at D_k = 20, D_v = 12 .*shared memory .*bf16/fp16"):
+        L.gated_delta_rule(q, k, v, g, beta)
+
+
 def test_validate_false_skips_only_the_value_checks(monkeypatch):
     q, k, v, g, beta, s0 = make("delta-channel", 1, 2, 2, 2, 37, 20, 12)
     kw = dict(initial_state=s0, output_final_state=True, chunk_size=16)

@@ -132,6 +132,8 @@ def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_s
     _check(q, k, v, g, beta, initial_state, chunk_size, step=False, values=validate)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if _use_triton(q):
+        from triton.runtime.errors import OutOfResources
+
         from kernels.linear.triton_chunk import chunk_forward
 
         dk, dv = q.shape[-1], v.shape[-1]
@@ -143,7 +145,12 @@ def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_s
             initial_state = None if initial_state is None else F.pad(initial_state, (0, pv - dv, 0, pk - dk))
         c = [None if x is None else x.contiguous() for x in (q, k, v, g, beta)]
         s0 = None if initial_state is None else initial_state.float().contiguous()
-        o, s = chunk_forward(*c, scale, s0, chunk_size)
+        try:
+            o, s = chunk_forward(*c, scale, s0, chunk_size)
+        except OutOfResources as err:   # raised while compiling, before any kernel ran (float32 delta rule at D_k = 128)
+            raise ValueError(f"q, k, v: {q.dtype} at D_k = {dk}, D_v = {dv} with chunk_size {chunk_size} needs more "
+                             f"{err.name} than this GPU has ({err.required:,} > {err.limit:,} bytes); pass bf16/fp16 "
+                             "inputs or a smaller chunk_size") from None
         o, s = o[..., :dv], s[..., :dk, :dv]
     else:
         o, s = chunked_linear_attention(q, k, v, g, beta, scale, initial_state, chunk_size)
