@@ -102,6 +102,7 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
                 "generation": man.get("generation"), "packages": man.get("packages")},
         "tasks": tasks,
         "summary": {"ruler_average": {str(k): v for k, v in average.items()}, "average_method": m.average_method(),
+                    "ruler_average_tasks": {str(k): v for k, v in m.ruler_average_tasks().items()},
                     **summarise(average, threshold)},
         "bench": _bench_entry(bench, arch),
     }
@@ -185,8 +186,8 @@ def merge_boards(boards: list[dict[str, Any]], name: str) -> dict[str, Any]:
         for e in b["entries"]:
             e = json.loads(json.dumps(e))
             avg = {int(k): v for k, v in e["summary"]["ruler_average"].items()}
-            e["summary"] = {"ruler_average": e["summary"]["ruler_average"], "average_method": e["summary"]["average_method"],
-                            **summarise(avg, threshold)}
+            kept = {k: e["summary"][k] for k in ("ruler_average", "average_method", "ruler_average_tasks") if k in e["summary"]}
+            e["summary"] = {**kept, **summarise(avg, threshold)}
             add_entry(merged, e)
     validate(merged, f"merged board {name!r}")
     return merged

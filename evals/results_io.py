@@ -72,6 +72,16 @@ class ModelResults:
             by_ctx.setdefault(c.ctx, []).append(c.score.mean)
         return {ctx: sum(v) / len(v) for ctx, v in sorted(by_ctx.items())}
 
+    def ruler_average_tasks(self) -> dict[int, list[str]]:
+        """ctx -> the tasks ``ruler_average`` averaged there (a curve whose task set changes with length
+        says so here)."""
+        if self.summary and isinstance(self.summary.get("ruler_average_tasks"), dict) and self.summary.get("ruler_average"):
+            return {int(k): sorted(v) for k, v in sorted(self.summary["ruler_average_tasks"].items(), key=lambda kv: int(kv[0]))}
+        by_ctx: dict[int, set[str]] = {}
+        for c in self.cells:
+            by_ctx.setdefault(c.ctx, set()).add(c.task)
+        return {ctx: sorted(v) for ctx, v in sorted(by_ctx.items())}
+
     def average_method(self) -> str:
         if self.summary and self.summary.get("ruler_average") and self.summary.get("average_method"):
             return str(self.summary["average_method"])

@@ -50,6 +50,20 @@ def test_board_carries_reproducibility_fields_and_validates(tmp_path):
     assert dense["summary"]["effective_length"] == 32768
 
 
+def test_a_curve_whose_task_set_changes_with_length_lists_the_tasks_per_length(tmp_path):
+    """The zoo's board joins six-task runs at 1K-8K with single-needle runs beyond; each length's average
+    must say which tasks it covers, and a merge must keep that."""
+    write_model(tmp_path / "r", "zoo:hybrid", {"niah_single_1": dict(zip(CTXS, (1.0, 1.0, 1.0, 1.0))),
+                                               "niah_multikey_1": dict(zip(CTXS[:2], (0.2, 0.1)))})
+    board = build_board([tmp_path / "r"], "main")
+    summary = board["entries"][0]["summary"]
+    assert summary["ruler_average"] == {"4096": 0.6, "8192": 0.55, "16384": 1.0, "32768": 1.0}
+    assert summary["ruler_average_tasks"] == {"4096": ["niah_multikey_1", "niah_single_1"], "8192": ["niah_multikey_1", "niah_single_1"],
+                                              "16384": ["niah_single_1"], "32768": ["niah_single_1"]}
+    merged = merge_boards([board], "merged")
+    assert merged["entries"][0]["summary"]["ruler_average_tasks"] == summary["ruler_average_tasks"]
+
+
 def test_summaries():
     s = summarise({4096: 0.8, 8192: 0.8, 16384: 0.8}, 85.6)
     assert s["auc"] == pytest.approx(0.8) and s["effective_length"] is None and s["mean_score"] == pytest.approx(0.8)

@@ -77,6 +77,8 @@ def test_page_loads_from_file_with_every_model(driver, page):
     assert driver.execute_script("return document.querySelector('#plots img').getAttribute('src')") == "../plots/cost.png"
     assert driver.execute_script("return document.querySelector('#kernels').textContent").count("n^") == 2
     assert driver.execute_script("return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")  # all drawn
+    # hovering a length's cell says which tasks its average covers
+    assert driver.execute_script("return document.querySelector('#board tbody tr').cells[6].title") == "average of 1 task: niah_single_1"
 
 
 def test_markup_in_a_model_name_is_text(driver, page):

@@ -31,6 +31,7 @@
   ].concat(ctxs.map(c => ({
     key: "ctx" + c, label: fmtCtx(c), get: e => e.summary.ruler_average[String(c)], show: pct,
     good: x => x !== undefined && 100 * x >= board.threshold,
+    tasks: e => (e.summary.ruler_average_tasks || {})[String(c)],
   }))).concat([
     { key: "exponent", label: "time exponent", get: e => (e.bench ? e.bench.exponent : null), show: x => (x === null || x === undefined ? "—" : "n^" + x.toFixed(2)) },
     { key: "date", label: "date", text: true, get: e => e.run.date },
@@ -71,6 +72,8 @@
           td.textContent = col.show ? col.show(value) : (value === null || value === undefined ? "—" : String(value));
         }
         if (col.good && col.good(value)) td.classList.add("good");
+        const tasks = col.tasks && col.tasks(entry);
+        if (tasks) td.title = "average of " + tasks.length + " task" + (tasks.length === 1 ? "" : "s") + ": " + tasks.join(", ");
         tr.appendChild(td);
       });
       tbody.appendChild(tr);
