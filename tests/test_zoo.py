@@ -99,15 +99,20 @@ def test_a_phase_whose_compilation_fails_trains_eagerly_to_the_same_weights(tmp_
     recipe = Recipe(steps=3, batch=4, log_every=1, save_every=100)
     train(registry.config("dense", "tiny"), recipe, _copy_data(), tmp_path / "eager", progress=False)
 
-    def broken_compile(model, **kw):
-        def forward(*a, **k):
-            model(*a, **k).sum().backward()   # gradients from a half-done step, as a failed backward leaves
-            raise RuntimeError("inductor: PassManager::run failed")
-        return forward
+    def failing_compile(error):
+        def compile_(model, **kw):
+            def forward(*a, **k):
+                model(*a, **k).sum().backward()   # gradients from a half-done step, as a failed backward leaves
+                raise error
+            return forward
+        return compile_
 
-    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(torch, "compile", failing_compile(torch._dynamo.exc.InternalTorchDynamoError("PassManager::run failed")))
     with pytest.warns(UserWarning, match="torch.compile failed .* this phase trains eagerly"):
         train(registry.config("dense", "tiny"), recipe, _copy_data(), tmp_path / "fallback", progress=False, compiled=True)
+    monkeypatch.setattr(torch, "compile", failing_compile(RuntimeError("CUDA error: an illegal memory access")))
+    with pytest.raises(RuntimeError, match="illegal memory access"):   # not a compiler's failure: it stops the run
+        train(registry.config("dense", "tiny"), recipe, _copy_data(), tmp_path / "crash", progress=False, compiled=True)
     eager, _ = checkpoint.load(tmp_path / "eager")
     fallback, _ = checkpoint.load(tmp_path / "fallback")
     for (name, a), b in zip(eager.state_dict().items(), fallback.state_dict().values()):

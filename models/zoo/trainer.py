@@ -233,7 +233,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             pos = pose_positions(step, x.shape[1] - 1, recipe.pose_span, recipe.seed, device) if recipe.pose_span else None
             try:
                 loss, answer_loss, aux = train_step(model, forward, opt, x, w, pos, lr_at(step, recipe), recipe)
-            except Exception as err:   # inductor's own Triton code can fail to build (mamba1's backward at 256, Triton 3.6)
+            except torch._dynamo.exc.TorchDynamoException as err:   # inductor's Triton for mamba1 at 32 x 257 (Triton 3.6)
                 if forward is model:
                     raise
                 warnings.warn(f"{cfg.arch}: torch.compile failed at {tuple(x.shape)} ({type(err).__name__}); "
