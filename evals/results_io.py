@@ -67,20 +67,20 @@ class ModelResults:
         else the plain mean over the tasks scored at that length."""
         if self.summary and isinstance(self.summary.get("ruler_average"), dict) and self.summary["ruler_average"]:
             return {int(k): float(v) for k, v in sorted(self.summary["ruler_average"].items(), key=lambda kv: int(kv[0]))}
-        by_ctx: dict[int, list[float]] = {}
-        for c in self.cells:
-            by_ctx.setdefault(c.ctx, []).append(c.score.mean)
-        return {ctx: sum(v) / len(v) for ctx, v in sorted(by_ctx.items())}
+        return {ctx: sum(c.score.mean for c in cells) / len(cells) for ctx, cells in self._cells_by_ctx().items()}
 
     def ruler_average_tasks(self) -> dict[int, list[str]]:
         """ctx -> the tasks ``ruler_average`` averaged there (a curve whose task set changes with length
         says so here)."""
         if self.summary and isinstance(self.summary.get("ruler_average_tasks"), dict) and self.summary.get("ruler_average"):
             return {int(k): sorted(v) for k, v in sorted(self.summary["ruler_average_tasks"].items(), key=lambda kv: int(kv[0]))}
-        by_ctx: dict[int, set[str]] = {}
+        return {ctx: sorted({c.task for c in cells}) for ctx, cells in self._cells_by_ctx().items()}
+
+    def _cells_by_ctx(self) -> dict[int, list[Cell]]:
+        by_ctx: dict[int, list[Cell]] = {}
         for c in self.cells:
-            by_ctx.setdefault(c.ctx, set()).add(c.task)
-        return {ctx: sorted(v) for ctx, v in sorted(by_ctx.items())}
+            by_ctx.setdefault(c.ctx, []).append(c)
+        return dict(sorted(by_ctx.items()))
 
     def average_method(self) -> str:
         if self.summary and self.summary.get("ruler_average") and self.summary.get("average_method"):

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from models.zoo import checkpoint, registry
-from models.zoo.trainer import Recipe, batch_rows, optimizer, train_step
+from models.zoo.trainer import Recipe, batch_rows, forward_of, optimizer, train_step
 
 
 def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) -> float:
@@ -33,7 +33,7 @@ def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) ->
     compilation when ``compiled``)."""
     recipe = Recipe(batch=batch)
     model = registry.build(registry.config(arch)).cuda()
-    forward = torch.compile(model, dynamic=False) if compiled else model
+    forward = forward_of(model, compiled)
     opt = optimizer(model, recipe)
     tokens = torch.randint(0, 256, (8 * batch, seq_len + 1), device="cuda", dtype=torch.int16)
     weights = torch.ones(tokens.shape, device="cuda", dtype=torch.float16)

@@ -145,6 +145,12 @@ def train_step(model: Trunk, forward: Callable[..., torch.Tensor], opt: torch.op
     return loss, answer_loss, aux
 
 
+def forward_of(model: Trunk, compiled: bool) -> Callable[..., torch.Tensor]:
+    """What a training step calls: the model, or ``torch.compile`` of it with static shapes (each phase
+    has one batch shape; automatic dynamic shapes after the first gave performer 89.5 ms a step, 26.8 planned)."""
+    return torch.compile(model, dynamic=False) if compiled else model
+
+
 def optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -204,7 +210,7 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
     # the rows live on the training device: a copy from host memory each step would wait for the GPU to
     # finish the step before, so the next step's launches could not overlap it (small models are launch-bound)
     tokens, weights = data.tokens.to(device), data.weights.to(device)
-    forward = torch.compile(model, dynamic=False) if compiled else model   # one fixed shape per phase
+    forward = forward_of(model, compiled)
     torch.backends.cuda.matmul.allow_tf32 = True   # the float32 chunked scans' matmuls
     start, step = time.time() - state["wall_time_s"], state["step"]
     log = (out / "loss.jsonl").open("a")
