@@ -44,7 +44,7 @@ from tasks.tokenizers import ByteTokenizer
 if TYPE_CHECKING:  # torch and the zoo are imported when the command runs, not when the CLI starts
     from models.zoo.trainer import TrainData
 
-ARCHS = "dense, swa, linear, mamba2, hybrid, dsa, ssa, hyper, mamba1, performer, s4, hyena"  # models.zoo.registry.ARCHS
+ARCHS = "dense, swa, linear, mamba2, hybrid, hybrid_ssa, dsa, ssa, hyper, mamba1, performer, s4, hyena"  # models.zoo.registry.ARCHS
 
 # the default task mix (RULER needle and variable-tracking tasks, the decay probe)
 TRAIN_TASKS = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",

@@ -2,10 +2,11 @@
 path (prefill + decode with cache/state) equal to the training path, learning, checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import sys
 import types
-import json
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,9 @@ def test_missing_checkpoint_and_unknown_arch_are_model_errors(tmp_path):
         ZooModel.from_spec(parse_spec(f"zoo:dense@{tmp_path / 'nothere'}"))
     with pytest.raises(ModelError, match="unknown zoo architecture"):
         ZooModel.from_spec(parse_spec("zoo:transformerxl"))
+    cfg = registry.config("hybrid_ssa", "tiny")
+    with pytest.raises(ModelError, match="attention 'nsa'"):
+        registry.build(dataclasses.replace(cfg, mixer={**cfg.mixer, "attention": "nsa"}))
 
 
 def test_dsa_indexer_learns_only_from_its_distillation_loss():

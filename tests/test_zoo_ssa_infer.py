@@ -12,14 +12,18 @@ from models.zoo import registry, ssa
 from models.zoo.sparse import SelectedAttention
 from models.zoo.trunk import ZooConfig
 
-MIXERS = {"b4-top2-w6": (4, 2, 6), "b4-top3-w4": (4, 3, 4), "b8-top2-w16": (8, 2, 16)}
+# (block, top_blocks, window, rope_fraction): under partial RoPE, routing reads the unrotated half only
+MIXERS = {"b4-top2-w6": (4, 2, 6, 1.0), "b4-top3-w4": (4, 3, 4, 1.0), "b8-top2-w16": (8, 2, 16, 1.0),
+          "b4-top2-w6-half": (4, 2, 6, 0.5)}
 # (keys in the cache, queries at its end): shorter than a block, not a multiple of it, a few blocks
 LENGTHS = [(3, 3), (5, 5), (13, 13), (37, 37), (37, 1), (50, 13), (64, 64), (101, 7), (101, 1)]
 
 
-def mixer(block: int, top: int, window: int, heads: int = 2, head_dim: int = 8) -> ssa.ContentRoutedAttention:
+def mixer(block: int, top: int, window: int, rope_fraction: float = 1.0, heads: int = 2,
+          head_dim: int = 8) -> ssa.ContentRoutedAttention:
     torch.manual_seed(0)
-    cfg = ZooConfig("ssa", heads * head_dim, 1, heads, 32, mixer={"block": block, "top_blocks": top, "window": window})
+    knobs = {"block": block, "top_blocks": top, "window": window, "rope_fraction": rope_fraction}
+    cfg = ZooConfig("ssa", heads * head_dim, 1, heads, 32, mixer=knobs)
     return ssa.ContentRoutedAttention(cfg, 0).eval()
 
 
@@ -49,6 +53,22 @@ def test_many_chunks_and_tiles_equal_mask_path(monkeypatch):
     pos = torch.arange(90)
     want = mask_path(att, q, k, v, pos, pos)
     torch.testing.assert_close(att.attend_infer(None, q, k, v, pos, pos, {}), want, rtol=1e-10, atol=1e-10)
+
+
+def test_partial_rope_routes_on_the_unrotated_half_only():
+    """With half of each head rotated, the blocks a query chooses depend on the unrotated half alone:
+    rewriting the rotated half of every key changes no choice; under full RoPE every dimension routes."""
+    att = mixer(4, 2, 4, rope_fraction=0.5)
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(1, 2, 40, 8, generator=g), torch.randn(1, 2, 40, 8, generator=g)
+    scrambled = k.clone()
+    scrambled[..., :4] = 100 * torch.randn(1, 2, 40, 4, generator=g)
+    pos = torch.arange(40)
+    assert att.route_from == 4
+    torch.testing.assert_close(att.route(q, att.block_means(scrambled), pos), att.route(q, att.block_means(k), pos))
+    full = mixer(4, 2, 4)
+    assert full.route_from == 0 and not torch.equal(full.route(q, full.block_means(scrambled), pos)[0],
+                                                    full.route(q, full.block_means(k), pos)[0])
 
 
 def test_many_queries_choosing_one_block():

@@ -22,7 +22,7 @@ from models.errors import ModelError
 from models.zoo import checkpoint, registry
 from models.zoo.generate import PREFILL_CHUNK
 
-SUB_QUADRATIC = ("swa", "linear", "mamba2", "ssa", "hyper", "mamba1", "performer", "s4", "hyena")
+SUB_QUADRATIC = ("swa", "linear", "mamba2", "hybrid_ssa", "ssa", "hyper", "mamba1", "performer", "s4", "hyena")
 
 
 def load(arch: str, size: str, folder: Path | None, device: str) -> tuple[torch.nn.Module, str]:

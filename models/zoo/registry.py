@@ -31,6 +31,7 @@ MIXERS: dict[str, MixerFactory] = {
     "linear": linear.make,
     "mamba2": mamba2.make,
     "hybrid": hybrid.make,
+    "hybrid_ssa": hybrid.make,
     "dsa": dsa.make,
     "ssa": ssa.make,
     "hyper": hyper.make,
@@ -48,6 +49,10 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
     "mamba2": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8}, "small": {"d_state": 64, "head_dim": 32, "chunk": 128}},
     "hybrid": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8, "attn_every": 2},
                "small": {"d_state": 64, "head_dim": 32, "chunk": 128, "attn_every": 4}},
+    "hybrid_ssa": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8, "attn_every": 2, "attention": "ssa",
+                            "block": 4, "top_blocks": 2, "window": 6},
+                   "small": {"d_state": 64, "head_dim": 32, "chunk": 128, "attn_every": 4, "attention": "ssa",
+                             "block": 64, "top_blocks": 8, "window": 128}},
     "dsa": {"tiny": {"topk": 5, "index_heads": 2, "index_dim": 8}, "small": {"topk": 128, "index_heads": 4, "index_dim": 32}},
     "ssa": {"tiny": {"block": 4, "top_blocks": 2, "window": 6}, "small": {"block": 64, "top_blocks": 8, "window": 128}},
     "hyper": {"tiny": {"hash_bits": 2, "window": 6}, "small": {"hash_bits": 3, "window": 128}},
@@ -60,7 +65,7 @@ KNOBS: dict[str, dict[str, dict[str, Any]]] = {
 
 # the rotary architectures rotate half of each head's dimensions; the other half match content at any
 # distance (with the length phase's PoSE skips and log-n, the 1K-trained dense finds single needles at 64K)
-ROTARY = ("dense", "swa", "hybrid", "dsa", "ssa", "hyper", "performer")
+ROTARY = ("dense", "swa", "hybrid", "hybrid_ssa", "dsa", "ssa", "hyper", "performer")
 ROPE_FRACTION = 0.5
 # the mixers whose softmax spans every earlier key scale their queries by log-n beyond the training length
 # (dense.Attention.scale_queries); the others attend to a bounded set of keys, which long prompts do not dilute
@@ -74,6 +79,7 @@ WIDTHS: dict[str, dict[str, int]] = {
     "linear": {"tiny": 64, "small": 248},
     "mamba2": {"tiny": 56, "small": 224},
     "hybrid": {"tiny": 64, "small": 240},
+    "hybrid_ssa": {"tiny": 64, "small": 240},
     "dsa": {"tiny": 64, "small": 248},
     "ssa": {"tiny": 64, "small": 256},
     "hyper": {"tiny": 64, "small": 256},

@@ -3,7 +3,10 @@ keys are grouped in blocks of ``block`` tokens, each summarized by its mean key;
 scores the completed blocks before its own by ``q . mean(k_block)`` and attends to the tokens of
 its ``top_blocks`` best blocks plus a causal local window of ``window`` tokens (``window >= block``,
 so the query's own, unfinished block is always covered). Routing is per query and per head and
-passes no gradient; keys learn to be routable through the attention they receive.
+passes no gradient; keys learn to be routable through the attention they receive. Under partial
+RoPE, routing reads only the unrotated dimensions: a block's mean of rotated keys mixes the
+positions inside it, and its product with a query depends on their distance, which training at
+1K never spans; the unrotated half compares content alone, at any distance.
 
 Attended keys per query: ``top_blocks * block + window``, independent of T; routing costs
 O(T / block) per query. Training (and ``select``, the reference) builds a boolean mask and runs
@@ -49,21 +52,25 @@ class ContentRoutedAttention(SelectedAttention):
         self.block = int(cfg.mixer.get("block", 64))
         self.top_blocks = int(cfg.mixer.get("top_blocks", 8))
         self.window = int(cfg.mixer.get("window", 128))
+        # dimensions from here on are unrotated (all of them under full RoPE, e.g. session 3's checkpoint)
+        rotated = 2 * round(self.head_dim * self.rope_fraction / 2)
+        self.route_from = rotated if rotated < self.head_dim else 0
         if self.window < self.block:
             raise ValueError(f"ssa: window {self.window} must be at least the block size {self.block}")
 
     def block_means(self, k: torch.Tensor) -> torch.Tensor:
-        """Mean key of each completed block: ``k: [B, H, Tk, D]`` -> ``[B, H, Tk // block, D]``."""
+        """Mean routing key of each completed block: ``k: [B, H, Tk, D]`` -> ``[B, H, Tk // block, R]``
+        (``R = D - route_from`` routing dimensions)."""
         B, H, Tk, D = k.shape
         nb = Tk // self.block
-        return k[:, :, :nb * self.block].reshape(B, H, nb, self.block, D).mean(3)
+        return k[:, :, :nb * self.block, self.route_from:].reshape(B, H, nb, self.block, D - self.route_from).mean(3)
 
     def route(self, q: torch.Tensor, means: torch.Tensor, q_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each query's best completed blocks: ``q: [B, H, Tq, D]``, ``means: [B, H, nb, D]`` (nb >= 1)
+        """Each query's best completed blocks: ``q: [B, H, Tq, D]``, ``means: [B, H, nb, R]`` (nb >= 1)
         -> block indices ``[B, H, Tq, min(top_blocks, nb)]`` and whether each is a real choice
         (a block that is done: it ends before the query's own block starts)."""
         nb = means.shape[2]
-        scores = q @ means.transpose(-1, -2)                                  # [B, H, Tq, nb]
+        scores = q[..., self.route_from:] @ means.transpose(-1, -2)           # [B, H, Tq, nb]
         done = torch.arange(nb, device=q.device)[None, :] < (q_pos // self.block)[:, None]
         scores = scores.masked_fill(~done, float("-inf"))
         idx = scores.topk(min(self.top_blocks, nb), dim=-1).indices
@@ -95,7 +102,7 @@ class ContentRoutedAttention(SelectedAttention):
 
     def attend_chunk(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor,
                      means: torch.Tensor) -> torch.Tensor:
-        """One chunk of ``attend_infer``: ``q: [B, H, C, D]``, ``means: [B, H, nb, D]`` -> ``[B, H, C, D]``.
+        """One chunk of ``attend_infer``: ``q: [B, H, C, D]``, ``means: [B, H, nb, R]`` -> ``[B, H, C, D]``.
 
         Queries are padded to ``G`` bands of ``S`` and numbered by row, ``(b * H + h) * G * S + query``;
         row ``B * H * G * S`` is a sink for padding. Each part is ``(rows [N, R], logits [N, R, n],
