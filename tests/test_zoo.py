@@ -194,6 +194,43 @@ def test_dsa_indexer_learns_only_from_its_distillation_loss():
     assert mixer.qkv.weight.grad is None or mixer.qkv.weight.grad.abs().sum() == 0
 
 
+@pytest.mark.parametrize("arch", ["ssa", "hybrid_ssa"])
+def test_ssa_routing_distillation_equals_its_definition_and_trains_q_and_k(arch):
+    """The routing loss, recomputed query by query in float64: KL from the full causal attention's
+    mass on each completed block (renormalized) to the softmax of q's unrotated half against each
+    block's mean key; its gradient reaches the q/k projection."""
+    m = tiny(arch, torch.float64).train()
+    m(torch.randint(0, 256, (2, 23), generator=torch.Generator().manual_seed(1)))
+    mixers = [b.mixer for b in m.blocks if hasattr(b.mixer, "route_distill")]
+    aux = m.aux_loss()
+    assert aux is not None and aux.item() > 0 and len(mixers) >= 1
+    att = mixers[0]
+    g = torch.Generator().manual_seed(2)
+    D, bs, r = att.head_dim, att.block, att.route_from
+    q, k = (torch.randn(2, 2, 23, D, generator=g, dtype=torch.float64) for _ in range(2))
+    assert r == D // 2
+    kls = []
+    for b in range(2):
+        for h in range(2):
+            for t in range(23):
+                nb = t // bs
+                if nb == 0:
+                    continue
+                p = torch.softmax(q[b, h, t] @ k[b, h, :t + 1].T / D ** 0.5, -1)
+                mass = torch.stack([p[j * bs:(j + 1) * bs].sum() for j in range(nb)])
+                target = mass / mass.sum()
+                means = torch.stack([k[b, h, j * bs:(j + 1) * bs, r:].mean(0) for j in range(nb)])
+                log_q = torch.log_softmax(means @ q[b, h, t, r:] / (D - r) ** 0.5, -1)
+                kls.append((target * (target.log() - log_q)).sum())
+    torch.testing.assert_close(att.route_distill(q, k), torch.stack(kls).mean())
+    aux.backward()
+    assert att.qkv.weight.grad.abs().sum() > 0
+    m.eval()
+    with torch.no_grad():
+        m(torch.randint(0, 256, (1, 9)))
+    assert m.aux_loss() is None
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the kernels/ inference paths)")
 @pytest.mark.parametrize("arch", ARCHS)
