@@ -102,26 +102,29 @@ class ContentRoutedAttention(SelectedAttention):
         self.aux = self.route_distill(q, k) if self.training and torch.is_grad_enabled() else None
         return out
 
-    def route_distill(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def route_distill(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor | None:
         """KL(full attention's mass per completed block || softmax of the routing scores), per query
-        and head, averaged over the queries that have a completed block; ``q, k: [B, H, T, D]`` at
-        token positions ``0 .. T - 1``. The target is stop-gradient; the routing scores take the
-        attention's scale over the routing dimensions."""
+        and head, averaged over the queries past the first block (those with a completed block);
+        ``q, k: [B, H, T, D]`` at token positions ``0 .. T - 1``. The target is stop-gradient; the
+        routing scores take the attention's scale over the routing dimensions. Every row softmaxed has
+        a finite entry: a row of -inf has a NaN gradient, which compiled kernels do not mask away."""
         B, H, T, D = q.shape
-        nb, r = T // self.block, self.route_from
-        idx = torch.arange(T, device=q.device)
-        done = torch.arange(nb, device=q.device)[None, :] < (idx // self.block)[:, None]    # [T, nb]
+        nb, r, bs = T // self.block, self.route_from, self.block
+        if nb == 0 or T == bs:
+            return None
+        t = torch.arange(bs, T, device=q.device)                                              # query positions
+        done = torch.arange(nb, device=q.device)[None, :] < (t // bs)[:, None]                # [T - bs, nb]
+        qt = q[:, :, bs:]
         acc = torch.promote_types(q.dtype, torch.float32)
-        with torch.no_grad():
-            logits = (q.to(acc) @ k.to(acc).transpose(-1, -2)) * D ** -0.5
-            p = logits.masked_fill(~causal_mask(idx, idx), float("-inf")).softmax(-1)
-            mass = p[..., :nb * self.block].reshape(B, H, T, nb, self.block).sum(-1).masked_fill(~done, 0.0)
-            target = mass / mass.sum(-1, keepdim=True).clamp(min=torch.finfo(acc).tiny)
-        scores = (q[..., r:].to(acc) @ self.block_means(k).to(acc).transpose(-1, -2)) * (D - r) ** -0.5
-        log_q = scores.masked_fill(~done, float("-inf")).log_softmax(-1).masked_fill(~done, 0.0)
-        kl = (torch.xlogy(target, target) - target * log_q).sum(-1)                         # [B, H, T]
-        rows = done.any(-1).to(acc)
-        return (kl * rows).sum() / (B * H * rows.sum()).clamp(min=1.0)
+        with torch.autocast(q.device.type, enabled=False):    # float32 products even under bf16 autocast
+            with torch.no_grad():
+                logits = (qt.to(acc) @ k.to(acc).transpose(-1, -2)) * D ** -0.5               # [B, H, T - bs, T]
+                p = logits.masked_fill(~causal_mask(t, torch.arange(T, device=q.device)), float("-inf")).softmax(-1)
+                mass = p[..., :nb * bs].reshape(B, H, T - bs, nb, bs).sum(-1).masked_fill(~done, 0.0)
+                target = mass / mass.sum(-1, keepdim=True).clamp(min=torch.finfo(acc).tiny)
+            scores = (qt[..., r:].to(acc) @ self.block_means(k).to(acc).transpose(-1, -2)) * (D - r) ** -0.5
+            log_q = scores.masked_fill(~done, float("-inf")).log_softmax(-1).masked_fill(~done, 0.0)
+            return (torch.xlogy(target, target) - target * log_q).sum(-1).mean()
 
     def attend_infer(self, x, q, k, v, q_pos, k_pos, extra):
         """``q: [B, H, Tq, D]`` at contiguous positions ``q_pos`` ending at the last key; ``k, v:
