@@ -135,7 +135,7 @@ def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_
         assert 2048 - tolerance(2048) - 2 * len(s.chat()) <= sent <= 2048, (task, sent)
 
 
-def test_without_model_the_shipped_default_runs_with_its_small_sample_count(env_cache, evals_cli):
+def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_finds_the_needle(env_cache, evals_cli):
     from evals.run_cmd import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
 
     out = env_cache / "r"
@@ -144,3 +144,4 @@ def test_without_model_the_shipped_default_runs_with_its_small_sample_count(env_
     assert f"{DEFAULT_MODEL}: {DEFAULT_MODEL_SAMPLES} sample(s)" in err
     records = read_records(cell(out, DEFAULT_MODEL, "niah_single_1", "1k") / "samples.jsonl")
     assert len(records) == DEFAULT_MODEL_SAMPLES and records[0]["model"] == DEFAULT_MODEL
+    assert records[0]["score"] == 1.0, records[0]["prediction"]   # the default is a trained retriever, not a stand-in
