@@ -145,3 +145,16 @@ def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_
     records = read_records(cell(out, DEFAULT_MODEL, "niah_single_1", "1k") / "samples.jsonl")
     assert len(records) == DEFAULT_MODEL_SAMPLES and records[0]["model"] == DEFAULT_MODEL
     assert records[0]["score"] == 1.0, records[0]["prediction"]   # the default is a trained retriever, not a stand-in
+
+
+def test_the_shipped_default_finds_single_needles_at_8x_its_training_length(env_cache, evals_cli):
+    """At 8K its sparse layer routes each query to 8 of 128 key blocks: the router, its cached keys and the
+    block-inverted inference path must all hold for the needle to come back (the H100 scored 10/10 here)."""
+    from evals.run_cmd import DEFAULT_MODEL
+
+    out = env_cache / "r"
+    code, _, err = evals_cli(["run", "niah_single_1,niah_single_2", "--ctx", "8k", "--samples", "2", "--out", str(out)])
+    assert code == 0, err
+    for task in ("niah_single_1", "niah_single_2"):
+        records = read_records(cell(out, DEFAULT_MODEL, task, "8k") / "samples.jsonl")
+        assert [r["score"] for r in records] == [1.0, 1.0], [r["prediction"] for r in records]
