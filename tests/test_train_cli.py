@@ -121,3 +121,11 @@ def test_length_phase_continues_the_task_phase_with_position_skips(tmp_path):
     assert task["recipe"]["pose_span"] == 0 and task["steps"] == 4
     assert card["recipe"]["pose_span"] == 5000 and card["steps"] == 2 and card["init"]["from"] == "dense-task"
     assert card["recipe"]["lr"] == pytest.approx(task["recipe"]["lr"] / 4)
+
+
+def test_help_lists_every_zoo_architecture():
+    """`evals train --help` names the architectures without importing torch; the list must stay the registry's."""
+    from evals import train
+    from models.zoo import registry
+
+    assert [a.strip() for a in train.ARCHS.split(",")] == list(registry.ARCHS)
