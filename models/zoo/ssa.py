@@ -74,17 +74,17 @@ class ContentRoutedAttention(SelectedAttention):
         if self.window < self.block:
             raise ValueError(f"ssa: window {self.window} must be at least the block size {self.block}")
 
-    def heads(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+    def router_heads(self, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
         """The router's projection of ``x: [B, T, d]`` (gradient stopped) -> ``[B, H, T, router_dim]``."""
         B, T, _ = x.shape
         return proj(x.detach()).view(B, T, self.n_heads, self.router_dim).transpose(1, 2)
 
     def extra_keys(self, x, pos):
-        return {"route_k": self.heads(x, self.router_k)} if self.router_dim else {}
+        return {"route_k": self.router_heads(x, self.router_k)} if self.router_dim else {}
 
     def route_queries(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """``x: [B, Tq, d]``, ``q: [B, H, Tq, D]`` -> routing queries ``[B, H, Tq, Dr]``."""
-        return self.heads(x, self.router_q) if self.router_dim else q[..., self.route_from:]
+        return self.router_heads(x, self.router_q) if self.router_dim else q[..., self.route_from:]
 
     def route_keys(self, k: torch.Tensor, extra: dict[str, torch.Tensor]) -> torch.Tensor:
         """``k: [B, H, Tk, D]`` and the cached extras -> routing keys ``[B, H, Tk, Dr]``."""
@@ -108,26 +108,33 @@ class ContentRoutedAttention(SelectedAttention):
         return idx, done.expand_as(scores).gather(-1, idx)
 
     def select(self, x, q, k, q_pos, k_pos, extra):
-        B, H, Tk, D = k.shape
+        return self.routed_mask(self.route_queries(x, q), self.route_keys(k, extra), q_pos, k_pos)
+
+    def routed_mask(self, rq: torch.Tensor, rk: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """``select`` from routing queries ``rq: [B, H, Tq, Dr]`` and keys ``rk: [B, H, Tk, Dr]``: the
+        chosen blocks' tokens and the causal window, bool ``[B, H, Tq, Tk]`` (or ``[1, 1, Tq, Tk]``)."""
+        B, H, Tq, _ = rq.shape
+        Tk = rk.shape[2]
         diff = q_pos[:, None] - k_pos[None, :]
         local = (diff >= 0) & (diff < self.window)
         nb = Tk // self.block  # the cache is never trimmed, so key positions start at 0
         if nb == 0:
             return local[None, None]
-        idx, real = self.route(self.route_queries(x, q), self.block_means(self.route_keys(k, extra)), q_pos)
-        chosen = torch.zeros(B, H, q.shape[2], nb, dtype=torch.bool, device=q.device)
+        idx, real = self.route(rq, self.block_means(rk), q_pos)
+        chosen = torch.zeros(B, H, Tq, nb, dtype=torch.bool, device=rq.device)
         chosen.scatter_(-1, idx, real)
         tokens = chosen.repeat_interleave(self.block, dim=-1)
         tokens = torch.nn.functional.pad(tokens, (0, Tk - tokens.shape[-1]))
         return tokens | local
 
     def attend_train(self, x, q, k, v, pos):
-        """Selects by token index, like every selected attention; a router also leaves its distillation loss."""
+        """Selects by token index, like every selected attention; a router also leaves its distillation
+        loss, from the same routing queries and keys."""
         idx = torch.arange(q.shape[2], device=q.device)
-        extra = self.extra_keys(x, idx)
-        out = masked_attention(q, k, v, self.select(x, q, k, idx, idx, extra))
+        rq, rk = self.route_queries(x, q), self.route_keys(k, self.extra_keys(x, idx))
+        out = masked_attention(q, k, v, self.routed_mask(rq, rk, idx, idx))
         distill = self.router_dim and self.training and torch.is_grad_enabled()
-        self.aux = self.route_distill(self.route_queries(x, q), self.route_keys(k, extra), q, k) if distill else None
+        self.aux = self.route_distill(rq, rk, q, k) if distill else None
         return out
 
     def route_distill(self, rq: torch.Tensor, rk: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor | None:
