@@ -33,9 +33,9 @@ def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) ->
     compilation when ``compiled``)."""
     recipe = Recipe(batch=batch)
     model = registry.build(registry.config(arch)).cuda()
-    forward = forward_of(model, compiled)
     opt = optimizer(model, recipe)
     tokens = torch.randint(0, 256, (8 * batch, seq_len + 1), device="cuda", dtype=torch.int16)
+    forward = forward_of(model, compiled, tokens[:1, :-1].long())
     weights = torch.ones(tokens.shape, device="cuda", dtype=torch.float16)
     for i in range(13):
         if i == 3:
