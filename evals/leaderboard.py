@@ -227,14 +227,17 @@ def publish_cmd(
     board: Path = typer.Argument(..., help="board JSON (from `evals leaderboard build`)"),
     out: Path = typer.Option(None, "--out", help="folder for the JSON and the page (default: the board's folder)"),
     page: str = typer.Option("index.html", "--page", help="file name of the page inside OUT"),
-    plots: Path = typer.Option(None, "--plots", help="folder of `evals plot` pictures to show (linked by relative path)"),
+    plots: Path = typer.Option(None, "--plots", help="folder of `evals plot` pictures to show (linked by relative path; "
+                               "copied to OUT/plots when outside OUT)"),
 ) -> None:
     """Write the board JSON and a static page (sortable table, per-model detail with plots; no network needed)."""
-    from evals.leaderboard_page import render_page
+    from evals.leaderboard_page import bundle_plots, render_page
 
     data = load_board(board)
     out_dir = out or board.parent
     json_path = write_board(data, out_dir)
     page_path = out_dir / page
+    if plots is not None and plots.is_dir():
+        plots = bundle_plots(plots, out_dir)
     page_path.write_text(render_page(data, page_path.parent, plots), encoding="utf-8")
     console.print(f"{json_path}\n{page_path}", highlight=False)

@@ -12,6 +12,7 @@ import html
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,19 @@ def _plot_files(plots: Path | None) -> list[Path]:
     files = {p.stem: p for p in sorted(plots.glob("*.svg"))}
     files.update({p.stem: p for p in sorted(plots.glob("*.png"))})  # PNG preferred where both exist
     return [files[k] for k in sorted(files)]
+
+
+def bundle_plots(plots: Path, out_dir: Path) -> Path:
+    """The folder a page in ``out_dir`` links its plots from: ``plots`` itself when it lies inside
+    ``out_dir``, else ``out_dir/plots`` holding a copy of its pictures, so the folder can be served as is
+    (a web server does not follow ``../`` out of the folder it serves)."""
+    if plots.resolve().is_relative_to(out_dir.resolve()):
+        return plots
+    dest = out_dir / "plots"
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in _plot_files(plots):
+        shutil.copy2(p, dest / p.name)
+    return dest
 
 
 def images(board: dict[str, Any], page_dir: Path, plots: Path | None) -> dict[str, Any]:

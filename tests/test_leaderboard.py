@@ -130,6 +130,13 @@ def test_cli_build_merge_publish(tmp_path):
     page = (tmp_path / "lb" / "index.html").read_text()
     assert "<script src=" not in page and "http://" not in page.replace("http://www.w3.org", "")  # nothing fetched from a network
     assert "data:image/png;base64," in page  # per-model plot embedded
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "length.png").write_bytes(b"\x89PNG")
+    served = run("publish", str(tmp_path / "lb" / "main.json"), "--out", str(tmp_path / "site"), "--plots", str(pictures))
+    assert served.returncode == 0, served.stderr
+    assert (tmp_path / "site" / "plots" / "length.png").read_bytes() == b"\x89PNG"  # the folder serves as is
+    assert '"src": "plots/length.png"' in (tmp_path / "site" / "index.html").read_text()
     bad = tmp_path / "lb" / "broken.json"
     bad.write_text('{"schema_version": "1.0", "name": "x"')
     refused = run("merge", str(tmp_path / "lb" / "main.json"), str(bad))
