@@ -9,6 +9,7 @@ length. Run from the repository root:
 
     python models/checkpoints/make.py --plan
     python models/checkpoints/make.py --call-s 500 --out runs --results results-zoo   # repeat until done
+    python models/checkpoints/make.py --jobs 3 --compile --out runs --results results-zoo   # 3 processes at once
     python models/checkpoints/make.py --out runs --results results-zoo --ship models/checkpoints  # 8-bit copies
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -47,6 +49,29 @@ def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) ->
     return (time.perf_counter() - start) / 10
 
 
+def train_all(train: list[str], archs: list[str], jobs: int, out: Path, call_s: float | None) -> int:
+    """Run ``train`` (an ``evals train`` command without ``--arch``) for every architecture: all in one
+    process when ``jobs`` is 1, else one process per architecture, ``jobs`` at once on the one GPU, each
+    logging to ``OUT/train-ARCH.log`` and stopping ``call_s`` seconds after this call began. Returns the
+    worst exit status."""
+    start = time.time()
+    if jobs <= 1:
+        stop = [] if call_s is None else ["--stop-after", str(call_s)]
+        return subprocess.run([*train, "--arch", ",".join(archs), *stop], check=False).returncode
+    out.mkdir(parents=True, exist_ok=True)
+
+    def one(arch: str) -> int:
+        left = None if call_s is None else call_s - (time.time() - start)
+        if left is not None and left <= 0:
+            return 0
+        stop = [] if left is None else ["--stop-after", str(round(left, 1))]
+        with (out / f"train-{arch}.log").open("w") as log:
+            return subprocess.run([*train, "--arch", arch, *stop], stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return max(pool.map(one, archs))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--arch", default=",".join(registry.ARCHS))
@@ -64,6 +89,8 @@ def main() -> None:
     p.add_argument("--call-s", type=float, default=None, help="stop training after this many seconds; rerun resumes")
     p.add_argument("--plan", action="store_true", help="only time a step of each architecture and print the cost")
     p.add_argument("--compile", action="store_true", help="train (and time) through torch.compile")
+    p.add_argument("--jobs", type=int, default=1, help="architectures trained at once, one process each (logs in "
+                                                         "OUT/train-ARCH.log): small models leave the GPU idle")
     p.add_argument("--ship", type=Path, default=None,
                    help="write each finished checkpoint here in 8 bits (ARCH/ subfolders) and score that copy")
     p.add_argument("--samples", type=int, default=50)
@@ -78,15 +105,13 @@ def main() -> None:
         return
     start = time.time()
     run = [sys.executable, "-m", "evals"]
-    train = [*run, "train", "--arch", a.arch, "--steps", str(a.steps), "--copy-steps", str(a.copy_steps),
+    train = [*run, "train", "--steps", str(a.steps), "--copy-steps", str(a.copy_steps),
              "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), *a.data.split(),
              "--length-steps", str(a.length_steps), "--pose-span", str(a.pose_span),
              "--out", a.out, "--no-progress"]
-    if a.call_s is not None:
-        train += ["--stop-after", str(a.call_s)]
     if a.compile:
         train.append("--compile")
-    code = subprocess.run(train, check=False).returncode
+    code = train_all(train, archs, a.jobs, Path(a.out), a.call_s)
     if code:
         sys.exit(code)
     for arch in archs:

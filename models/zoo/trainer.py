@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -58,9 +59,12 @@ class TrainData:
     recipe: dict[str, Any]
 
     def save(self, path: Path) -> None:
+        """Written beside ``path`` and renamed into place, so runs sharing a folder never read half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"tokens": self.tokens.to(torch.int16), "weights": self.weights.to(torch.float16)}, str(path),
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        save_file({"tokens": self.tokens.to(torch.int16), "weights": self.weights.to(torch.float16)}, str(tmp),
                   metadata={"recipe": json.dumps(self.recipe)})
+        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> TrainData:
