@@ -23,30 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
-
+from models.checkpoints.step_modes import step_ms
 from models.zoo import checkpoint, registry
-from models.zoo.trainer import Recipe, batch_rows, forward_of, optimizer, train_step
-
-
-def step_seconds(arch: str, batch: int, seq_len: int, compiled: bool = False) -> float:
-    """Seconds per optimizer step at the shipped size, timed through the trainer's own step (batch gather
-    from rows on the GPU, bf16 autocast, clipping, AdamW), after 3 warm-up steps (which include the
-    compilation when ``compiled``)."""
-    recipe = Recipe(batch=batch)
-    model = registry.build(registry.config(arch)).cuda()
-    opt = optimizer(model, recipe)
-    tokens = torch.randint(0, 256, (8 * batch, seq_len + 1), device="cuda", dtype=torch.int16)
-    forward = forward_of(model, compiled, tokens[:1, :-1].long())
-    weights = torch.ones(tokens.shape, device="cuda", dtype=torch.float16)
-    for i in range(13):
-        if i == 3:
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-        rows = batch_rows(i, recipe, tokens.shape[0], "cuda")
-        train_step(model, forward, opt, tokens[rows].long(), weights[rows].float(), None, recipe.lr, recipe)
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / 10
 
 
 def train_all(train: list[str], archs: list[str], jobs: int, out: Path, call_s: float | None) -> int:
@@ -99,7 +77,9 @@ def main() -> None:
     a = p.parse_args()
     archs = a.arch.split(",")
     if a.plan:
-        per_step = {arch: step_seconds(arch, a.batch, a.seq_len, a.compile) for arch in archs}
+        # the trainer's own step, 3 warm-up steps (compilation included) then 10 timed
+        per_step = {arch: step_ms(arch, "cudagraphs" if a.compile else "eager", a.batch, a.seq_len, steps=10, warmup=3)[0] / 1000
+                    for arch in archs}
         total = sum(per_step.values()) * (a.steps + a.copy_steps / 2)   # a copy step: 2x rows of 1/4 the length
         print(json.dumps({"seconds_per_step": per_step, "predicted_total_s": round(total)}), flush=True)
         return

@@ -14,25 +14,28 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from models.zoo import registry
-from models.zoo.trainer import Recipe, batch_rows, optimizer, train_step
+from models.zoo.trainer import Recipe, batch_rows, forward_of, optimizer, train_step
 
-MODES = {"eager": None, "compile": "default", "cudagraphs": "reduce-overhead"}
+MODES = ("eager", "compile", "cudagraphs")
 
 
-def step_ms(arch: str, mode: str, batch: int, seq_len: int, steps: int, prof: bool) -> tuple[float, str]:
+def step_ms(arch: str, mode: str, batch: int, seq_len: int, steps: int = 40, warmup: int = 5,
+            prof: bool = False) -> tuple[float, str]:
+    """Milliseconds a step of ``arch`` at the shipped size after ``warmup`` steps (compilation included),
+    through ``trainer.forward_of`` as training runs it; with ``prof``, a note on the kernels a step launches."""
     recipe = Recipe(batch=batch)
     torch.manual_seed(0)
     model = registry.build(registry.config(arch)).cuda()
-    forward = model if MODES[mode] is None else torch.compile(model, dynamic=False, mode=MODES[mode])
-    opt = optimizer(model, recipe)
     tokens = torch.randint(0, 256, (8 * batch, seq_len + 1), device="cuda")
     weights = torch.ones(tokens.shape, device="cuda")
+    forward = forward_of(model, mode != "eager", tokens[:1, :-1], graphs=mode == "cudagraphs")
+    opt = optimizer(model, recipe)
 
     def one(i: int) -> torch.Tensor:
         rows = batch_rows(i, recipe, tokens.shape[0], "cuda")
         return train_step(model, forward, opt, tokens[rows], weights[rows], None, recipe.lr, recipe)[0]
 
-    for i in range(5):   # warm-up, compilation included
+    for i in range(warmup):
         one(i)
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -60,9 +63,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--profile", action="store_true")
     a = p.parse_args()
+    modes = a.modes.split(",")
+    if unknown := [m for m in modes if m not in MODES]:
+        p.error(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(MODES)}")
     for arch in a.arch.split(","):
-        for mode in a.modes.split(","):
-            ms, note = step_ms(arch, mode, a.batch, a.seq_len, a.steps, a.profile)
+        for mode in modes:
+            ms, note = step_ms(arch, mode, a.batch, a.seq_len, a.steps, prof=a.profile)
             print(f"{arch:12s} {mode:11s} {ms:7.1f} ms a step  {note}", flush=True)
 
 

@@ -149,20 +149,21 @@ def train_step(model: Trunk, forward: Callable[..., torch.Tensor], opt: torch.op
     return loss, answer_loss, aux
 
 
-def forward_of(model: Trunk, compiled: bool, example: torch.Tensor) -> Callable[..., torch.Tensor]:
+def forward_of(model: Trunk, compiled: bool, example: torch.Tensor, graphs: bool = True) -> Callable[..., torch.Tensor]:
     """What a training step calls: the model, or ``torch.compile`` of it with static shapes (each phase
     has one batch shape; automatic dynamic shapes after the first gave performer 89.5 ms a step, 26.8 planned),
     replayed as CUDA graphs on a GPU: these small models are launch-bound (H100, batch 16 x 1024, ms a step,
     eager / compiled / compiled with CUDA graphs: dense 24.9 / 9.8 / 4.9, mamba2 71.9 / 39.1 / 19.8;
     ``models/checkpoints/step_modes.py``).
     Before compiling, one eager forward of ``example: [B, L]`` ids runs the imports a mixer makes on its
-    first call (fla's), whose import-time version checks dynamo cannot trace (InternalTorchDynamoError)."""
+    first call (fla's), whose import-time version checks dynamo cannot trace (InternalTorchDynamoError).
+    ``graphs=False`` compiles without CUDA graphs (``step_modes.py`` times the difference)."""
     if not compiled:
         return model
     on_gpu = next(model.parameters()).is_cuda
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):
         model(example[:1])
-    return torch.compile(model, dynamic=False, mode="reduce-overhead" if on_gpu else None)
+    return torch.compile(model, dynamic=False, mode="reduce-overhead" if graphs and on_gpu else None)
 
 
 def optimizer(model: Trunk, r: Recipe) -> torch.optim.AdamW:
