@@ -71,7 +71,7 @@ def main() -> None:
                                                          "OUT/train-ARCH.log): small models leave the GPU idle")
     p.add_argument("--ship", type=Path, default=None,
                    help="write each finished checkpoint here in 8 bits (ARCH/ subfolders) and score that copy")
-    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--samples", type=int, default=50, help="samples a task when scoring a finished checkpoint (0: none)")
     p.add_argument("--out", default="runs")
     p.add_argument("--results", default="results-zoo")
     a = p.parse_args()
@@ -92,6 +92,7 @@ def main() -> None:
     if a.compile:
         train.append("--compile")
     code = train_all(train, archs, a.jobs, Path(a.out), a.call_s)
+    print(json.dumps({"train_wall_s": round(time.time() - start, 1), "archs": archs, "jobs": a.jobs}), flush=True)
     if code:
         sys.exit(code)
     for arch in archs:
@@ -104,6 +105,8 @@ def main() -> None:
             checkpoint.save(a.ship / arch, model, card, int8=True)
             shutil.copy(folder / "loss.jsonl", a.ship / arch / "loss.jsonl")
             folder = a.ship / arch
+        if a.samples == 0:
+            continue
         subprocess.run([*run, "run", "niah_single_1,niah_single_2,niah_single_3", "--ctx", str(a.seq_len),
                         "--model", f"zoo:{arch}@{folder}", "--samples", str(a.samples), "-o", a.results], check=True)
 
