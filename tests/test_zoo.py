@@ -19,7 +19,7 @@ from models.spec import parse_spec
 from models.zoo import checkpoint, fla_ops, registry
 from models.zoo.linear import gated_delta_chunked, gated_delta_step
 from models.zoo.model import ZooModel
-from models.zoo.swa import local_attention
+from models.zoo.swa import band_attention, local_attention
 from models.zoo.trainer import Recipe, TrainData, train
 from models.zoo.trunk import VOCAB_SIZE
 
@@ -62,6 +62,7 @@ def test_sliding_window_matches_masked_dense_reference():
     diff = pos[:, None] - pos[None, :]
     w = torch.softmax((q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(~((diff >= 0) & (diff < 5)), float("-inf")), -1)
     torch.testing.assert_close(local_attention(q, k, v, pos, pos, 5), w @ v)
+    torch.testing.assert_close(band_attention(q, k, v, 5), w @ v)   # the training path, static slices
 
 
 def test_gated_delta_chunked_equals_recurrence():

@@ -28,14 +28,25 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: to
     return torch.cat(outs, dim=2)
 
 
+def band_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
+    """``local_attention`` with positions ``0..T-1`` for queries and keys (``q, k, v: [B, H, T, D]``): every
+    slice bound is a Python int, so the training step has no device sync and compiles into one graph."""
+    T = q.shape[2]
+    outs = []
+    for a in range(0, T, window):
+        b, lo = min(a + window, T), max(0, a - window + 1)
+        diff = torch.arange(a, b, device=q.device)[:, None] - torch.arange(lo, b, device=q.device)[None, :]
+        outs.append(masked_attention(q[:, :, a:b], k[:, :, lo:b], v[:, :, lo:b], (diff >= 0) & (diff < window)))
+    return torch.cat(outs, dim=2)
+
+
 class SlidingWindowAttention(Attention):
     def __init__(self, cfg: ZooConfig, layer: int):
         super().__init__(cfg, layer)
         self.window = int(cfg.mixer.get("window", 256))
 
     def attend_train(self, x, q, k, v, pos):
-        idx = torch.arange(q.shape[2], device=q.device)   # the window counts tokens, not RoPE positions
-        return local_attention(q, k, v, idx, idx, self.window)
+        return band_attention(q, k, v, self.window)   # the window counts tokens, not RoPE positions
 
     def attend_infer(self, x, q, k, v, q_pos, k_pos, extra):
         return local_attention(q, k, v, q_pos, k_pos, self.window)
