@@ -17,7 +17,8 @@ space after a sentence end (a pre-tokenizer split for byte-level BPE and Sentenc
 every position is checked by comparing token lists; a tokenizer that merges across that boundary
 is refused rather than reported approximately. Grid points nearer than the fact's own length put
 the fact right before the question (``target_distance`` keeps the grid point). Filler is ``tasks.haystack`` text.
-Metric ``string_match_all``; the answer prefix, kept apart from the prompt, names the key(s).
+Metric ``string_match_all``. Header, fact, question and answer prefix (kept apart from the prompt) are
+NIAH's own (``tasks.niah``), so a probe differs from niah_single_1 only in where the fact sits.
 """
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ from typing import Any, Iterator
 from tasks import vocab
 from tasks.errors import TaskError
 from tasks.haystack import Haystack, load_haystack
+from tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
 from tasks.sample import Sample, make_sample
 from tasks.sizing import tolerance
 from tasks.task import Split, Task
 from tasks.tokenizers import Tokenizer
 from tasks.trim import fit_prefix
 
-_NOUN = {"numbers": "number", "uuids": "uuid", "words": "word"}
+_KINDS = ("numbers", "uuids", "words")
 _ROUNDS = 4
 
 
@@ -52,18 +54,14 @@ class DecayConfig:
 
 
 def fact_text(key: str, value: str, kind: str) -> str:
-    return f"One of the special magic {kind} for {key} is: {value}."
+    return NEEDLE.format(label=kind, key=key, value=value)
 
 
 def question_text(keys: list[str], kind: str) -> tuple[str, str]:
-    """(question, answer prefix) asking for the value of one key or of several."""
-    noun = _NOUN[kind]
-    if len(keys) == 1:
-        return (f"What is the special magic {noun} for {keys[0]} mentioned in the provided text?",
-                f"The special magic {noun} for {keys[0]} mentioned in the provided text is")
-    listed = ", ".join(keys[:-1]) + f" and {keys[-1]}"
-    return (f"What are the special magic {kind} for {listed} mentioned in the provided text? Give each one.",
-            f"The special magic {kind} for {listed} mentioned in the provided text are")
+    """(question, answer prefix) asking for the value of one key or of several, in NIAH's own words
+    (``tasks.niah``), so a probe differs from niah_single only in where the fact sits."""
+    query = keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + ", and " + keys[-1]
+    return QUESTION.format(label=kind, query=query).strip(), ANSWER_PREFIX.format(label=kind, query=query)
 
 
 def distance_grid(lo: int, hi: int) -> list[int]:
@@ -118,7 +116,7 @@ class _Filler:
 class DecayTask:
     """A recall probe (see the module docstring); ``config`` is its row of the variant table."""
 
-    version = "1"
+    version = "2"   # 2: NIAH's question, answer prefix and header (1 had its own wording)
     metric = "string_match_all"
 
     def replace(self, **changes: Any) -> "DecayTask":
@@ -129,7 +127,7 @@ class DecayTask:
         return DecayTask(self.name, dataclasses.replace(self.config, **changes))
 
     def __init__(self, name: str, config: DecayConfig):
-        if config.value not in _NOUN:
+        if config.value not in _KINDS:
             raise TaskError(f"unknown value kind {config.value!r}: use numbers, uuids or words")
         if config.mode not in ("distance", "depth", "multifact") or config.query not in ("one", "all"):
             raise TaskError(f"unknown decay mode {config.mode!r} or query {config.query!r}")
@@ -168,8 +166,7 @@ class DecayTask:
         rng = random.Random(f"{self.name}|{ctx}|{seed}|{i}")
         facts, distractors, query = self._facts(rng, split)
         question, answer_prefix = question_text(query, cfg.value)
-        header = (f"Some special magic {cfg.value} are hidden within the following text. Make sure to memorize "
-                  f"them. I will quiz you about the {cfg.value} afterwards.\n")
+        header = TEMPLATE.format(label=cfg.value)
         target = ctx - overhead - self.answer_budget - len(tok.encode(answer_prefix))
         before = _Filler(hay, tok, rng.randrange(len(hay.units)))
         between = _Filler(hay, tok, rng.randrange(len(hay.units)))

@@ -56,7 +56,7 @@ def test_distance_is_exact_and_follows_the_grid(ctx, tok):
         line = " " + fact_text(fact["key"], fact["value"], "numbers")
         assert s.input.count(line) == 1 and s.answers == [fact["value"]]
         f_at = _index_of(tok, s.input, s.input.index(line))
-        q_at = _index_of(tok, s.input, s.input.rindex("\n What is the special magic number") + 1)
+        q_at = _index_of(tok, s.input, s.input.rindex("\n What are all the special magic numbers") + 1)
         assert s.meta["distance"] == q_at - f_at
         assert s.meta["fact_positions"] == [f_at] and s.meta["question_position"] == q_at
         assert tok.decode(tok.encode(s.input)[f_at:q_at]).strip().startswith("One of the special magic numbers")
@@ -141,3 +141,16 @@ def test_train_split_keys_and_values():
 def test_too_small_ctx_is_a_task_error():
     with pytest.raises(TaskError, match="too small"):
         next(DECAY_TASKS["decay_multifact"].generate(512, 1, 0, ByteTokenizer()))
+
+
+def test_probes_ask_in_niah_words():
+    """A probe differs from niah_single_1 only in where the fact sits: same header, needle, question and
+    answer prefix, so a model that answers NIAH is not scored down by the probe's phrasing."""
+    from tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
+    for name in ("decay_distance", "decay_depth"):
+        s = next(DECAY_TASKS[name].generate(2048, 1, 0, ByteTokenizer()))
+        (fact,) = s.meta["facts"]
+        assert s.input.startswith(TEMPLATE.format(label="numbers"))
+        assert NEEDLE.format(label="numbers", key=fact["key"], value=fact["value"]) in s.input
+        assert s.input.endswith(QUESTION.format(label="numbers", query=fact["key"]).strip())
+        assert s.answer_prefix == ANSWER_PREFIX.format(label="numbers", query=fact["key"])
