@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import triton
 
 from kernels.dsa import reference
 from kernels.dsa.triton_dsa import _indexer, _sparse_attn
-from kernels.dsa.triton_topk import _gather_above, _row_topk
+from kernels.dsa.triton_topk import _gather_above, _row_topk, _sample_tau
 from kernels.flash.checks import FLOAT_DTYPES, check_qkv, interpreting, use_triton
 
 _LOG2E = 1.4426950408889634
@@ -51,7 +52,7 @@ def _scores(q_idx, k_idx, w, t0: int, t1: int, step: int = 1) -> torch.Tensor:
     ``k_idx`` is the full [B, T, DI] key tensor when step == 1, else the contiguous k_idx[:, ::step].
     """
     B, HI, _, DI = q_idx.shape
-    bm, bn = _tiles()
+    bm, bn = (32, 32) if interpreting() else (64, 128)
     n_cols = -(-t1 // step)
     out = torch.empty(B, t1 - t0, n_cols, dtype=torch.float32, device=q_idx.device)
     grid = (triton.cdiv(t1 - t0, bm), triton.cdiv(n_cols, bn), B)
@@ -62,8 +63,37 @@ def _scores(q_idx, k_idx, w, t0: int, t1: int, step: int = 1) -> torch.Tensor:
     return out
 
 
-def _tiles() -> tuple[int, int]:
-    return (32, 32) if interpreting() else (64, 128)
+@dataclass
+class Tiles:
+    """Launch shapes of the DSA kernels (module-level ``TILES`` on a GPU, ``INTERP_TILES`` under the interpreter).
+
+    gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline stages; topk_rows /
+    topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau`` (one row per
+    program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
+    """
+
+    gather_m: int = 128
+    gather_n: int = 64
+    gather_warps: int = 8
+    gather_stages: int = 2
+    topk_rows: int = 1
+    topk_warps: int = 4
+    tau_warps: int = 8
+    attn_n: int = 64
+    attn_warps: int = 4
+    attn_stages: int = 2
+
+
+TILES = Tiles()
+INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32)
+# sampled rows longer than this take torch.topk for their threshold (one Triton program holds a whole row)
+MAX_SAMPLE_BLOCK = 16384
+# queries of all indexer heads of a tile stay on chip across the key loop up to this many bytes
+HOIST_BYTES = 64 * 1024
+
+
+def _tiles() -> Tiles:
+    return INTERP_TILES if interpreting() else TILES
 
 
 def _precision(t: torch.Tensor) -> str:
@@ -113,9 +143,7 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
         pos = torch.arange(t0, t1, device=q_idx.device)
         tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
         if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
-            s = _scores(q_idx, k_sample, w, t0, t1, step)
-            tau = torch.where(pos < cap, tau, s.topk(min(r, s.shape[-1]), dim=-1).values[..., -1])
-            del s
+            tau = torch.where(pos < cap, tau, _sample_threshold(q_idx, k_sample, w, t0, t1, step, r))
         counts = _fused_topk(q_idx, k_idx, w, tau, t0, t1, cap, topk, out)
         redo = (counts > cap) | (counts < (pos + 1).clamp_max(topk))
         for b, t in redo.nonzero().tolist():
@@ -123,26 +151,39 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
     return out
 
 
+def _sample_threshold(q_idx, k_sample, w, t0: int, t1: int, step: int, r: int) -> torch.Tensor:
+    """Rows [t0, t1): the r-th largest score among keys 0, step, 2 step, ... (-inf past the row) -> fp32 [B, t1 - t0]."""
+    s = _scores(q_idx, k_sample, w, t0, t1, step)
+    B, n, n_cols = s.shape
+    r = min(r, n_cols)
+    block = triton.next_power_of_2(n_cols)
+    if block > MAX_SAMPLE_BLOCK:
+        return s.topk(r, dim=-1).values[..., -1]
+    tau = torch.empty(B, n, dtype=torch.float32, device=s.device)
+    _sample_tau[(n, B)](s, tau, n, n_cols, s.stride(0), s.stride(1), tau.stride(0), r, BLOCK=block, ROWS=1,
+                        num_warps=_tiles().tau_warps)
+    return tau
+
+
 def _fused_topk(q_idx, k_idx, w, tau, t0: int, t1: int, cap: int, topk: int, out: torch.Tensor) -> torch.Tensor:
-    """Rows [t0, t1): keep scores >= tau, then exact top-k of those into out[:, t0:t1] -> kept counts [B, t1 - t0]."""
+    """Rows [t0, t1): keep scores >= tau, then the exact top-k of those, ascending, -1 padded, into out[:, t0:t1]
+    -> kept counts [B, t1 - t0]."""
     B, HI, T, DI = q_idx.shape
     n = t1 - t0
     val = torch.empty(B, n, cap, dtype=torch.float32, device=q_idx.device)
     ids = torch.empty(B, n, cap, dtype=torch.int32, device=q_idx.device)
     counts = torch.empty(B, n, dtype=torch.int32, device=q_idx.device)
-    bm, bn = _tiles()
-    _gather_above[(triton.cdiv(n, bm), B)](q_idx, k_idx, w, tau, val, ids, counts, q_idx.stride(0), q_idx.stride(1),
-                                           q_idx.stride(2), k_idx.stride(0), k_idx.stride(1), w.stride(0),
-                                           w.stride(1), tau.stride(0), val.stride(0), val.stride(1), ids.stride(0),
-                                           ids.stride(1), counts.stride(0), T, t0, t1, cap, HI=HI, DI=DI,
-                                           BLOCK_M=bm, BLOCK_N=bn, PRECISION=_precision(q_idx),
-                                           INTERP=interpreting(), num_warps=4, num_stages=2)
+    c = _tiles()
+    hoist = HI * c.gather_m * DI * q_idx.element_size() <= HOIST_BYTES
+    _gather_above[(triton.cdiv(n, c.gather_m), B)](
+        q_idx, k_idx, w, tau, val, ids, counts, q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0),
+        k_idx.stride(1), w.stride(0), w.stride(1), tau.stride(0), val.stride(0), val.stride(1), counts.stride(0), T, t0, t1, cap, HI=HI, DI=DI, BLOCK_M=c.gather_m, BLOCK_N=c.gather_n,
+        PRECISION=_precision(q_idx), HOIST=hoist, INTERP=interpreting(), num_warps=c.gather_warps,
+        num_stages=c.gather_stages)
     dst = out[:, t0:t1]
-    _row_topk[(n, B)](val, ids, counts, dst, val.stride(0), val.stride(1), ids.stride(0), ids.stride(1),
-                      counts.stride(0), dst.stride(0), dst.stride(1), topk, CAP=cap, num_warps=8)
-    big = torch.iinfo(torch.int32).max
-    srt = dst.sort(-1).values
-    out[:, t0:t1] = torch.where(srt == big, -1, srt)
+    _row_topk[(triton.cdiv(n, c.topk_rows), B)](val, ids, counts, dst, n, val.stride(0), val.stride(1),
+                                                counts.stride(0), dst.stride(0), dst.stride(1), topk,
+                                                CAP=cap, ROWS=c.topk_rows, num_warps=c.topk_warps)
     return counts
 
 
@@ -173,12 +214,12 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, idx: tor
     q, k, v, idx = q.contiguous(), k.contiguous(), v.contiguous(), idx.to(torch.int32).contiguous()
     group = H // H_kv
     o = torch.empty_like(q)
-    bn = 32 if interpreting() else 64
+    c = _tiles()
     _sparse_attn[(T, B * H_kv)](q, k, v, idx, o, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
                                 k.stride(2), v.stride(0), v.stride(1), v.stride(2), idx.stride(0), idx.stride(1),
                                 o.stride(0), o.stride(1), o.stride(2), H_kv, group, _LOG2E / math.sqrt(D),
                                 KSEL=idx.shape[2], HEAD_D=D, BLOCK_G=max(16, triton.next_power_of_2(group)),
-                                BLOCK_N=bn, num_warps=4, num_stages=2)
+                                BLOCK_N=c.attn_n, num_warps=c.attn_warps, num_stages=c.attn_stages)
     return o
 
 

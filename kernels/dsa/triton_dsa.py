@@ -2,8 +2,8 @@
 
 ``_indexer``: one program per (query tile, key tile, batch) of a row chunk; it loops over the few
 indexer heads, so a score matrix is written once, in fp32, and never per head (``lightning_indexer``
-and the sampled thresholds of ``dsa_select``). ``_index_tile`` is the score arithmetic, shared with
-the fused selection in ``triton_topk``. This is the honestly O(n^2) part of DSA.
+and the sampled thresholds of ``dsa_select``). ``_index_tile`` is the score arithmetic, shared with the
+fused selection in ``triton_topk`` (which can hold a tile's queries, ``_load_queries``, across its key loop). This is the honestly O(n^2) part of DSA.
 ``_sparse_attn``: one program per (query token, batch * kv head) serves every query head of the
 group (GQA), gathering the selected key/value rows in tiles of BLOCK_N with an online softmax.
 """
@@ -14,14 +14,36 @@ import triton.language as tl
 
 
 @triton.jit
-def _index_tile(QI, W, k, rows, rmask, stride_qh, stride_qt, stride_wt, HI: tl.constexpr, DI: tl.constexpr,
-                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    """Scores of query rows ``rows`` (QI, W already offset to the batch) against key tile k [BLOCK_N, DI]."""
+def _head_query(QI, W, j, rows, rmask, stride_qh, stride_qt, stride_wt, DI: tl.constexpr):
+    """Indexer head j of rows ``rows``: queries [BLOCK_M, DI] as stored, weights [BLOCK_M] in fp32."""
     offs_d = tl.arange(0, DI)
+    q = tl.load(QI + j * stride_qh + rows[:, None] * stride_qt + offs_d[None, :], mask=rmask[:, None], other=0.0)
+    return q, tl.load(W + rows * stride_wt + j, mask=rmask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _load_queries(QI, W, rows, rmask, stride_qh, stride_qt, stride_wt, HI: tl.constexpr, DI: tl.constexpr):
+    """``_head_query`` of every head, as two tuples (queries, weights), to keep on chip across a key loop."""
+    qs = ()
+    ws = ()
+    for j in tl.static_range(HI):
+        q, wj = _head_query(QI, W, j, rows, rmask, stride_qh, stride_qt, stride_wt, DI)
+        qs = qs + (q,)
+        ws = ws + (wj,)
+    return qs, ws
+
+
+@triton.jit
+def _index_tile(qs, ws, QI, W, k, rows, rmask, stride_qh, stride_qt, stride_wt, HI: tl.constexpr, DI: tl.constexpr,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, HOIST: tl.constexpr):
+    """Scores [BLOCK_M, BLOCK_N] of query rows ``rows`` against key tile k [BLOCK_N, DI]; the queries come from
+    ``qs, ws`` (``_load_queries``) if HOIST, else head by head from QI, W (already offset to the batch)."""
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
     for j in tl.static_range(HI):
-        q = tl.load(QI + j * stride_qh + rows[:, None] * stride_qt + offs_d[None, :], mask=rmask[:, None], other=0.0)
-        wj = tl.load(W + rows * stride_wt + j, mask=rmask, other=0.0).to(tl.float32)
+        if HOIST:
+            q, wj = qs[j], ws[j]
+        else:
+            q, wj = _head_query(QI, W, j, rows, rmask, stride_qh, stride_qt, stride_wt, DI)
         acc += tl.maximum(tl.dot(q, tl.trans(k), input_precision=PRECISION), 0.0) * wj[:, None]
     return acc
 
@@ -40,8 +62,8 @@ def _indexer(QI, KI, W, OUT, stride_qb, stride_qh, stride_qt, stride_kb, stride_
     rmask = rows < t1
     cmask = cols < n_cols
     k = tl.load(KI + b * stride_kb + cols[:, None] * stride_kt + offs_d[None, :], mask=cmask[:, None], other=0.0)
-    acc = _index_tile(QI + b * stride_qb, W + b * stride_wb, k, rows, rmask, stride_qh, stride_qt, stride_wt,
-                      HI, DI, BLOCK_M, BLOCK_N, PRECISION)
+    acc = _index_tile(0, 0, QI + b * stride_qb, W + b * stride_wb, k, rows, rmask, stride_qh, stride_qt, stride_wt,
+                      HI, DI, BLOCK_M, BLOCK_N, PRECISION, False)
     acc = tl.where(cols[None, :] * COL_STEP <= rows[:, None], acc, float("-inf"))
     tl.store(OUT + b * stride_ob + (rows - t0)[:, None] * stride_ot + cols[None, :], acc,
              mask=rmask[:, None] & cmask[None, :])
