@@ -72,16 +72,16 @@ class Tiles:
     program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
 
-    gather_m: int = 128
+    gather_m: int = 64      # defaults: the fastest of each family in device_run_v3.py's sweep (H100, 128K)
     gather_n: int = 64
-    gather_warps: int = 8
+    gather_warps: int = 4
     gather_stages: int = 2
     topk_rows: int = 1
     topk_warps: int = 4
     tau_warps: int = 8
-    attn_n: int = 64
-    attn_warps: int = 4
-    attn_stages: int = 2
+    attn_n: int = 32
+    attn_warps: int = 2
+    attn_stages: int = 3
 
 
 TILES = Tiles()
