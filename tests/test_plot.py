@@ -56,12 +56,19 @@ def test_length_plot_labels_lines_and_draws_the_threshold(files):
     assert "RULER-style average" in text
 
 
-def test_decay_plot_has_one_labelled_line_per_model_and_ctx(files):
+def test_decay_plot_has_a_panel_per_model_and_a_line_per_ctx(files):
     (svg,) = make_plots("decay", files["results"], None, None, files["root"] / "decay", ("svg",), 85.6)
     text = svg.read_text()
-    for label in ("zoo:ssa@tiny @ 8k", "zoo:ssa@tiny @ 16k", "hf:Llama-3.1-8B (attn=dense) @ 16k"):
+    for label in ("zoo:ssa@tiny", "hf:Llama-3.1-8B (attn=dense)", "ctx 8k", "ctx 16k"):
         assert label in text
     assert "n=20 samples per point" in text and "95% Wilson" in text
+
+
+def test_decay_bins_pool_distances_by_octave():
+    from evals.plots.decay import log2_bins
+    from evals.results_io import Point
+    pts = log2_bins({61: Point(1.0, 0.0, 2), 68: Point(0.0, 0.0, 2), 130000: Point(0.5, 0.1, 4)})
+    assert pts == [(64, 0.5, 4), (131072, 0.5, 4)]
 
 
 def test_cost_plot_puts_the_fitted_exponent_in_the_legend(files):
