@@ -1,10 +1,12 @@
 """Plain-PyTorch ground truth for SSA block selection, written as the obvious per-query-block search.
 
-For every (batch, head) it builds the key-block hierarchy in float64: a leaf holds, per channel, the
-largest and smallest key value of its ``block_size`` keys; a parent holds the max of its children's
-maxima and the min of their minima. For a query q, ``sum_c max(q_c * kmin_c, q_c * kmax_c)`` is then an
-upper bound on ``q . k`` for every key under the node, so a node holding one strongly matching key is
-never under-scored. A node's score is that bound minus a per-query, per-level offset (the bound of the
+Keys and queries are first written in ``bases`` orthonormal bases (``basis``: the identity, then the
+normalised Sylvester-Hadamard matrix), i.e. as ``bases * D`` channels. For every (batch, head) it builds
+the key-block hierarchy over those channels in float64: a leaf holds, per channel, the largest and
+smallest key value of its ``block_size`` keys; a parent holds the max of its children's maxima and the
+min of their minima. For a query q, ``sum_c max(q_c * kmin_c, q_c * kmax_c)`` is then an upper bound on
+``bases * (q . k)`` for every key under the node (one Quest bound per basis), so a node holding one
+strongly matching key is never under-scored. A node's score is that bound minus a per-query, per-level offset (the bound of the
 level's mean extremes, ``q+ . mean(kmax) + q- . mean(kmin)``), maximised over the queries of the block:
 the offset leaves each query's ranking of nodes unchanged and stops a large-norm query from dominating
 the max. Each query block scores the top level, keeps the ``beam`` best, scores their children, and so on
@@ -18,10 +20,20 @@ import torch
 from kernels.flash.reference import attention_ref, block_mask
 
 
-def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """k: [S, D] -> per level (kmax, kmin), each [n_l, D] float64, leaf first; the last level has <= top_cap rows."""
+def basis(D: int, bases: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """[D, bases * D]: the identity, then (bases = 2) the normalised Sylvester-Hadamard matrix; D a power of 2."""
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while h.shape[0] < D:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    mats = [torch.eye(D, dtype=torch.float64), h / D**0.5][:bases]
+    return torch.cat(mats, 1).to(dtype=dtype, device=device)
+
+
+def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int,
+                  bases: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """k: [S, D] -> per level (kmax, kmin), each [n_l, bases * D] float64, leaf first; the last level has <= top_cap rows."""
     S = k.shape[0]
-    kd = k.double()
+    kd = k.double() @ basis(k.shape[1], bases)
     blocks = [kd[s:s + block_size] for s in range(0, S, block_size)]
     levels = [(torch.stack([b.amax(0) for b in blocks]), torch.stack([b.amin(0) for b in blocks]))]
     while levels[-1][0].shape[0] > top_cap:
@@ -34,25 +46,26 @@ def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int) -
 
 def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: torch.Tensor,
                level_lo: torch.Tensor) -> float:
-    """qs: [M, D] queries; hi, lo: [D] a node's bounds; level_*: [n_l, D] its level -> max over queries of bound - offset."""
+    """qs: [M, C] queries; hi, lo: [C] a node's bounds; level_*: [n_l, C] its level -> max over queries of bound - offset."""
     bound = torch.maximum(qs * hi, qs * lo).sum(1)
     offset = (qs.clamp(min=0) * level_hi.mean(0)).sum(1) + (qs.clamp(max=0) * level_lo.mean(0)).sum(1)
     return (bound - offset).max().item()
 
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
-               fanout: int = 4, local: int = 2, top_cap: int = 64) -> torch.Tensor:
+               fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
-    B, H, T, _ = q.shape
+    B, H, T, D = q.shape
+    rot = basis(D, bases)
     group = H // k.shape[1]
     nqb = -(-T // block_size)
     width = 1 + local + topk
     out = torch.full((B, H, nqb, width), -1, dtype=torch.int64)
     for b in range(B):
         for h in range(H):
-            levels = hierarchy_ref(k[b, h // group], block_size, fanout, top_cap)
+            levels = hierarchy_ref(k[b, h // group], block_size, fanout, top_cap, bases)
             for qb in range(nqb):
-                qs = q[b, h, qb * block_size:(qb + 1) * block_size].double()
+                qs = q[b, h, qb * block_size:(qb + 1) * block_size].double() @ rot
                 keep = {0} | {qb - i for i in range(local) if qb - i >= 0}
                 cand = list(range(levels[-1][0].shape[0]))
                 for lvl in range(len(levels) - 1, -1, -1):

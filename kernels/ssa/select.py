@@ -1,20 +1,26 @@
 """SSA: content-routed block selection that never scores every (query, key) pair, then block-sparse flash.
 
-Keys are summarised per leaf block of ``block_size`` tokens by their per-channel maxima and minima, and
-leaf bounds are merged again in groups of ``fanout`` (max of maxima, min of minima) until at most
-``top_cap`` nodes remain: L = ceil(log_fanout(n / (block_size * top_cap))) + 1 levels. For a query q,
-``q+ . kmax + q- . kmin`` is an upper bound on ``q . k`` over every key under a node (Quest-style), so a
-node holding one strongly matching key is never under-scored, whatever else it holds. Each level's bounds
-are centred by that level's mean bounds (a per-query offset: rankings per query are unchanged), and a
-node's score is the max over the query block's queries. Each query block scores every top node, keeps the
-``beam`` best, scores only their ``beam * fanout`` children, and so on down to the leaves, where it keeps
-``topk`` key blocks. The first block and the ``local`` most recent blocks are always kept.
+Keys and queries are first written in ``bases`` orthonormal bases (default 2: the identity and the
+normalised Hadamard matrix), i.e. as C = bases * D channels. Keys are summarised per leaf block of
+``block_size`` tokens by their per-channel maxima and minima over those channels, and leaf bounds are
+merged again in groups of ``fanout`` (max of maxima, min of minima) until at most ``top_cap`` nodes
+remain: L = ceil(log_fanout(n / (block_size * top_cap))) + 1 levels. For a query q, ``q+ . kmax + q- .
+kmin`` is then the sum of one Quest-style upper bound on ``q . k`` per basis, over every key under a
+node, so a node holding one strongly matching key is never under-scored, whatever else it holds. One
+strong key lifts a node's extremes only in the channels where the query is large; a second basis gives
+it a second, independent set of such channels, so it is far less often hidden among the extremes of
+thousands of random keys (see kernels/ssa/NOTES.md). Each level's bounds are centred by that level's mean
+bounds (a per-query offset: rankings per query are unchanged), and a node's score is the max over the
+query block's queries. Each query block scores every top node, keeps the ``beam`` best, scores only
+their ``beam * fanout`` children, and so on down to the leaves, where it keeps ``topk`` key blocks. The
+first block and the ``local`` most recent blocks are always kept.
 
-Selection cost, per query block: (top_cap + (L - 1) * beam * fanout) node scores of ``block_size * 2D``
-multiply-adds each, so O(n * (top_cap + beam * fanout * log n) * D) for the sequence, i.e. O(n log n),
-plus O(n D) to build the bounds; the attention after it is O(n * (1 + local + topk) * block_size * D).
-Neither term has an n^2. On CUDA (or under ``TRITON_INTERPRET=1``) a Triton kernel scores each level
-without materialising the gathered bounds; elsewhere the same arithmetic runs as PyTorch gathers and matmuls.
+Selection cost, per query block: (top_cap + (L - 1) * beam * fanout) node scores of ``block_size * 2C``
+multiply-adds each, so O(n * (top_cap + beam * fanout * log n) * bases * D) for the sequence, i.e.
+O(n log n), plus O(n D (D + bases)) to rotate and build the bounds; the attention after it is
+O(n * (1 + local + topk) * block_size * D). Neither term has an n^2. On CUDA (or under
+``TRITON_INTERPRET=1``) a Triton kernel scores each level without materialising the gathered bounds;
+elsewhere the same arithmetic runs as PyTorch gathers and matmuls.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from kernels.ssa import reference
 from kernels.ssa.triton_score import _bound_scores
 
 
-def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int) -> None:
+def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int, bases: int) -> None:
     for name, val in (("block_size", block_size), ("topk", topk), ("beam", beam), ("fanout", fanout),
                       ("top_cap", top_cap)):
         if not isinstance(val, int) or val <= 0:
@@ -35,6 +41,8 @@ def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: in
         raise ValueError(f"block_size must be 16, 32, 64 or 128, got {block_size}")
     if not isinstance(local, int) or local < 1:
         raise ValueError(f"local must be an int >= 1 (the diagonal block), got {local!r}")
+    if bases not in (1, 2):
+        raise ValueError(f"bases must be 1 (identity) or 2 (identity and Hadamard), got {bases!r}")
     if fanout < 2:
         raise ValueError(f"fanout must be at least 2, got {fanout}")
     if topk > beam * fanout:
@@ -44,7 +52,8 @@ def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: in
 
 
 def _hierarchy(k: torch.Tensor, block_size: int, fanout: int, top_cap: int, dt: torch.dtype) -> list[torch.Tensor]:
-    """k: [B, H_kv, T, D] -> per level, leaf first, centred bounds [B, H_kv, n_l, 2D] = [kmax - mean | kmin - mean]."""
+    """k: [B, H_kv, T, C] (keys in the bases' C channels) -> per level, leaf first, centred bounds
+    [B, H_kv, n_l, 2C] = [kmax - mean | kmin - mean]."""
     B, Hk, T, D = k.shape
     nkb = -(-T // block_size)
     pad = nkb * block_size - T
@@ -85,27 +94,30 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
                                 NC=nc, HEAD_D=D, BLOCK_M=block_size, BLOCK_C=16 if interpreting() else 32,
                                 # float32 inputs score in full fp32 (not tf32), so selection matches the reference
                                 PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
-                                num_warps=4, num_stages=2)
+                                num_warps=8 if D >= 256 else 4, num_stages=2)
     return out
 
 
 def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
-               fanout: int = 4, local: int = 2, top_cap: int = 64) -> torch.Tensor:
-    """Key blocks per query block, found by a top-down beam search over per-channel key bounds.
+               fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2) -> torch.Tensor:
+    """Key blocks per query block, found by a top-down beam search over per-channel key bounds in ``bases`` bases.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
     B, H, _, T, D = check_qkv(q, k, k)
-    _check(T, block_size, topk, beam, fanout, local, top_cap)
+    _check(T, block_size, topk, beam, fanout, local, top_cap, bases)
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
-    levels = _hierarchy(k, block_size, fanout, top_cap, dt)
+    rot = reference.basis(D, bases, dt, q.device)
+    levels = _hierarchy(k.to(dt) @ rot if bases > 1 else k, block_size, fanout, top_cap, dt)
+    q = q.to(dt) @ rot if bases > 1 else q.to(dt)
+    D = q.shape[-1]
     triton_path = use_triton(q)
     if triton_path:
-        q = q.to(dt).contiguous()
+        q = q.contiguous()
     else:
-        qt = torch.nn.functional.pad(q.to(dt), (0, 0, 0, nqb * block_size - T)).view(B, H, nqb, block_size, D)
+        qt = torch.nn.functional.pad(q, (0, 0, 0, nqb * block_size - T)).view(B, H, nqb, block_size, D)
         row_ok = (torch.arange(nqb * block_size, device=q.device) < T).view(1, 1, nqb, block_size, 1)
     qb = torch.arange(nqb, device=q.device).view(1, 1, nqb, 1)
     cand = torch.arange(levels[-1].shape[2], device=q.device).expand(B, H, nqb, -1)
@@ -137,15 +149,15 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
-                  beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 64) -> torch.Tensor:
+                  beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
     """
     check_qkv(q, k, v)
-    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap)
+    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, bases)
     if not use_triton(q):
         return reference.ssa_ref(q, k, v, block_size, topk=topk, beam=beam, fanout=fanout, local=local,
-                                 top_cap=top_cap)
-    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap)
+                                 top_cap=top_cap, bases=bases)
+    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, bases)
     return block_sparse_attention(q, k, v, idx, block_size)
