@@ -2,8 +2,8 @@
 
 Settings: blocks of 64 tokens, fanout 4, beam 64, top-k 16 content blocks (fewer at tiny n), a local
 window of 2 blocks and the first block: at most 19 * 64 = 1216 keys per query. A node score is a
-4D-wide dot product per query (the positive and negative parts of q, in the selector's two bases,
-against the centred bounds).
+4D-wide dot product per query above the leaves (the positive and negative parts of q, in the
+selector's two bases, against the centred bounds) and 2D-wide at the leaves.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from kernels.flash import block_sparse_attention
 from kernels.ssa import ssa_select
 
-BS, FANOUT, BEAM, TOP_CAP, LOCAL, BASES = 64, 4, 64, 64, 2, 2
+BS, FANOUT, BEAM, TOP_CAP, LOCAL, BASES, TRUNC = 64, 4, 64, 64, 2, 2, 1.5
 
 
 def _topk(n: int) -> int:
@@ -26,17 +26,20 @@ def _select_flops(n, B, H, D):
     levels, count = 1, nkb
     while count > TOP_CAP:
         count, levels = -(-count // FANOUT), levels + 1
-    candidates = min(count, TOP_CAP) + (levels - 1) * BEAM * FANOUT
-    return 2.0 * B * H * nkb * BS * 2 * BASES * D * candidates
+    top = min(count, TOP_CAP)
+    if levels == 1:  # the leaves are the top level: identity basis only
+        return 2.0 * B * H * nkb * BS * 2 * D * top
+    wide = top + (levels - 2) * BEAM * FANOUT  # levels above the leaves: C = BASES * D channels
+    return 2.0 * B * H * nkb * BS * 2 * D * (BASES * wide + BEAM * FANOUT)
 
 
 def ssa(n, device, dtype, B, H, H_kv, D):
     q, k, v = (torch.randn(B, h, n, D, device=device, dtype=dtype) for h in (H, H_kv, H_kv))
     topk = _topk(n)
-    blocks = int((ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP, BASES) >= 0).sum())
+    blocks = int((ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP, BASES, TRUNC) >= 0).sum())
 
     def run():
-        return block_sparse_attention(q, k, v, ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP, BASES), BS)
+        return block_sparse_attention(q, k, v, ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP, BASES, TRUNC), BS)
 
     return run, _select_flops(n, B, H, D) + 4.0 * D * BS * BS * blocks
 
@@ -44,7 +47,7 @@ def ssa(n, device, dtype, B, H, H_kv, D):
 def select(n, device, dtype, B, H, H_kv, D):
     q, k = (torch.randn(B, h, n, D, device=device, dtype=dtype) for h in (H, H_kv))
     topk = _topk(n)
-    return (lambda: ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP, BASES)), _select_flops(n, B, H, D)
+    return (lambda: ssa_select(q, k, BS, topk, BEAM, FANOUT, LOCAL, TOP_CAP, BASES, TRUNC)), _select_flops(n, B, H, D)
 
 
 CASES: dict[str, Callable] = {"ssa": ssa, "ssa_select": select}

@@ -6,8 +6,12 @@ the key-block hierarchy over those channels in float64: a leaf holds, per channe
 smallest key value of its ``block_size`` keys; a parent holds the max of its children's maxima and the
 min of their minima. For a query q, ``sum_c max(q_c * kmin_c, q_c * kmax_c)`` is then an upper bound on
 ``bases * (q . k)`` for every key under the node (one Quest bound per basis), so a node holding one
-strongly matching key is never under-scored. A node's score is that bound minus a per-query, per-level offset (the bound of the
-level's mean extremes, ``q+ . mean(kmax) + q- . mean(kmin)``), maximised over the queries of the block:
+strongly matching key is never under-scored. ``level_rule`` says which channels each level scores: the
+leaves the identity basis only; from two levels above the leaves up, a query drops its channels below
+``trunc`` times its RMS (there a small channel adds only the noise of random keys' extremes, and the
+bound is one on the truncated query's product). A node's score is that bound minus a per-query,
+per-level offset (the bound of the level's mean extremes, ``q+ . mean(kmax) + q- . mean(kmin)``),
+maximised over the queries of the block:
 the offset leaves each query's ranking of nodes unchanged and stops a large-norm query from dominating
 the max. Each query block scores the top level, keeps the ``beam`` best, scores their children, and so on
 down to the leaf key blocks, where it keeps the ``topk`` best. The first block and the ``local`` most
@@ -27,6 +31,21 @@ def basis(D: int, bases: int, dtype: torch.dtype = torch.float64, device=None) -
         h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
     mats = [torch.eye(D, dtype=torch.float64), h / D**0.5][:bases]
     return torch.cat(mats, 1).to(dtype=dtype, device=device)
+
+
+def level_rule(lvl: int, D: int, bases: int, trunc: float) -> tuple[int, float]:
+    """Level lvl (0 = leaves) -> (channels it scores, query truncation): the leaves score the identity basis
+    only (D channels), the levels above all ``bases * D``; levels >= 2 drop each query channel whose
+    magnitude is below ``trunc`` times the query's RMS (0: none)."""
+    return (D if lvl == 0 else bases * D), (trunc if lvl >= 2 else 0.0)
+
+
+def truncate(qs: torch.Tensor, trunc: float) -> torch.Tensor:
+    """qs: [..., C] -> qs with the channels below trunc * RMS over its C channels set to 0."""
+    if not trunc:
+        return qs
+    rms = qs.square().mean(-1, keepdim=True).sqrt()
+    return torch.where(qs.abs() >= trunc * rms, qs, 0.0)
 
 
 def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int,
@@ -53,7 +72,7 @@ def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: t
 
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
-               fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2) -> torch.Tensor:
+               fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2, trunc: float = 1.5) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, D = q.shape
     rot = basis(D, bases)
@@ -70,9 +89,11 @@ def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
                 cand = list(range(levels[-1][0].shape[0]))
                 for lvl in range(len(levels) - 1, -1, -1):
                     span = fanout ** lvl
-                    hi, lo = levels[lvl]
+                    width, cut = level_rule(lvl, D, bases, trunc)
+                    hi, lo = levels[lvl][0][:, :width], levels[lvl][1][:, :width]
+                    ql = truncate(qs[:, :width], cut)
                     ok = [c for c in cand if c * span <= qb and (lvl > 0 or c not in keep)]
-                    scores = {c: node_score(qs, hi[c], lo[c], hi, lo) for c in ok}
+                    scores = {c: node_score(ql, hi[c], lo[c], hi, lo) for c in ok}
                     best = sorted(ok, key=lambda c: -scores[c])[: topk if lvl == 0 else beam]
                     if lvl == 0:
                         keep |= set(best)
