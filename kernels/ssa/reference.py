@@ -13,8 +13,8 @@ bound is one on the truncated query's product). A node's score is that bound min
 per-level offset (the bound of the level's mean extremes, ``q+ . mean(kmax) + q- . mean(kmin)``),
 maximised over the queries of the block:
 the offset leaves each query's ranking of nodes unchanged and stops a large-norm query from dominating
-the max. Each query block scores the top level, keeps the ``beam`` best, scores their children, and so on
-down to the leaf key blocks, where it keeps the ``topk`` best. The first block and the ``local`` most
+the max. Each query block scores the top level, keeps the ``top_beam`` best (None: ``beam``), scores their
+children, keeps the ``beam`` best, and so on down to the leaf key blocks, where it keeps the ``topk`` best. The first block and the ``local`` most
 recent blocks are always kept and never counted in the top-k. Same output format as ``kernels.ssa.ssa_select``.
 """
 from __future__ import annotations
@@ -72,7 +72,8 @@ def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: t
 
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
-               fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2, trunc: float = 1.5) -> torch.Tensor:
+               fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
+               trunc: float = 1.5) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, D = q.shape
     rot = basis(D, bases)
@@ -94,7 +95,8 @@ def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
                     ql = truncate(qs[:, :width], cut)
                     ok = [c for c in cand if c * span <= qb and (lvl > 0 or c not in keep)]
                     scores = {c: node_score(ql, hi[c], lo[c], hi, lo) for c in ok}
-                    best = sorted(ok, key=lambda c: -scores[c])[: topk if lvl == 0 else beam]
+                    keep_n = topk if lvl == 0 else beam if lvl < len(levels) - 1 or top_beam is None else top_beam
+                    best = sorted(ok, key=lambda c: -scores[c])[:keep_n]
                     if lvl == 0:
                         keep |= set(best)
                     else:

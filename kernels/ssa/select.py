@@ -15,13 +15,14 @@ levels above the leaves up (nodes of fanout^2 blocks and more), each query drops
 bound is then one on the truncated query's product). Why and how much: kernels/ssa/NOTES.md. Each
 level's bounds are centred by that level's mean bounds (a per-query offset: rankings per query are
 unchanged), and a node's score is the max over the query block's queries. Each query block scores every
-top node, keeps the ``beam`` best, scores only their ``beam * fanout`` children, and so on down to the
-leaves, where it keeps ``topk`` key blocks. The first block and the ``local`` most recent blocks are
-always kept. ``bases=1, trunc=0`` is the v2 rule.
+top node, keeps the ``top_beam`` best (None: ``beam``), scores only their children, keeps the ``beam``
+best, and so on down to the leaves, where it keeps ``topk`` key blocks. The first block and the ``local``
+most recent blocks are always kept. ``top_cap=64, top_beam=None, bases=1, trunc=0`` is the v2 rule.
 
-Selection cost, per query block: top_cap + (L - 2) * beam * fanout node scores of ``block_size * 2C``
-multiply-adds and beam * fanout leaf scores of ``block_size * 2D``, so O(n * (top_cap + beam * fanout *
-log n) * bases * D) for the sequence, i.e. O(n log n), plus O(n D (D + bases)) to rotate the keys and
+Selection cost, per query block (L >= 3): top_cap + (top_beam + (L - 3) * beam) * fanout node scores of
+``block_size * 2C`` multiply-adds and beam * fanout leaf scores of ``block_size * 2D`` (defaults at 1M:
+(256 + 384 + 256) * 2 + 256 = 2048 in units of a 2D-wide score, v2: 1088), so O(n * (top_cap + (top_beam
++ beam * log n) * fanout) * bases * D) for the sequence, i.e. O(n log n), plus O(n D (D + bases)) to rotate the keys and
 queries and build the bounds; the attention after it is O(n * (1 + local + topk) * block_size * D).
 Neither term has an n^2. On CUDA (or under ``TRITON_INTERPRET=1``) a Triton kernel scores each level
 without materialising the gathered bounds; elsewhere the same arithmetic runs as PyTorch gathers and matmuls.
@@ -36,10 +37,10 @@ from kernels.ssa import reference
 from kernels.ssa.triton_score import _bound_scores
 
 
-def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int, bases: int,
-           trunc: float) -> None:
+def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int,
+           top_beam: int | None, bases: int, trunc: float) -> None:
     for name, val in (("block_size", block_size), ("topk", topk), ("beam", beam), ("fanout", fanout),
-                      ("top_cap", top_cap)):
+                      ("top_cap", top_cap), ("top_beam", beam if top_beam is None else top_beam)):
         if not isinstance(val, int) or val <= 0:
             raise ValueError(f"{name} must be a positive int, got {val!r}")
     if block_size not in (16, 32, 64, 128):
@@ -113,14 +114,15 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
 
 
 def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
-               fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2, trunc: float = 1.5) -> torch.Tensor:
+               fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
+               trunc: float = 1.5) -> torch.Tensor:
     """Key blocks per query block, found by a top-down beam search over per-channel key bounds in ``bases`` bases.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
     B, H, _, T, D = check_qkv(q, k, k)
-    _check(T, block_size, topk, beam, fanout, local, top_cap, bases, trunc)
+    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc)
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
     rot = reference.basis(D, bases, dt, q.device)
@@ -146,7 +148,8 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
         if lvl == 0:
             ok &= (cand != 0) & (cand <= qb - local)
         s = s.masked_fill(~ok, float("-inf"))
-        val, pos = s.topk(min(topk if lvl == 0 else beam, s.shape[-1]), dim=-1)
+        width = topk if lvl == 0 else beam if lvl < len(levels) - 1 or top_beam is None else top_beam
+        val, pos = s.topk(min(width, s.shape[-1]), dim=-1)
         best = torch.where(val > float("-inf"), cand.gather(-1, pos), -1)
         if lvl > 0:
             child = (best[..., None] * fanout + torch.arange(fanout, device=q.device)).flatten(-2)
@@ -165,16 +168,16 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
-                  beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 64, bases: int = 2,
-                  trunc: float = 1.5) -> torch.Tensor:
+                  beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96,
+                  bases: int = 2, trunc: float = 1.5) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
     """
     check_qkv(q, k, v)
-    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, bases, trunc)
+    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc)
     if not use_triton(q):
         return reference.ssa_ref(q, k, v, block_size, topk=topk, beam=beam, fanout=fanout, local=local,
-                                 top_cap=top_cap, bases=bases, trunc=trunc)
-    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, bases, trunc)
+                                 top_cap=top_cap, top_beam=top_beam, bases=bases, trunc=trunc)
+    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc)
     return block_sparse_attention(q, k, v, idx, block_size)
