@@ -127,7 +127,8 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
     rot = reference.basis(D, bases, dt, q.device)
     levels = _hierarchy(k.to(dt) @ rot if bases > 1 else k, block_size, fanout, top_cap, dt)
-    levels[0] = torch.cat([levels[0][..., :D], levels[0][..., bases * D:(bases + 1) * D]], -1).contiguous()
+    if bases > 1:  # the leaves score the identity basis only: keep [kmax | kmin] of the first D channels
+        levels[0] = torch.cat([levels[0][..., :D], levels[0][..., bases * D:(bases + 1) * D]], -1).contiguous()
     q = q.to(dt) @ rot if bases > 1 else q.to(dt)
     D = q.shape[-1]
     triton_path = use_triton(q)
