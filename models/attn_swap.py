@@ -52,6 +52,10 @@ METHODS = {
 }
 SHARED = {"dense_layers": 0, "sink": 0, "recent": 0}
 KEEPS_SINK_RECENT = ("blocks", "dsa", "ssa")
+# The swap's ssa routes with the selector's v2 rule (top level pruned to ``beam``, identity basis only, no
+# query truncation; top_cap comes from its own arguments), as before the kernel's defaults changed
+# (kernels/ssa/NOTES.md, v3): swapped-model results stay comparable with earlier runs.
+SSA_V2 = {"top_beam": None, "bases": 1, "trunc": 0.0}
 BLOCK_SIZES = (16, 32, 64, 128)
 HEAD_DIMS = (16, 32, 64, 128, 256)
 PREFIX = "longctx_sparse"
@@ -220,7 +224,7 @@ def attend(method: str, a: dict[str, int], q: torch.Tensor, k: torch.Tensor, v: 
     if method == "ssa":
         if a["topk"] * bs > T_k:  # the kernel's limit; such a budget already selects every block
             return _flash(q, k, v)
-        idx = _ssa_selector(q)(q, k, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"])
+        idx = _ssa_selector(q)(q, k, bs, a["topk"], a["beam"], a["fanout"], local, a["top_cap"], **SSA_V2)
         return _block_sparse(q, k, v, idx, bs)
     raise ModelError(f"unknown attention method {method!r}")
 
@@ -383,7 +387,7 @@ def ssa_decode_keep(q: torch.Tensor, k: torch.Tensor, bs: int, topk: int, beam: 
         start = (n - 1) // bs * bs
         alone = torch.zeros(B, H, n, D, dtype=q.dtype, device=q.device)
         alone[:, :, start:] = q[:, :, i : i + 1]
-        idx = select(alone, k[:, :, :n], bs, topk, beam, fanout, local, top_cap)[:, :, -1]  # [B, H, K]
+        idx = select(alone, k[:, :, :n], bs, topk, beam, fanout, local, top_cap, **SSA_V2)[:, :, -1]
         blocks = torch.zeros(B, H, -(-n // bs) + 1, dtype=torch.bool, device=q.device)
         blocks.scatter_(-1, torch.where(idx < 0, blocks.shape[-1] - 1, idx).long(), True)
         keep[:, :, i, :n] = blocks[..., torch.arange(n, device=q.device) // bs]

@@ -88,10 +88,10 @@ def test_ssa_decode_keeps_the_blocks_the_prefill_selector_keeps(p):
     """A decode query alone in its block selects, through the beam search, what ssa_select selects for it."""
     from kernels.flash.reference import block_mask
     from kernels.ssa import ssa_select
-    from models.attn_swap import ssa_decode_keep
+    from models.attn_swap import SSA_V2, ssa_decode_keep
 
     q, k, _ = _qkv(p + 1, seed=p)
-    idx = ssa_select(q, k, block_size=16, topk=3, beam=2, fanout=2, local=1, top_cap=2)  # 3 to 5 levels
+    idx = ssa_select(q, k, block_size=16, topk=3, beam=2, fanout=2, local=1, top_cap=2, **SSA_V2)  # 3-5 levels
     want = block_mask(idx, p + 1, 16)[:, :, -1:]
     got = ssa_decode_keep(q[:, :, -1:], k, bs=16, topk=3, beam=2, fanout=2, local=1, top_cap=2)
     assert torch.equal(got, want) and got.sum(-1).max() <= 5 * 16  # block 0, 1 local, 3 chosen

@@ -104,8 +104,11 @@ def test_dsa_sparse_attention_with_given_indices(poison):
 # ---- SSA ----
 
 SSA = [
-    pytest.param(1, 4, 2, 300, 64, 16, dict(topk=3, beam=2, fanout=2, local=2, top_cap=4), id="B1-H4-Hkv2-T300-bs16-4levels"),
+    pytest.param(1, 4, 2, 300, 64, 16, dict(topk=3, beam=2, fanout=2, local=2, top_cap=4, top_beam=3), id="B1-H4-Hkv2-T300-bs16-4levels"),
     pytest.param(2, 2, 1, 130, 32, 16, dict(topk=2, beam=2, fanout=3, local=1, top_cap=2), id="B2-H2-Hkv1-T130-D32-fanout3"),
+    pytest.param(1, 2, 1, 200, 64, 16, {"topk": 2, "beam": 2, "fanout": 2, "local": 1, "top_cap": 3,
+                                         "top_beam": None, "bases": 1, "trunc": 0.0},
+                 id="B1-H2-Hkv1-T200-D64-v2-rule"),
 ]
 
 
@@ -123,15 +126,25 @@ def test_ssa_attention(poison, B, H, H_kv, T, D, bs, kw):
     assert rel_err(out, ref) < TOL
 
 
-def test_ssa_bounds_cover_every_key():
-    """A node's bound q+ . kmax + q- . kmin is at least q . k for every key under it, at every level."""
+@pytest.mark.parametrize("bases", [1, 2])
+def test_ssa_bounds_cover_every_key(bases):
+    """A node's bound q+ . kmax + q- . kmin over the bases' channels is at least bases * (q . k) for every
+    key under it, at every level (one Quest bound per orthonormal basis)."""
     k = torch.randn(300, 32, dtype=torch.float64)
     q = torch.randn(5, 32, dtype=torch.float64)
-    for lvl, (hi, lo) in enumerate(ssa_ref.hierarchy_ref(k, 16, 3, 2)):
+    qx = q @ ssa_ref.basis(32, bases)
+    for lvl, (hi, lo) in enumerate(ssa_ref.hierarchy_ref(k, 16, 3, 2, bases)):
         span = 16 * 3**lvl
         for node in range(hi.shape[0]):
-            bound = torch.maximum(q * hi[node], q * lo[node]).sum(1)
-            assert (bound[:, None] >= q @ k[node * span:(node + 1) * span].T - 1e-12).all()
+            bound = torch.maximum(qx * hi[node], qx * lo[node]).sum(1)
+            assert (bound[:, None] >= bases * q @ k[node * span:(node + 1) * span].T - 1e-12).all()
+
+
+def test_ssa_basis_is_orthonormal():
+    """Each of the bases' D x D blocks is orthonormal, the first the identity."""
+    r = ssa_ref.basis(64, 2)
+    assert torch.equal(r[:, :64], torch.eye(64, dtype=torch.float64))
+    torch.testing.assert_close(r[:, 64:].T @ r[:, 64:], torch.eye(64, dtype=torch.float64))
 
 
 def test_ssa_routes_to_a_strong_match():
@@ -180,6 +193,9 @@ def test_hyper_is_causal():
     (lambda q, k, v, qi, ki, w: ssa_attention(q, k, v, 16, topk=3, local=0), "local"),
     (lambda q, k, v, qi, ki, w: ssa_attention(q, k, v, 16, topk=50), "topk=50"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k[..., :32], 16, topk=2), "k must be"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, bases=3), "bases"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc=-1.0), "trunc"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, top_beam=0), "top_beam"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 16, n_samples=41), "n_samples=41 is larger"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 24, n_samples=8), "block_size"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k.double(), v, 16, n_samples=8), "k must be float"),
