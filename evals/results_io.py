@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import EvalError
+from tasks.registry import GROUPS
 
 _METRICS_KEYS = ("model", "task", "ctx", "n", "mean", "stderr")
 _BENCH_ROW_KEYS = ("kernel", "n", "ms")
@@ -67,25 +68,28 @@ class ModelResults:
         else the plain mean over the tasks scored at that length."""
         if self.summary and isinstance(self.summary.get("ruler_average"), dict) and self.summary["ruler_average"]:
             return {int(k): float(v) for k, v in sorted(self.summary["ruler_average"].items(), key=lambda kv: int(kv[0]))}
-        return {ctx: sum(c.score.mean for c in cells) / len(cells) for ctx, cells in self._cells_by_ctx().items()}
+        return {ctx: sum(c.score.mean for c in cells) / len(cells) for ctx, cells in self._ruler_cells_by_ctx().items()}
 
     def ruler_average_tasks(self) -> dict[int, list[str]]:
         """ctx -> the tasks ``ruler_average`` averaged there (a curve whose task set changes with length
         says so here)."""
         if self.summary and isinstance(self.summary.get("ruler_average_tasks"), dict) and self.summary.get("ruler_average"):
             return {int(k): sorted(v) for k, v in sorted(self.summary["ruler_average_tasks"].items(), key=lambda kv: int(kv[0]))}
-        return {ctx: sorted({c.task for c in cells}) for ctx, cells in self._cells_by_ctx().items()}
+        return {ctx: sorted({c.task for c in cells}) for ctx, cells in self._ruler_cells_by_ctx().items()}
 
-    def _cells_by_ctx(self) -> dict[int, list[Cell]]:
+    def _ruler_cells_by_ctx(self) -> dict[int, list[Cell]]:
+        """The RULER group's cells by ctx, as the runner's summary averages them (MRCR and decay are not in it)."""
+        ruler = set(GROUPS["ruler"])
         by_ctx: dict[int, list[Cell]] = {}
         for c in self.cells:
-            by_ctx.setdefault(c.ctx, []).append(c)
+            if c.task in ruler:
+                by_ctx.setdefault(c.ctx, []).append(c)
         return dict(sorted(by_ctx.items()))
 
     def average_method(self) -> str:
         if self.summary and self.summary.get("ruler_average") and self.summary.get("average_method"):
             return str(self.summary["average_method"])
-        return "unweighted mean over the tasks scored at each context length (computed from metrics.json)"
+        return "unweighted mean over the RULER tasks scored at each context length (computed from metrics.json)"
 
 
 def read_json(path: Path, what: str) -> Any:

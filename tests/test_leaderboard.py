@@ -64,6 +64,17 @@ def test_a_curve_whose_task_set_changes_with_length_lists_the_tasks_per_length(t
     assert merged["entries"][0]["summary"]["ruler_average_tasks"] == summary["ruler_average_tasks"]
 
 
+def test_average_without_a_summary_file_is_over_ruler_tasks_only(tmp_path):
+    """Results merged by hand (no summary.json, as the zoo's) average RULER's tasks, as the runner does:
+    decay and MRCR cells at the same lengths stay out of the RULER-style average."""
+    folder = write_model(tmp_path / "r", "zoo:x", {"niah_single_1": {4096: 1.0, 8192: 0.5},
+                                                   "decay_distance": {4096: 0.0, 16384: 0.0}, "mrcr_2needle": {8192: 0.0}})
+    (folder / "summary.json").unlink()
+    summary = build_board([tmp_path / "r"], "main")["entries"][0]["summary"]
+    assert summary["ruler_average"] == {"4096": 1.0, "8192": 0.5}
+    assert summary["ruler_average_tasks"] == {"4096": ["niah_single_1"], "8192": ["niah_single_1"]}
+
+
 def test_summaries():
     s = summarise({4096: 0.8, 8192: 0.8, 16384: 0.8}, 85.6)
     assert s["auc"] == pytest.approx(0.8) and s["effective_length"] is None and s["mean_score"] == pytest.approx(0.8)
