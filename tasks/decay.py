@@ -30,7 +30,7 @@ from typing import Any, Iterator
 from tasks import vocab
 from tasks.errors import TaskError
 from tasks.haystack import Haystack, load_haystack
-from tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
+from tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE, query_text
 from tasks.sample import Sample, make_sample
 from tasks.sizing import tolerance
 from tasks.task import Split, Task
@@ -60,7 +60,7 @@ def fact_text(key: str, value: str, kind: str) -> str:
 def question_text(keys: list[str], kind: str) -> tuple[str, str]:
     """(question, answer prefix) asking for the value of one key or of several, in NIAH's own words
     (``tasks.niah``), so a probe differs from niah_single only in where the fact sits."""
-    query = keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + ", and " + keys[-1]
+    query = query_text(keys)
     return QUESTION.format(label=kind, query=query).strip(), ANSWER_PREFIX.format(label=kind, query=query)
 
 

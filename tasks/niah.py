@@ -26,6 +26,11 @@ NEEDLE = "One of the special magic {label} for {key} is: {value}."
 _DISTRACTORS = 10_000
 
 
+def query_text(keys: list[str]) -> str:
+    """The keys as the question names them: ``a``, or ``a, b, and c``."""
+    return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + ", and " + keys[-1]
+
+
 @dataclass(frozen=True)
 class NiahConfig:
     """One row of RULER's niah variant table."""
@@ -62,7 +67,7 @@ class NiahTask(RulerTask):
         rng.shuffle(needles)
         queried = rng.sample(range(n_keys), c.num_queries)
         qkeys = [keys[i] for i in queried]
-        query = qkeys[0] if len(qkeys) == 1 else ", ".join(qkeys[:-1]) + ", and " + qkeys[-1]
+        query = query_text(qkeys)
         answers = [v for i in queried for v in values[i]]
         depths = pick_depths(rng, len(needles), c.depth)
         layout = haystack_layout(
