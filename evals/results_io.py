@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.aggregate import ruler_average
 from evals.errors import EvalError
 from tasks.registry import GROUPS
 
@@ -65,26 +66,25 @@ class ModelResults:
 
     def ruler_average(self) -> dict[int, float]:
         """ctx -> RULER-style average (0..1): the runner's ``summary.json`` figure when present,
-        else the plain mean over the tasks scored at that length."""
+        else the runner's rule, the plain mean over the RULER tasks scored at that length."""
         if self.summary and isinstance(self.summary.get("ruler_average"), dict) and self.summary["ruler_average"]:
             return {int(k): float(v) for k, v in sorted(self.summary["ruler_average"].items(), key=lambda kv: int(kv[0]))}
-        return {ctx: sum(c.score.mean for c in cells) / len(cells) for ctx, cells in self._ruler_cells_by_ctx().items()}
+        return self._ruler_average()[0]
 
     def ruler_average_tasks(self) -> dict[int, list[str]]:
         """ctx -> the tasks ``ruler_average`` averaged there (a curve whose task set changes with length
         says so here)."""
         if self.summary and isinstance(self.summary.get("ruler_average_tasks"), dict) and self.summary.get("ruler_average"):
             return {int(k): sorted(v) for k, v in sorted(self.summary["ruler_average_tasks"].items(), key=lambda kv: int(kv[0]))}
-        return {ctx: sorted({c.task for c in cells}) for ctx, cells in self._ruler_cells_by_ctx().items()}
+        return {ctx: sorted(tasks) for ctx, tasks in self._ruler_average()[1].items()}
 
-    def _ruler_cells_by_ctx(self) -> dict[int, list[Cell]]:
-        """The RULER group's cells by ctx, as the runner's summary averages them (MRCR and decay are not in it)."""
-        ruler = set(GROUPS["ruler"])
-        by_ctx: dict[int, list[Cell]] = {}
+    def _ruler_average(self) -> tuple[dict[int, float], dict[int, list[str]]]:
+        """The runner's summary rule (``aggregate.ruler_average`` over the RULER group; MRCR and decay are
+        not in it) applied to the metrics files."""
+        per_task: dict[str, dict[int, dict[str, float]]] = {}
         for c in self.cells:
-            if c.task in ruler:
-                by_ctx.setdefault(c.ctx, []).append(c)
-        return dict(sorted(by_ctx.items()))
+            per_task.setdefault(c.task, {})[c.ctx] = {"mean": c.score.mean}
+        return ruler_average(per_task, GROUPS["ruler"])
 
     def average_method(self) -> str:
         if self.summary and self.summary.get("ruler_average") and self.summary.get("average_method"):
