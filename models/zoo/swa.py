@@ -21,10 +21,7 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: to
         qp = q_pos[a:a + window]
         lo = int(torch.searchsorted(k_pos, qp[0] - window + 1))
         hi = int(torch.searchsorted(k_pos, qp[-1], right=True))
-        kp = k_pos[lo:hi]
-        diff = qp[:, None] - kp[None, :]
-        mask = (diff >= 0) & (diff < window)
-        outs.append(masked_attention(q[:, :, a:a + window], k[:, :, lo:hi], v[:, :, lo:hi], mask))
+        outs.append(_window_block(q[:, :, a:a + window], k[:, :, lo:hi], v[:, :, lo:hi], qp, k_pos[lo:hi], window))
     return torch.cat(outs, dim=2)
 
 
@@ -35,9 +32,16 @@ def band_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: in
     outs = []
     for a in range(0, T, window):
         b, lo = min(a + window, T), max(0, a - window + 1)
-        diff = torch.arange(a, b, device=q.device)[:, None] - torch.arange(lo, b, device=q.device)[None, :]
-        outs.append(masked_attention(q[:, :, a:b], k[:, :, lo:b], v[:, :, lo:b], (diff >= 0) & (diff < window)))
+        pos = torch.arange(lo, b, device=q.device)
+        outs.append(_window_block(q[:, :, a:b], k[:, :, lo:b], v[:, :, lo:b], pos[a - lo:], pos, window))
     return torch.cat(outs, dim=2)
+
+
+def _window_block(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, qp: torch.Tensor, kp: torch.Tensor,
+                  window: int) -> torch.Tensor:
+    """One query block against its key span: ``q: [B, H, Tq, D]`` at positions ``qp: [Tq]``, ``k, v`` at ``kp``."""
+    diff = qp[:, None] - kp[None, :]
+    return masked_attention(q, k, v, (diff >= 0) & (diff < window))
 
 
 class SlidingWindowAttention(Attention):
