@@ -57,7 +57,7 @@ def _scan_bwd(x, dt, A, Bm, Cm, Dp, z, hc, dy, dhT, dx, ddt, dz, dA_p, dD_p, dB_
     bc = b * G * N * T + (grp * N + n[None, :, None]) * T              # [1, BN, 1]
     hc_row = (b * D + d[:, None]) * NT * N + n[None, :]                # [BD, BN]
     part = ((b * G + grp) * NBLK + blk) * N * T + n[:, None] * T       # [BN, 1]: this program's dB, dC rows
-    first = (tl.arange(0, BT) == 0)[None, None, :]
+    first = (tl.arange(0, BT) == 0)[None, :]
     for k in range(NT_STATIC if NT_STATIC > 0 else NT):
         c = NT - 1 - k
         t = c * BT + tl.arange(0, BT)
@@ -74,9 +74,9 @@ def _scan_bwd(x, dt, A, Bm, Cm, Dp, z, hc, dy, dhT, dx, ddt, dz, dA_p, dD_p, dB_
         Ct = tl.load(Cm + bc + t[None, None, :], mask=m3, other=0.0).to(tl.float32)
         h_in = tl.load(hc + hc_row + c * N, mask=dn_mask, other=0.0)
         a = tl.exp2(dtt[:, None, :] * a2[:, :, None])                 # [BD, BN, BT]
-        u = (dtt * xt)[:, None, :] * Bt
-        ac, uc = tl.associative_scan((a, u), axis=2, combine_fn=_compose)
+        ac, uc = tl.associative_scan((a, (dtt * xt)[:, None, :] * Bt), axis=2, combine_fn=_compose)
         hs = ac * h_in[:, :, None] + uc                                # the state after each token
+        a_first = tl.exp2(tl.sum(tl.where(first, dtt, 0.0), axis=1)[:, None] * a2)   # [BD, BN]
         yt = tl.sum(hs * Ct, axis=1)
         if HAS_D:
             yt += skip[:, None] * xt
@@ -91,9 +91,9 @@ def _scan_bwd(x, dt, A, Bm, Cm, Dp, z, hc, dy, dhT, dx, ddt, dz, dA_p, dD_p, dB_
         an = tl.exp2(dtn[:, None, :] * a2[:, :, None])
         ga, g = tl.associative_scan((an, Ct * dyt[:, None, :]), axis=2, combine_fn=_compose, reverse=True)
         g = g + ga * carry[:, :, None]                                 # dL/dh_t
-        carry = tl.sum(tl.where(first, a * g, 0.0), axis=2)            # dL/dh entering this chunk
+        carry = a_first * tl.sum(tl.where(first[:, None, :], g, 0.0), axis=2)   # dL/dh entering this chunk
         gB = tl.sum(g * Bt, axis=1)                                    # [BD, BT]
-        gh = g * (hs - u)                                              # g_t a_t h_{t-1}
+        gh = g * (hs - (dtt * xt)[:, None, :] * Bt)                    # g_t a_t h_{t-1} (u recomputed, not kept)
         dA_acc += tl.sum(gh * dtt[:, None, :], axis=2)
         dxt = dtt * gB
         if HAS_D:
