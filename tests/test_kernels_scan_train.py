@@ -125,3 +125,11 @@ def test_zoo_mamba1_trains_through_the_op(monkeypatch):
     m(ids).square().mean().backward()
     for n, p in m.named_parameters():
         assert rel(p.grad, want[n]) < 1e-4, n
+
+
+def test_opcheck():
+    """torch.library's checks of the op: schema, fake (meta) outputs equal to the real ones, autograd
+    registration, and AOT dispatch with dynamic shapes."""
+    args = [t.requires_grad_() for t in make(1, 3, 1, 4, 10, torch.float32, True, seed=3)]
+    result = torch.library.opcheck(train_op._train_fwd, tuple(args))
+    assert set(result.values()) == {"SUCCESS"}, result
