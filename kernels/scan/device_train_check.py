@@ -1,12 +1,13 @@
 """GPU check of the Triton training scan (``selective_scan_train``) in one device call of at most ~150 s.
 
-Run from the repo root: ``PYTHONPATH=$PWD python3 kernels/scan/device_train_check.py $OUT`` (``--cpu-smoke``: tiny
-sizes on the CPU under ``TRITON_INTERPRET=1``, so the script is known to run). Parts, each on its own (one
-failing prints its error and the rest go on), in order of importance, skipped once ``--budget`` seconds are spent:
+Run from the repo root: ``PYTHONPATH=$PWD python3 kernels/scan/device_train_check.py $OUT``
+(``--cpu-smoke``: tiny sizes on the CPU under ``TRITON_INTERPRET=1``, so the script is known to run).
+Parts, each on its own (one failing prints its error and the rest go on), in order of importance, skipped
+once ``--budget`` seconds are spent:
 
 1. errors at the zoo's training shape (B 16, 464 channels, N 16, T 1024 and 2048; fp32, and bf16 x/B/C/z):
-   y, the final state and every gradient, relative error ``‖out − ref‖ / ‖ref‖`` against ``selective_scan_torch``
-   in float64 (and the float32 ``selective_scan_torch`` against the same reference, for scale);
+   y, the final state and every gradient, relative error ``‖out − ref‖ / ‖ref‖`` against
+   ``selective_scan_torch`` in float64 (and the float32 ``selective_scan_torch`` against the same reference, for scale);
 2. forward and forward + backward ms of the Triton op and of ``selective_scan_torch`` (CUDA events, median after
    warm-up) at that shape, with the zoo's dtypes (x, dt float32; B, C, z bf16) and in fp32;
 3. the zoo's mamba1 training step as the trainer takes it (``torch.compile(dynamic=False,
@@ -64,13 +65,14 @@ def main() -> None:
 
     def part(name: str, need_s: float, fn) -> None:
         if left() < need_s:
-            print(f"[{time.time() - START:5.1f}s] {name}: skipped ({left():.0f} s left, wants {need_s:.0f})", flush=True)
+            print(f"[{time.time() - START:5.1f}s] {name}: skipped ({left():.0f} s left, wants {need_s:.0f})",
+                  flush=True)
             rep["failed"].append({"part": name, "error": "skipped: time"})
             return
         print(f"[{time.time() - START:5.1f}s] {name}", flush=True)
         try:
             fn()
-        except Exception as err:   # one part's failure must not lose the others
+        except Exception as err:  # noqa: BLE001  (one part's failure must not lose the others)
             traceback.print_exc()
             rep["failed"].append({"part": name, "error": f"{type(err).__name__}: {str(err)[:300]}"})
         save()
@@ -147,10 +149,10 @@ def main() -> None:
                 row = {"T": T, "mode": mode}
                 for name, fn in (("triton", selective_scan_train), ("torch", selective_scan_torch)):
                     with torch.no_grad():
-                        row[f"{name}_fwd_ms"] = ms(lambda: fn(*xs))
+                        row[f"{name}_fwd_ms"] = ms(lambda fn=fn, xs=xs: fn(*xs))
                     if not smoke:
                         torch.cuda.reset_peak_memory_stats()
-                    row[f"{name}_fwdbwd_ms"] = ms(lambda: fwd_bwd(fn, xs, dy, dh))
+                    row[f"{name}_fwdbwd_ms"] = ms(lambda fn=fn, xs=xs, dy=dy, dh=dh: fwd_bwd(fn, xs, dy, dh))
                     if not smoke:
                         row[f"{name}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
                 rep["op_ms"].append(row)
@@ -203,17 +205,22 @@ def main() -> None:
             if left() < 8:
                 print("  sweep stopped: time", flush=True)
                 return
+            cfg = {"fwd_bd": fbd, "bwd_bd": bbd, "bt": bt, "fwd_warps": fw, "bwd_warps": bw}
+
+            def fwd(cfg=cfg):
+                return train_forward(*xs, None, block_d=cfg["fwd_bd"], block_t=cfg["bt"], num_warps=cfg["fwd_warps"])
+
+            def bwd(hc, cfg=cfg):
+                return train_backward(dy, None, *xs, hc, block_d=cfg["bwd_bd"], block_t=cfg["bt"],
+                                      num_warps=cfg["bwd_warps"])
             try:
-                y, hT, hc = train_forward(*xs, None, block_d=fbd, block_t=bt, num_warps=fw)
-                grads = train_backward(dy, None, *xs, hc, block_d=bbd, block_t=bt, num_warps=bw)
+                y, _, hc = fwd()
+                grads = bwd(hc)
                 base = base or (y, grads)
                 err = max(rel(a, b) for a, b in zip((y, *grads[:6]), (base[0], *base[1][:6])))
-                row = {"fwd_bd": fbd, "bwd_bd": bbd, "bt": bt, "fwd_warps": fw, "bwd_warps": bw, "err_vs_default": err,
-                       "fwd_ms": ms(lambda: train_forward(*xs, None, block_d=fbd, block_t=bt, num_warps=fw)),
-                       "bwd_ms": ms(lambda: train_backward(dy, None, *xs, hc, block_d=bbd, block_t=bt, num_warps=bw))}
-            except Exception as err:
-                row = {"fwd_bd": fbd, "bwd_bd": bbd, "bt": bt, "fwd_warps": fw, "bwd_warps": bw,
-                       "error": f"{type(err).__name__}: {str(err)[:200]}"}
+                row = {**cfg, "err_vs_default": err, "fwd_ms": ms(fwd), "bwd_ms": ms(lambda hc=hc: bwd(hc))}
+            except Exception as err:  # noqa: BLE001  (a config that does not build is not a candidate)
+                row = {**cfg, "error": f"{type(err).__name__}: {str(err)[:200]}"}
             rep["sweep"].append(row)
             print(f"  {row}", flush=True)
 
@@ -231,7 +238,8 @@ def main() -> None:
         print(f"op T{r['T']} {r['mode']}: fwd+bwd triton {r['triton_fwdbwd_ms']:.2f} ms vs torch "
               f"{r['torch_fwdbwd_ms']:.2f} ms; fwd {r['triton_fwd_ms']:.2f} vs {r['torch_fwd_ms']:.2f}")
     for r in rep["zoo"]:
-        print(f"zoo mamba1 {r['batch']}x{r['L']} {r['mode']}: {r['ms_per_step']:.1f} ms/step (warm-up {r['warmup_s']:.0f} s)")
+        print(f"zoo mamba1 {r['batch']}x{r['L']} {r['mode']}: {r['ms_per_step']:.1f} ms/step "
+              f"(warm-up {r['warmup_s']:.0f} s)")
     best = min((r for r in rep["sweep"] if "error" not in r), key=lambda r: r["fwd_ms"] + r["bwd_ms"], default=None)
     if best:
         print(f"sweep best: {best}")

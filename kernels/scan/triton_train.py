@@ -146,7 +146,7 @@ def train_backward(dy: torch.Tensor, dhT: torch.Tensor | None, x: torch.Tensor, 
     N, G = A.shape[1], B.shape[1]
     NT = hc.shape[2]
     nblk = triton.cdiv(Dc // G, block_d)
-    f32 = dict(dtype=torch.float32, device=x.device)
+    f32 = {"dtype": torch.float32, "device": x.device}
     dx, ddt = torch.empty_like(x), torch.empty_like(dt)
     dz = torch.empty_like(z) if z is not None else x.new_empty(0)
     dA_p, dh0 = torch.empty((Bsz, Dc, N), **f32), torch.empty((Bsz, Dc, N), **f32)
