@@ -11,8 +11,8 @@ once ``--budget`` seconds are spent:
 2. forward and forward + backward ms of the Triton op and of ``selective_scan_torch`` (CUDA events, median after
    warm-up) at that shape, with the zoo's dtypes (x, dt float32; B, C, z bf16) and in fp32;
 3. the zoo's mamba1 training step as the trainer takes it (``torch.compile(dynamic=False,
-   mode="reduce-overhead")``, ``trainer.train_step``, 5 warm-up steps then 40 timed): batch 16 x 1024, eager
-   16 x 1024, and the copy phase's 32 x 257 compiled (does it compile now?); ``--cpu-smoke`` runs them eagerly;
+   mode="reduce-overhead")``, ``trainer.train_step``, 5 warm-up steps then 40 timed): batch 16 x 1024, the
+   copy phase's 32 x 257 (does it compile now?), and eager 16 x 1024; ``--cpu-smoke`` runs them eagerly;
 4. a block-size sweep of the two kernels at T 2048 (each config's gradients checked against the default's).
 Writes ``train_check.json`` under OUT after every part; prints a short table last.
 """
@@ -227,8 +227,8 @@ def main() -> None:
     part("errors", 20, errors)
     part("op times", 15, op_times)
     part("zoo step 16x1024 reduce-overhead", 30, lambda: zoo_step(16, 1024 if not smoke else 64, "reduce-overhead"))
-    part("zoo step 16x1024 eager", 8, lambda: zoo_step(16, 1024 if not smoke else 64, "eager"))
     part("zoo step 32x257 reduce-overhead", 25, lambda: zoo_step(32, 257 if not smoke else 33, "reduce-overhead"))
+    part("zoo step 16x1024 eager", 8, lambda: zoo_step(16, 1024 if not smoke else 64, "eager"))
     part("block sweep", 10, sweep)
 
     print(f"\n== selective_scan_train on {rep['device']} (torch {rep['torch']}), {time.time() - START:.0f} s ==")
