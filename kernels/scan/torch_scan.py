@@ -1,4 +1,4 @@
-"""The selective scan in plain PyTorch, differentiable: the training path of the zoo's ``mamba1`` and the CPU
+"""The selective scan in plain PyTorch, differentiable: the zoo ``mamba1``'s CPU training path and the CPU
 path of ``kernels.scan.ops``.
 
 The recurrence ``h_t = a_t h_{t-1} + u_t`` (``a_t = exp(dt_t A)``, ``u_t = dt_t B_t x_t``, tensors

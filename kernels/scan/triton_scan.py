@@ -26,8 +26,9 @@ def _compose(a1, u1, a2, u2):
 
 
 @triton.jit
-def _scan(x, dt, A, Bm, Cm, Dp, z, h0, y, hT, D, T, N, G, NT,
+def _scan(x, dt, A, Bm, Cm, Dp, z, h0, y, hT, hc, D, T, N, G, NT,
           HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_H0: tl.constexpr, STORE_H: tl.constexpr,
+          SAVE_CHUNKS: tl.constexpr,
           BLOCK_GROUP: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, BT: tl.constexpr,
           NT_STATIC: tl.constexpr):
     b = tl.program_id(0).to(tl.int64)
@@ -51,6 +52,8 @@ def _scan(x, dt, A, Bm, Cm, Dp, z, h0, y, hT, D, T, N, G, NT,
     else:
         bc = b * G * N * T + (g[:, None, None] * N + n[None, :, None]) * T                     # [BD, BN, 1]
     for c in range(NT_STATIC if NT_STATIC > 0 else NT):
+        if SAVE_CHUNKS:   # the state entering each chunk, [B, D, NT, N], for the training backward
+            tl.store(hc + (b * D + d[:, None]) * NT * N + c * N + n[None, :], h, mask=dn_mask)
         t = c * BT + tl.arange(0, BT)
         m = dmask[:, None] & (t < T)[None, :]
         if BLOCK_GROUP:
@@ -126,8 +129,9 @@ def scan_forward(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Te
     NT = triton.cdiv(T, block_t)
     _scan[(Bsz, triton.cdiv(Dc, block_d))](
         x, dt, A, B, C, x if D is None else D, x if z is None else z,
-        x if initial_state is None else initial_state, y, y if hT is None else hT, Dc, T, N, G, NT,
+        x if initial_state is None else initial_state, y, y if hT is None else hT, y, Dc, T, N, G, NT,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_H0=initial_state is not None, STORE_H=store_state,
+        SAVE_CHUNKS=False,
         BLOCK_GROUP=(Dc // G) % block_d == 0, BD=block_d, BN=max(2, triton.next_power_of_2(N)), BT=block_t,
         NT_STATIC=NT if _INTERPRET else 0, num_warps=num_warps)
     return y, hT

@@ -7,7 +7,9 @@ with ``A [channels, d_state]`` negative (S4D-real init ``-(1..N)``), and ``dt``,
 ``x`` (``x_proj`` to a rank-``dt_rank`` step, B and C shared by all channels; ``dt_proj`` back to every
 channel, then softplus), gated by ``SiLU(z)``, then the out-projection.
 
-Training uses ``kernels.scan.selective_scan_torch`` (a doubling scan with a custom backward, PyTorch).
+Training uses ``kernels.scan.selective_scan_train`` on CUDA (Triton forward and backward, one custom op that
+``torch.compile`` keeps whole) and ``kernels.scan.selective_scan_torch`` on the CPU (a doubling scan with a
+custom backward, PyTorch).
 Inference: prefill with ``state=None`` or continue from ``{"conv": [B, channels, K-1], "ssm": [B, channels,
 N]}`` (constant size per token); on a GPU the scan and the convolution run through the Triton kernels of
 ``kernels.scan`` and ``kernels.ssd``, on the CPU through the same PyTorch code as training.
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels.scan import selective_scan_torch
+from kernels.scan import selective_scan_torch, selective_scan_train
 from models.zoo.trunk import ZooConfig
 
 
@@ -60,7 +62,8 @@ class Mamba1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)          # [B, channels, T] each
         xc = F.silu(self._conv(F.pad(xs, (self.kernel - 1, 0))))
-        y, _ = selective_scan_torch(xc, *self._scan_inputs(xc), self.D, z)
+        scan = selective_scan_train if xc.is_cuda else selective_scan_torch
+        y, _ = scan(xc, *self._scan_inputs(xc), self.D, z)
         return self.out(y.transpose(1, 2))
 
     def step(self, x: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
