@@ -70,10 +70,11 @@ class Tiles:
     the interpreter).
 
     version: 4 (bit masks, ``kernels.dsa.triton_select4``) or 3 (scattered candidates, ``triton_topk``);
-    mask_*: v4's ``_mask_above`` tile, warps, stages; rows_warps / rescore_n: v4's ``_select_rows`` warps and
-    band keys rescored per step; tau_steps: v4's threshold bisection steps. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline stages; topk_rows /
-    topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau`` (one row per
-    program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
+    mask_*: v4's ``_mask_above`` tile, warps, stages; rows_warps / rows_stages / rescore_n: v4's
+    ``_select_rows`` warps, stages of its band rescoring loop, band keys rescored per step; tau_steps: v4's
+    threshold bisection steps. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline
+    stages; topk_rows / topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau``
+    and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
 
     version: int = 4
@@ -82,7 +83,8 @@ class Tiles:
     mask_warps: int = 4
     mask_stages: int = 2
     rows_warps: int = 4
-    rescore_n: int = 64
+    rows_stages: int = 2
+    rescore_n: int = 128
     tau_steps: int = 12
     gather_m: int = 64      # defaults: the fastest of each family in device_run_v3.py's sweep (H100, 128K)
     gather_n: int = 64
@@ -261,7 +263,7 @@ def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, cap: int,
             words.stride(2), q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1),
             w.stride(0), w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1),
             topk, HI=HI, DI=DI, HP=max(16, triton.next_power_of_2(HI)), NW=block, CAP=cap, RCH=c.rescore_n,
-            PRECISION=_precision(q_idx), num_warps=c.rows_warps)
+            PRECISION=_precision(q_idx), INTERP=interpreting(), num_warps=c.rows_warps, num_stages=c.rows_stages)
     return counts
 
 

@@ -148,10 +148,22 @@ def _low_bit(x):
 
 
 @triton.jit
+def _rescore(q, wt, KI, BID, BVAL, c0, n_band, stride_kt, DI: tl.constexpr, RCH: tl.constexpr, PRECISION: tl.constexpr):
+    """Exact scores of band slots [c0, c0 + RCH): gather their indexer keys, one [HP, DI] x [DI, RCH] product."""
+    offs_c = c0 + tl.arange(0, RCH)
+    cm = offs_c < n_band
+    ids = tl.load(BID + offs_c, mask=cm, other=0)
+    k = tl.load(KI + ids[:, None] * stride_kt + tl.arange(0, DI)[None, :], mask=cm[:, None], other=0.0)
+    d = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+    tl.store(BVAL + offs_c, tl.sum(tl.maximum(d, 0.0) * wt[:, None], 0), mask=cm)
+
+
+@triton.jit
 def _select_rows(MASK, QI, KI, W, CID, BID, BVAL, CNT, OUT, row0, t0, stride_mb, stride_mt, stride_ml,
                  stride_qb, stride_qh, stride_qt, stride_kb, stride_kt, stride_wb, stride_wt, stride_sb, stride_st,
                  stride_cb, stride_ob, stride_ot, K, HI: tl.constexpr, DI: tl.constexpr, HP: tl.constexpr,
-                 NW: tl.constexpr, CAP: tl.constexpr, RCH: tl.constexpr, PRECISION: tl.constexpr):
+                 NW: tl.constexpr, CAP: tl.constexpr, RCH: tl.constexpr, PRECISION: tl.constexpr,
+                 INTERP: tl.constexpr):
     """Row local = row0 + program_id(0) (query t0 + local): its top-K key ids from the two masks (see the module
     docstring) -> OUT[b, local, :K]; CNT[b, local] = the candidate count. CID, BID, BVAL [B, rows, CAP]: scratch."""
     local = row0 + tl.program_id(0)
@@ -202,15 +214,15 @@ def _select_rows(MASK, QI, KI, W, CID, BID, BVAL, CNT, OUT, row0, t0, stride_mb,
     q = tl.load(QI + b * stride_qb + offs_h[:, None] * stride_qh + t * stride_qt + offs_d[None, :],
                 mask=(offs_h < HI)[:, None], other=0.0)
     wt = tl.load(W + b * stride_wb + t * stride_wt + offs_h, mask=offs_h < HI, other=0.0).to(tl.float32)
-    offs_c = tl.arange(0, RCH)
-    c0 = 0
-    while c0 < n_band:
-        cm = c0 + offs_c < n_band
-        ids = tl.load(bid_row + c0 + offs_c, mask=cm, other=0)
-        k = tl.load(KI + b * stride_kb + ids[:, None] * stride_kt + offs_d[None, :], mask=cm[:, None], other=0.0)
-        d = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # [HP, RCH]
-        tl.store(bval_row + c0 + offs_c, tl.sum(tl.maximum(d, 0.0) * wt[:, None], 0), mask=cm)
-        c0 += RCH
+    ki = KI + b * stride_kb
+    if INTERP:  # a while loop stands in for range() with a run-time bound (numpy >= 2.4)
+        c0 = 0
+        while c0 < n_band:
+            _rescore(q, wt, ki, bid_row, bval_row, c0, n_band, stride_kt, DI, RCH, PRECISION)
+            c0 += RCH
+    else:  # a for loop, so that the pipeliner overlaps the next chunk's gather with this chunk's product
+        for c0 in range(0, n_band, RCH):
+            _rescore(q, wt, ki, bid_row, bval_row, c0, n_band, stride_kt, DI, RCH, PRECISION)
     tl.debug_barrier()
     # 5. the band's need-th largest (bisection between its min and max key), then the chosen ids in key order
     bv = tl.load(bval_row + offs, mask=offs < n_band, other=0.0)
