@@ -3,6 +3,7 @@
 CPU: Triton under ``TRITON_INTERPRET=1`` (set here, before triton is imported), small odd shapes, float32.
 GPU (``TRITON_INTERPRET=0 pytest tests/test_kernels_sparse.py``): larger shapes, bfloat16 attention.
 """
+import dataclasses
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -79,6 +80,29 @@ def test_dsa_selection_redoes_rows_the_sampled_threshold_misjudges(monkeypatch):
     sel = dsa_select(qi, ki, w, 24, sample_step=4).long()
     assert len(redone) > 10
     assert torch.equal(sel, dsa_ref.select_ref(qi, ki, w, 24))
+
+
+@pytest.mark.parametrize("version,B,HI,T,DI,topk,step", [
+    pytest.param(4, 1, 2, 139, 32, 20, 4, id="v4-B1-HI2-T139-DI32-k20-step4"),  # T not a multiple of the tiles
+    pytest.param(4, 1, 3, 75, 32, 72, 1, id="v4-B1-HI3-T75-DI32-k72-near-n"),
+    pytest.param(3, 1, 2, 131, 32, 20, 4, id="v3-B1-HI2-T131-DI32-k20-step4"),
+])
+def test_dsa_selection_versions_exact(monkeypatch, version, B, HI, T, DI, topk, step):
+    """Both selection paths (ops.Tiles.version) equal the reference on tie-free rows, with rows past the
+    candidate cap (thresholds from the sample, v4's sure keys and rescored band) and several row chunks."""
+    from kernels.dsa import ops
+
+    monkeypatch.setattr(ops, "INTERP_TILES", dataclasses.replace(ops.INTERP_TILES, version=version))
+    monkeypatch.setattr(ops, "TILES", dataclasses.replace(ops.TILES, version=version))
+    T *= SCALE
+    qi, ki, w = indexer_inputs(B, HI, T, DI)
+    sel = dsa_select(qi, ki, w, topk, chunk_elems=B * T * 200, sample_step=step).long()
+    ref = dsa_ref.indexer_ref(qi, ki, w)
+    top = ref.topk(min(topk + 1, T), dim=-1).values
+    gap = top[..., topk - 1] - top[..., -1] if topk < T else torch.full_like(top[..., 0], float("inf"))
+    clear = (gap > 1e-5 * top[..., :1].abs().squeeze(-1).clamp_min(1.0)) | ~torch.isfinite(gap)
+    assert clear.float().mean() > 0.95
+    assert torch.equal(sel[clear], dsa_ref.select_ref(qi, ki, w, topk)[clear])
 
 
 @pytest.mark.parametrize("B,H,H_kv,T,D,K", [

@@ -9,6 +9,7 @@ import triton
 
 from kernels.dsa import reference
 from kernels.dsa.triton_dsa import _indexer, _sparse_attn
+from kernels.dsa.triton_select4 import _mask_above, _sample_tau2, _select_rows
 from kernels.dsa.triton_topk import _gather_above, _row_topk, _sample_tau
 from kernels.flash.checks import FLOAT_DTYPES, check_qkv, interpreting, use_triton
 
@@ -65,13 +66,26 @@ def _scores(q_idx, k_idx, w, t0: int, t1: int, step: int = 1) -> torch.Tensor:
 
 @dataclass
 class Tiles:
-    """Launch shapes of the DSA kernels (module-level ``TILES`` on a GPU, ``INTERP_TILES`` under the interpreter).
+    """Selection path and launch shapes of the DSA kernels (module-level ``TILES`` on a GPU, ``INTERP_TILES`` under
+    the interpreter).
 
-    gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline stages; topk_rows /
-    topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau`` (one row per
-    program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
+    version: 4 (bit masks, ``kernels.dsa.triton_select4``) or 3 (scattered candidates, ``triton_topk``);
+    mask_*: v4's ``_mask_above`` tile, warps, stages; rows_warps / rows_stages / rescore_n: v4's
+    ``_select_rows`` warps, stages of its band rescoring loop, band keys rescored per step; tau_steps: v4's
+    threshold bisection steps. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline
+    stages; topk_rows / topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau``
+    and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
 
+    version: int = 4
+    mask_m: int = 64
+    mask_n: int = 64
+    mask_warps: int = 4
+    mask_stages: int = 2
+    rows_warps: int = 4
+    rows_stages: int = 2
+    rescore_n: int = 128
+    tau_steps: int = 12
     gather_m: int = 64      # defaults: the fastest of each family in device_run_v3.py's sweep (H100, 128K)
     gather_n: int = 64
     gather_warps: int = 4
@@ -85,7 +99,8 @@ class Tiles:
 
 
 TILES = Tiles()
-INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32)
+INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32, mask_m=32, mask_n=32,
+                     rescore_n=16)
 # sampled rows longer than this take torch.topk for their threshold (one Triton program holds a whole row)
 MAX_SAMPLE_BLOCK = 16384
 # queries of all indexer heads of a tile stay on chip across the key loop up to this many bytes
@@ -137,14 +152,20 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
     r = -(-3 * topk // (2 * step))
     k_sample = k_idx[:, ::step].contiguous()
     out = torch.empty(B, T, topk, dtype=torch.int32, device=q_idx.device)
-    rows = max(64, min(T, chunk_elems // (B * max(-(-T // step), cap))) // 64 * 64)
+    v4 = _tiles().version == 4
+    # v4 per row: T / 16 int32 of masks, 3 cap of scratch; v3: 2 cap of candidates
+    per_row = max(-(-T // step), T // 16 + 1, 3 * cap) if v4 else max(-(-T // step), cap)
+    rows = max(64, min(T, chunk_elems // (B * per_row)) // 64 * 64)
     for t0 in range(0, T, rows):
         t1 = min(T, t0 + rows)
         pos = torch.arange(t0, t1, device=q_idx.device)
-        tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
-        if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
-            tau = torch.where(pos < cap, tau, _sample_threshold(q_idx, k_sample, w, t0, t1, step, r))
-        counts = _fused_topk(q_idx, k_idx, w, tau, t0, t1, cap, topk, out)
+        if v4:
+            counts = _select_v4(q_idx, k_idx, k_sample, w, t0, t1, step, cap, topk, out)
+        else:
+            tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
+            if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
+                tau = torch.where(pos < cap, tau, _sample_threshold(q_idx, k_sample, w, t0, t1, step, r))
+            counts = _fused_topk(q_idx, k_idx, w, tau, t0, t1, cap, topk, out)
         redo = (counts > cap) | (counts < (pos + 1).clamp_max(topk))
         for b, t in redo.nonzero().tolist():
             out[b, t0 + t] = _exact_row(q_idx[b], k_idx[b], w[b], t0 + t, topk)
@@ -184,6 +205,65 @@ def _fused_topk(q_idx, k_idx, w, tau, t0: int, t1: int, cap: int, topk: int, out
     _row_topk[(triton.cdiv(n, c.topk_rows), B)](val, ids, counts, dst, n, val.stride(0), val.stride(1),
                                                 counts.stride(0), dst.stride(0), dst.stride(1), topk,
                                                 CAP=cap, ROWS=c.topk_rows, num_warps=c.topk_warps)
+    return counts
+
+
+def _row_ranges(r0: int, r1: int, unit: int, min_block: int):
+    """Split rows [r0, r1) into runs whose ``t // unit + 1`` fits one power-of-two block -> (start, end, block)."""
+    while r0 < r1:
+        block = max(min_block, triton.next_power_of_2(r0 // unit + 1))
+        end = min(r1, block * unit)
+        yield r0, end, block
+        r0 = end
+
+
+def _sample_thresholds(q_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, r_hi: int) -> torch.Tensor:
+    """Rows [t0, t1) (all >= cap): thresholds near the r_lo-th and r_hi-th largest sampled scores -> fp32 [B, 2, n]."""
+    s = _scores(q_idx, k_sample, w, t0, t1, step)
+    B, n, n_cols = s.shape
+    if triton.next_power_of_2(n_cols) > MAX_SAMPLE_BLOCK:
+        v = s.topk(min(r_lo, n_cols), dim=-1).values
+        return torch.stack([v[..., -1], v[..., min(r_hi, n_cols) - 1]], 1)
+    tau = torch.empty(B, 2, n, dtype=torch.float32, device=s.device)
+    for a, e, block in _row_ranges(t0, t1, step, 16):
+        _sample_tau2[(e - a, B)](s, tau, n, n_cols, a - t0, s.stride(0), s.stride(1), tau.stride(0), tau.stride(1),
+                                 r_lo, r_hi, BLOCK=block, STEPS=_tiles().tau_steps, num_warps=_tiles().tau_warps)
+    return tau
+
+
+def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, cap: int, topk: int,
+               out: torch.Tensor) -> torch.Tensor:
+    """v4 (``kernels.dsa.triton_select4``): rows [t0, t1): two thresholds, two bit masks, per-row exact top-k
+    into out[:, t0:t1] -> candidate counts [B, t1 - t0] (rows outside [min(topk, t + 1), cap] are wrong)."""
+    B, HI, T, DI = q_idx.shape
+    n, dev, c = t1 - t0, q_idx.device, _tiles()
+    tau = torch.full((B, 2, n), float("-inf"), device=dev)  # rows with t + 1 <= cap keep every key
+    if t1 > cap:
+        a = max(t0, cap)
+        # lo: about 1.5 topk of the row's scores pass (as v3); hi: about 0.75 topk, the sure part of the top-k
+        r_lo, r_hi = -(-3 * topk // (2 * step)), max(1, 3 * topk // (4 * step))
+        tau[:, :, a - t0:] = _sample_thresholds(q_idx, k_sample, w, a, t1, step, r_lo, r_hi)
+    nbytes = triton.cdiv(T, c.mask_n) * c.mask_n // 8
+    mask = torch.empty(B, n, 2, nbytes, dtype=torch.uint8, device=dev)
+    hoist = HI * c.mask_m * DI * q_idx.element_size() <= HOIST_BYTES
+    _mask_above[(triton.cdiv(n, c.mask_m), B)](
+        q_idx, k_idx, w, tau, mask, q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0),
+        k_idx.stride(1), w.stride(0), w.stride(1), tau.stride(0), tau.stride(1), mask.stride(0), mask.stride(1),
+        mask.stride(2), T, t0, t1, HI=HI, DI=DI, BLOCK_M=c.mask_m, BLOCK_N=c.mask_n, NB=max(16, c.mask_n // 8),
+        PRECISION=_precision(q_idx), HOIST=hoist, INTERP=interpreting(), num_warps=c.mask_warps,
+        num_stages=c.mask_stages)
+    words = mask.view(torch.int32)
+    scratch = torch.empty(3, B, n, cap, dtype=torch.int32, device=dev)
+    cid, bid, bval = scratch[0], scratch[1], scratch[2].view(torch.float32)
+    counts = torch.empty(B, n, dtype=torch.int32, device=dev)
+    dst = out[:, t0:t1]
+    for a, e, block in _row_ranges(t0, t1, 32, 16):
+        _select_rows[(e - a, B)](
+            words, q_idx, k_idx, w, cid, bid, bval, counts, dst, a - t0, t0, words.stride(0), words.stride(1),
+            words.stride(2), q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1),
+            w.stride(0), w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1),
+            topk, HI=HI, DI=DI, HP=max(16, triton.next_power_of_2(HI)), NW=block, CAP=cap, RCH=c.rescore_n,
+            PRECISION=_precision(q_idx), INTERP=interpreting(), num_warps=c.rows_warps, num_stages=c.rows_stages)
     return counts
 
 

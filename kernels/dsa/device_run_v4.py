@@ -1,0 +1,216 @@
+"""One device call for DSA selection v4: exactness at 16K, v4 against v3 and SDPA at 128K (and 256K), a
+per-kernel profile of v4's ``dsa_select`` and a small sweep of its launch shapes (``ops.TILES``). GPU only;
+about 2 minutes with Triton compilation.
+
+Run (device, repo root): ``PYTHONPATH=$PWD python3 kernels/dsa/device_run_v4.py [OUT_DIR]`` (default $OUT or
+/tmp/dsa_v4). Each stage runs in its own try/except (an error is printed and recorded, the next stage runs);
+stages past a time budget are skipped. Writes results.json and prints a table last.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from evals.bench import run_bench
+from kernels.dsa import (
+    dsa_attention,
+    dsa_select,
+    lightning_indexer,
+    ops,
+)
+from kernels.dsa import reference as ref
+from kernels.gpu_check_utils import timed
+
+K16, K128 = 16384, 131072
+HI, DI, TOPK = 4, 64, 2048
+BUDGET_S = 140.0
+T_START = time.time()
+RESULTS: dict = {"errors": {}}
+
+
+def stage(name: str, fn) -> None:
+    """Run one stage, keep its result or its error, never raise; skip it past the time budget."""
+    if time.time() - T_START > BUDGET_S:
+        print(f"[{name}] skipped: {time.time() - T_START:.0f} s spent", flush=True)
+        RESULTS["errors"][name] = "skipped (time budget)"
+        return
+    t = time.time()
+    try:
+        RESULTS[name] = fn()
+        print(f"[{name}] {time.time() - t:.1f} s: {json.dumps(RESULTS[name])[:600]}", flush=True)
+    except Exception as e:  # noqa: BLE001  (one failing stage must not lose the others)
+        traceback.print_exc()
+        RESULTS["errors"][name] = f"{type(e).__name__}: {str(e)[:400]}"
+    torch.cuda.empty_cache()
+
+
+def version(v: int) -> None:
+    ops.TILES = dataclasses.replace(ops.TILES, version=v)
+
+
+def indexer_inputs(T: int, seed: int = 0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    qi = torch.randn(1, HI, T, DI, device="cuda", generator=g).bfloat16()
+    ki = torch.randn(1, T, DI, device="cuda", generator=g).bfloat16()
+    w = torch.rand(1, T, HI, device="cuda", generator=g).bfloat16()
+    return qi, ki, w
+
+
+def count_redone(fn):
+    """Call fn() and count the rows dsa_select redid exactly (outside [k, cap] after the threshold pass)."""
+    redone = []
+    real = ops._exact_row
+    ops._exact_row = lambda *a: redone.append(a[3]) or real(*a)
+    try:
+        out = fn()
+    finally:
+        ops._exact_row = real
+    return out, len(redone)
+
+
+def check_exact(T: int = K16) -> dict:
+    """v4's dsa_select == torch.topk over the fp32 lightning_indexer scores on rows with a clear k-th / (k+1)-th
+    gap; the short rows are 0..t; the output ascending; and v4 == v3 on every row."""
+    qi, ki, w = indexer_inputs(T)
+    version(4)
+    got, redone = count_redone(lambda: dsa_select(qi, ki, w, TOPK).long()[0])
+    s = lightning_indexer(qi, ki, w)[0]
+    val, idx = s.topk(TOPK + 1, dim=-1)
+    want = idx[:, :TOPK].sort(-1).values
+    del s
+    rows = torch.arange(T, device="cuda")
+    gap = val[:, TOPK - 1] - val[:, TOPK]
+    clear = (rows >= TOPK) & (gap > 1e-6 * val[:, 0].abs().clamp_min(1.0))
+    short = rows < TOPK
+    ar = torch.arange(TOPK, device="cuda")[None]
+    want_short = torch.where(ar <= rows[:, None], ar, -1)
+    version(3)
+    v3 = dsa_select(qi, ki, w, TOPK).long()[0]
+    version(4)
+    res = {"T": T, "topk": TOPK, "rows_redone": redone, "clear_rows": int(clear.sum()),
+           "rows_ge_topk": int((rows >= TOPK).sum()),
+           "clear_rows_equal": int((got[clear] == want[clear]).all(-1).sum()),
+           "short_rows_equal": bool(torch.equal(got[short], want_short[short])),
+           "ascending": bool((got[rows >= TOPK].diff(dim=-1) > 0).all()),
+           "rows_equal_v3": int((got == v3).all(-1).sum())}
+    assert res["clear_rows_equal"] == res["clear_rows"] and res["short_rows_equal"], res
+    return res
+
+
+def check_attention() -> dict:
+    """dsa_attention (bf16, v4 selection) against the float64 reference at a small size, GQA and MQA."""
+    out = {}
+    for H_kv in (2, 1):
+        g = torch.Generator(device="cuda").manual_seed(H_kv)
+        q, k, v = (torch.randn(1, h, 1024, 128, device="cuda", generator=g).bfloat16() for h in (8, H_kv, H_kv))
+        qi, ki, w = indexer_inputs(1024, seed=H_kv)
+        o = dsa_attention(q, k, v, qi, ki, w, topk=256)
+        r = ref.dsa_ref(q, k, v, qi, ki, w, 256)
+        out[f"rel_err_Hkv{H_kv}"] = float((o.double() - r.double()).norm() / r.double().norm())
+    return out
+
+
+def profile_select(T: int = K128) -> dict:
+    """Top 10 CUDA kernels of one v4 dsa_select call (torch.profiler), and the rows redone."""
+    qi, ki, w = indexer_inputs(T)
+    _, redone = count_redone(lambda: dsa_select(qi, ki, w, TOPK))
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        dsa_select(qi, ki, w, TOPK)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    events.sort(key=lambda e: -e.device_time_total)
+    top = [{"name": e.key[:80], "ms": e.device_time_total / 1000, "calls": e.count} for e in events[:10]]
+    return {"T": T, "rows_redone": redone, "cuda_ms_total": sum(e.device_time_total for e in events) / 1000,
+            "top": top}
+
+
+def sweep(T: int = K128) -> dict:
+    """Median ms of v4's dsa_select per launch shape of _mask_above, then of _select_rows (on the fastest mask
+    shape); the fastest of each family stays in ops.TILES."""
+    qi, ki, w = indexer_inputs(T)
+    select = lambda: dsa_select(qi, ki, w, TOPK)
+    families = [
+        [{"mask_m": 64, "mask_n": 64, "mask_warps": 4, "mask_stages": 2},
+         {"mask_m": 128, "mask_n": 64, "mask_warps": 8, "mask_stages": 2},
+         {"mask_m": 64, "mask_n": 64, "mask_warps": 4, "mask_stages": 3}],
+        [{"rows_warps": 4, "rescore_n": 128}, {"rows_warps": 8, "rescore_n": 128},
+         {"rows_warps": 4, "rescore_n": 256, "rows_stages": 3}],
+    ]
+    res = {}
+    base = ops.TILES
+    chosen: dict = {}
+    for variants in families:
+        fastest = None
+        for var in variants:
+            if time.time() - T_START > BUDGET_S - 20:
+                break
+            ops.TILES = dataclasses.replace(base, **{**chosen, **var})
+            try:
+                ms = timed(select, "cuda", 0.3)
+            except Exception as e:  # noqa: BLE001
+                res[str(var)] = f"{type(e).__name__}: {str(e)[:200]}"
+                continue
+            res[str(var)] = ms
+            if fastest is None or ms < fastest[1]:
+                fastest = (var, ms)
+        if fastest:
+            chosen.update(fastest[0])
+    ops.TILES = dataclasses.replace(base, **chosen)
+    res["chosen"] = dataclasses.asdict(ops.TILES)
+    return res
+
+
+def bench(ns: list[int], H_kv: int, kernels: list[str], v: int = 4) -> dict:
+    version(v)
+    try:
+        return run_bench(kernels, ns, 1, 8, H_kv, 128, torch.bfloat16, "cuda", 30.0, log=print)
+    finally:
+        version(4)
+
+
+def flash_ms(n: int) -> float | None:
+    for name in ("bench_128k", "bench_256k"):
+        for r in RESULTS.get(name, {}).get("results", []):
+            if r["kernel"] == "sdpa_flash" and r["n"] == n:
+                return r["ms"]
+    return None
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/dsa_v4"))
+    out.mkdir(parents=True, exist_ok=True)
+    RESULTS["device"] = torch.cuda.get_device_name()
+    RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
+    stage("exact_16k", check_exact)
+    stage("attention_small", check_attention)
+    stage("bench_128k", lambda: bench([K128], 1, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"]))
+    stage("bench_128k_v3", lambda: bench([K128], 1, ["dsa_select", "dsa"], v=3))
+    stage("profile_select_128k", profile_select)
+    stage("sweep_128k", sweep)
+    if RESULTS.get("sweep_128k", {}).get("chosen") not in (None, RESULTS["tiles_default"]):
+        stage("bench_128k_swept", lambda: bench([K128], 1, ["dsa_select", "dsa"]))
+    stage("bench_256k", lambda: bench([2 * K128], 1, ["sdpa_flash", "dsa_select", "dsa"]))
+    RESULTS["wall_s"] = time.time() - T_START
+    (out / "results.json").write_text(json.dumps(RESULTS, indent=1))
+    print(f"\nDSA v4 on {RESULTS['device']}, {RESULTS['wall_s']:.0f} s; errors: {RESULTS['errors'] or 'none'}")
+    print(f"exact_16k: {RESULTS.get('exact_16k')}")
+    print(f"{'stage':18s} {'kernel':12s} {'n':>7s} {'ms':>9s} {'x flash':>8s}")
+    for name in ("bench_128k", "bench_128k_v3", "bench_128k_swept", "bench_256k"):
+        for r in RESULTS.get(name, {}).get("results", []):
+            fl = flash_ms(r["n"])
+            ratio = "-" if fl is None else format(fl / r["ms"], ".2f")
+            print(f"{name:18s} {r['kernel']:12s} {r['n']:7d} {r['ms']:9.2f} {ratio:>8s}")
+    for e in RESULTS.get("profile_select_128k", {}).get("top", []):
+        print(f"  profile {e['ms']:8.2f} ms  x{e['calls']:<3d} {e['name'][:60]}")
+
+
+if __name__ == "__main__":
+    main()
