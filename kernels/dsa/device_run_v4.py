@@ -13,66 +13,34 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
 
 from evals.bench import run_bench
 from kernels.dsa import (
-    dsa_attention,
     dsa_select,
     lightning_indexer,
     ops,
 )
-from kernels.dsa import reference as ref
+from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks that do not depend on the version
+    BUDGET_S,
+    K16,
+    K128,
+    RESULTS,
+    T_START,
+    TOPK,
+    check_attention,
+    count_redone,
+    indexer_inputs,
+    profile_select,
+    stage,
+)
 from kernels.gpu_check_utils import timed
-
-K16, K128 = 16384, 131072
-HI, DI, TOPK = 4, 64, 2048
-BUDGET_S = 140.0
-T_START = time.time()
-RESULTS: dict = {"errors": {}}
-
-
-def stage(name: str, fn) -> None:
-    """Run one stage, keep its result or its error, never raise; skip it past the time budget."""
-    if time.time() - T_START > BUDGET_S:
-        print(f"[{name}] skipped: {time.time() - T_START:.0f} s spent", flush=True)
-        RESULTS["errors"][name] = "skipped (time budget)"
-        return
-    t = time.time()
-    try:
-        RESULTS[name] = fn()
-        print(f"[{name}] {time.time() - t:.1f} s: {json.dumps(RESULTS[name])[:600]}", flush=True)
-    except Exception as e:  # noqa: BLE001  (one failing stage must not lose the others)
-        traceback.print_exc()
-        RESULTS["errors"][name] = f"{type(e).__name__}: {str(e)[:400]}"
-    torch.cuda.empty_cache()
 
 
 def version(v: int) -> None:
     ops.TILES = dataclasses.replace(ops.TILES, version=v)
-
-
-def indexer_inputs(T: int, seed: int = 0):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    qi = torch.randn(1, HI, T, DI, device="cuda", generator=g).bfloat16()
-    ki = torch.randn(1, T, DI, device="cuda", generator=g).bfloat16()
-    w = torch.rand(1, T, HI, device="cuda", generator=g).bfloat16()
-    return qi, ki, w
-
-
-def count_redone(fn):
-    """Call fn() and count the rows dsa_select redid exactly (outside [k, cap] after the threshold pass)."""
-    redone = []
-    real = ops._exact_row
-    ops._exact_row = lambda *a: redone.append(a[3]) or real(*a)
-    try:
-        out = fn()
-    finally:
-        ops._exact_row = real
-    return out, len(redone)
 
 
 def check_exact(T: int = K16) -> dict:
@@ -102,34 +70,6 @@ def check_exact(T: int = K16) -> dict:
            "rows_equal_v3": int((got == v3).all(-1).sum())}
     assert res["clear_rows_equal"] == res["clear_rows"] and res["short_rows_equal"], res
     return res
-
-
-def check_attention() -> dict:
-    """dsa_attention (bf16, v4 selection) against the float64 reference at a small size, GQA and MQA."""
-    out = {}
-    for H_kv in (2, 1):
-        g = torch.Generator(device="cuda").manual_seed(H_kv)
-        q, k, v = (torch.randn(1, h, 1024, 128, device="cuda", generator=g).bfloat16() for h in (8, H_kv, H_kv))
-        qi, ki, w = indexer_inputs(1024, seed=H_kv)
-        o = dsa_attention(q, k, v, qi, ki, w, topk=256)
-        r = ref.dsa_ref(q, k, v, qi, ki, w, 256)
-        out[f"rel_err_Hkv{H_kv}"] = float((o.double() - r.double()).norm() / r.double().norm())
-    return out
-
-
-def profile_select(T: int = K128) -> dict:
-    """Top 10 CUDA kernels of one v4 dsa_select call (torch.profiler), and the rows redone."""
-    qi, ki, w = indexer_inputs(T)
-    _, redone = count_redone(lambda: dsa_select(qi, ki, w, TOPK))
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        dsa_select(qi, ki, w, TOPK)
-        torch.cuda.synchronize()
-    events = [e for e in prof.key_averages() if e.device_time_total > 0]
-    events.sort(key=lambda e: -e.device_time_total)
-    top = [{"name": e.key[:80], "ms": e.device_time_total / 1000, "calls": e.count} for e in events[:10]]
-    return {"T": T, "rows_redone": redone, "cuda_ms_total": sum(e.device_time_total for e in events) / 1000,
-            "top": top}
 
 
 def sweep(T: int = K128) -> dict:
@@ -188,6 +128,7 @@ def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/dsa_v4"))
     out.mkdir(parents=True, exist_ok=True)
     RESULTS["device"] = torch.cuda.get_device_name()
+    version(4)   # every stage below runs v4 unless it names v3
     RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
     stage("exact_16k", check_exact)
     stage("attention_small", check_attention)
