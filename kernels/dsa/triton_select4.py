@@ -198,7 +198,8 @@ def _select_rows(MASK, QI, KI, W, CID, BID, BVAL, CNT, OUT, row0, t0, stride_mb,
     valid = offs < n_cand
     cid = tl.load(cid_row + offs, mask=valid, other=0)
     # 3. sure (hi bit, unless the hi mask is the candidate set) or band; band ids compacted, in key order
-    hw = tl.load(mrow + stride_ml + cid // 32, mask=valid & (c_hi < K), other=0)
+    # the scalar test broadcast to a block first: Triton 3.9's interpreter gives `block & (scalar < K)` int32 data
+    hw = tl.load(mrow + stride_ml + cid // 32, mask=valid & ((tl.zeros_like(offs) + c_hi) < K), other=0)
     sure = valid & (((hw >> (cid % 32)) & 1) != 0)
     band = valid & ~sure
     brank = tl.cumsum(band.to(tl.int32), 0) - 1
