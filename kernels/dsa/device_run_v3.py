@@ -141,13 +141,19 @@ def sweep(T: int = K128) -> dict:
         (attend, [{"attn_n": 64, "attn_warps": 4, "attn_stages": 2}, {"attn_n": 64, "attn_warps": 4, "attn_stages": 3},
                   {"attn_n": 32, "attn_warps": 2, "attn_stages": 3}]),
     ]
+    return sweep_families(families, margin_s=30)
+
+
+def sweep_families(families: list, margin_s: float) -> dict:
+    """families: [(fn, [TILES overrides, ...]), ...]. Median ms of fn() per override, each family on the fastest
+    of the ones before; the fastest of each family stays in ops.TILES. Stops margin_s before the time budget."""
     res = {}
     base = ops.TILES
     chosen: dict = {}
     for fn, variants in families:
         fastest = None
         for var in variants:
-            if time.time() - T_START > BUDGET_S - 30:
+            if time.time() - T_START > BUDGET_S - margin_s:
                 break
             ops.TILES = dataclasses.replace(base, **{**chosen, **var})
             try:

@@ -24,7 +24,6 @@ from kernels.dsa import (
     ops,
 )
 from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks that do not depend on the version
-    BUDGET_S,
     K16,
     K128,
     RESULTS,
@@ -35,8 +34,8 @@ from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks t
     indexer_inputs,
     profile_select,
     stage,
+    sweep_families,
 )
-from kernels.gpu_check_utils import timed
 
 
 def version(v: int) -> None:
@@ -84,28 +83,7 @@ def sweep(T: int = K128) -> dict:
         [{"rows_warps": 4, "rescore_n": 128}, {"rows_warps": 8, "rescore_n": 128},
          {"rows_warps": 4, "rescore_n": 256, "rows_stages": 3}],
     ]
-    res = {}
-    base = ops.TILES
-    chosen: dict = {}
-    for variants in families:
-        fastest = None
-        for var in variants:
-            if time.time() - T_START > BUDGET_S - 20:
-                break
-            ops.TILES = dataclasses.replace(base, **{**chosen, **var})
-            try:
-                ms = timed(select, "cuda", 0.3)
-            except Exception as e:  # noqa: BLE001
-                res[str(var)] = f"{type(e).__name__}: {str(e)[:200]}"
-                continue
-            res[str(var)] = ms
-            if fastest is None or ms < fastest[1]:
-                fastest = (var, ms)
-        if fastest:
-            chosen.update(fastest[0])
-    ops.TILES = dataclasses.replace(base, **chosen)
-    res["chosen"] = dataclasses.asdict(ops.TILES)
-    return res
+    return sweep_families([(select, v) for v in families], margin_s=20)
 
 
 def bench(ns: list[int], H_kv: int, kernels: list[str], v: int = 4) -> dict:
