@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 import traceback
 from pathlib import Path
@@ -45,6 +44,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
+    from kernels.gpu_check_utils import rel, timed
     from kernels.scan import selective_scan_torch, selective_scan_train
     from kernels.scan.triton_train import train_backward, train_forward
 
@@ -83,24 +83,8 @@ def main() -> None:
         if not smoke:
             torch.cuda.synchronize()
 
-    def ms(fn, warm: int = 3, reps: int = 15) -> float:
-        for _ in range(warm):
-            fn()
-        sync()
-        ts = []
-        for _ in range(reps if not smoke else 1):
-            if smoke:
-                t0 = time.perf_counter()
-                fn()
-                ts.append(1000 * (time.perf_counter() - t0))
-                continue
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            ts.append(a.elapsed_time(b))
-        return statistics.median(ts)
+    def ms(fn) -> float:   # median ms (CUDA events on the GPU), about 0.3 s of calls after one warm-up
+        return timed(fn, dev, 0.3)
 
     def inputs(T: int, mode: str, seed: int = 0) -> list:
         """x, dt, A, B, C, D, z (mode fp32: all float32; bf16: x, B, C, z bf16; zoo: B, C, z bf16)."""
@@ -121,9 +105,6 @@ def main() -> None:
         return [y.detach(), h.detach(), *grads]
 
     names = ("y", "h", "dx", "ddt", "dA", "dB", "dC", "dD", "dz")
-
-    def rel(a, b) -> float:
-        return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
     def errors() -> None:
         for T in lengths:
