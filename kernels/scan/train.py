@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 Tensor = torch.Tensor
-BLOCK_T = 64   # as triton_train.BLOCK_T, which this module does not import (Triton loads on the first call)
+BLOCK_T = 64   # tokens per chunk of the custom ops (triton_train takes it from here; Triton loads on the first call)
 
 
 def _c(t: Tensor | None) -> Tensor | None:

@@ -24,9 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.scan.train import BLOCK_T
 from kernels.scan.triton_scan import _INTERPRET, _compose, _scan
-
-BLOCK_T = 64   # tokens per chunk; the forward's checkpoints and the backward must agree on it
 
 
 @triton.jit
