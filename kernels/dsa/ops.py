@@ -160,7 +160,7 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
         t1 = min(T, t0 + rows)
         pos = torch.arange(t0, t1, device=q_idx.device)
         if v4:
-            counts = _select_v4(q_idx, k_idx, k_sample, w, t0, t1, step, cap, topk, out)
+            counts = _select_v4(q_idx, k_idx, k_sample, w, t0, t1, step, r, cap, topk, out)
         else:
             tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
             if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
@@ -231,7 +231,7 @@ def _sample_thresholds(q_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: in
     return tau
 
 
-def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, cap: int, topk: int,
+def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int,
                out: torch.Tensor) -> torch.Tensor:
     """v4 (``kernels.dsa.triton_select4``): rows [t0, t1): two thresholds, two bit masks, per-row exact top-k
     into out[:, t0:t1] -> candidate counts [B, t1 - t0] (rows outside [min(topk, t + 1), cap] are wrong)."""
@@ -240,8 +240,8 @@ def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, cap: int,
     tau = torch.full((B, 2, n), float("-inf"), device=dev)  # rows with t + 1 <= cap keep every key
     if t1 > cap:
         a = max(t0, cap)
-        # lo: about 1.5 topk of the row's scores pass (as v3); hi: about 0.75 topk, the sure part of the top-k
-        r_lo, r_hi = -(-3 * topk // (2 * step)), max(1, 3 * topk // (4 * step))
+        # lo: r_lo, v3's r (about 1.5 topk of the row's scores pass); hi: about 0.75 topk, the sure part of the top-k
+        r_hi = max(1, 3 * topk // (4 * step))
         tau[:, :, a - t0:] = _sample_thresholds(q_idx, k_sample, w, a, t1, step, r_lo, r_hi)
     nbytes = triton.cdiv(T, c.mask_n) * c.mask_n // 8
     mask = torch.empty(B, n, 2, nbytes, dtype=torch.uint8, device=dev)
