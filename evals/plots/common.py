@@ -18,7 +18,8 @@ from evals.ctx import fmt_ctx  # noqa: E402
 
 FORMATS = ("png", "svg")
 DEFAULT_THRESHOLD = 85.6  # RULER's effective-length threshold: Llama-2-7B's score at 4K, in percent
-COLORS = plt.get_cmap("tab10").colors
+_TAB20 = plt.get_cmap("tab20").colors
+COLORS = _TAB20[0::2] + _TAB20[1::2]  # tab10's ten, then their light shades: 20 series before a colour repeats
 
 
 def wilson(mean: float, n: int, z: float = 1.96) -> tuple[float, float]:
