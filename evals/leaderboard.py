@@ -87,6 +87,8 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
         if not c.sample_set_hash:
             raise EvalError(f"metrics file {c.path} has no sample_set_hash: the board cannot tell which samples were scored")
         t = tasks.setdefault(c.task, {"version": c.task_version, "metric": c.metric, "scores": {}})
+        if c.task_version not in (t["version"] or "").split(","):  # cells from two generator versions: say both
+            t["version"] = ",".join(sorted(filter(None, [*(t["version"] or "").split(","), c.task_version])))
         t["scores"][str(c.ctx)] = {"score": c.score.mean, "stderr": _finite(c.score.stderr), "n": c.score.n,
                                    "sample_set_hash": c.sample_set_hash, "seed": c.seed}
     average = m.ruler_average()

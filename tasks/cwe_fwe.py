@@ -34,6 +34,7 @@ FWE_QUESTION = ("\nQuestion: Do not provide any explanation. Please ignore the d
                 "What are the three most frequently appeared words in the above coded text?")
 FWE_PREFIX = " Answer: According to the coded text above, the three most frequently appeared words are:"
 _PSEUDO_POOL = 30_000
+_FILL_TRIES = 64  # single items tried for the last gap before giving up on it
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def _numbered(words: list[str]) -> str:
 
 class CWETask(RulerTask):
     config: CWEConfig
+    version = "2"  # 2: the fill tries more single words for the last gap (1 stopped at the first misfit)
 
     def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
                 ) -> tuple[Layout, list[str], dict[str, Any]]:
@@ -109,11 +111,13 @@ class CWETask(RulerTask):
                 raise fitter.too_small(fixed + cost)
             n = len(items)
             nums = _numbers(count, n + room // 2 + 8, cumulative=True)
+            misses = 0
             for w in words_in_order():  # uncommon words, freq_uncommon each, then single ones to fill
                 reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (cost_of[w] + 4) else 1
                 step = reps * cost_of[w] + nums[n + reps] - nums[n]
                 if cost + step > room:
-                    if reps == 1:
+                    misses += reps == 1
+                    if misses > _FILL_TRIES:  # no short enough word came up: the gap is as small as it gets
                         break
                     continue
                 items.extend([w] * reps)

@@ -152,3 +152,12 @@ def test_cli_build_merge_publish(tmp_path):
     bad.write_text('{"schema_version": "1.0", "name": "x"')
     refused = run("merge", str(tmp_path / "lb" / "main.json"), str(bad))
     assert refused.returncode == 2 and "not valid JSON" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_board_names_both_task_versions_when_cells_mix_them(tmp_path):
+    """A task whose cells came from two generator versions (e.g. cwe 1 at 8K, 2 at 2K) says so."""
+    folder = write_model(tmp_path / "r", "zoo:ssa@tiny", {"cwe": dict(zip(CTXS, (0.5, 0.4, 0.3, 0.2)))})
+    cell = folder / "cwe" / "4k" / "metrics.json"
+    cell.write_text(json.dumps({**json.loads(cell.read_text()), "task_version": "2"}))
+    entry = build_board([tmp_path / "r"], "mixed")["entries"][0]
+    assert entry["tasks"]["cwe"]["version"] == "1,2"

@@ -206,6 +206,16 @@ def test_cwe_answer_is_the_most_common_words():
     assert top == set(s.answers) and tally[9][1] > tally[10][1]
 
 
+@pytest.mark.parametrize("ctx", [2048, 2500, 3001])
+def test_cwe_fills_short_prompts_under_the_byte_tokenizer(ctx):
+    """Near RULER's smallest lengths the last gap is a few tokens: the fill must find a word that short
+    instead of stopping at the first one that does not fit (version 1 failed here)."""
+    tok = ByteTokenizer()
+    for seed in range(3):
+        s = next(RULER_TASKS["cwe"].generate(ctx, 1, seed, tok))
+        assert ctx - s.max_new_tokens - tolerance(ctx) <= s.prompt_tokens <= ctx - s.max_new_tokens
+
+
 def test_fwe_answer_is_ranks_two_to_four():
     s = next(RULER_TASKS["fwe"].generate(4096, 1, 0, ByteTokenizer()))
     words = s.input.split("coded words.")[1].split("\nQuestion:")[0].split()
