@@ -21,6 +21,7 @@ INSTRUCTION = ("Answer the question based on the given documents. "
 TEMPLATE = f"{INSTRUCTION}\n\nThe following are given documents.\n\n"
 QUESTION = f"\n\n{INSTRUCTION}\n\nQuestion: {{query}}"
 ANSWER_PREFIX = " Answer:"
+_MAX_POPS = 32  # distractor swaps while the last gap stays under a header and over the tolerance (4 within it)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class QATask(RulerTask):
                     break
                 cut = fill_prefix(count, bodies[nxt], gap)
                 spare = [i for i, d in enumerate(docs) if d not in gold]
-                if not cut and spare and pops < 4:  # no room for one more header: free a distractor's place
+                stuck = gap + count(header(len(docs) + 1)) > fitter.tol  # this gap alone would miss the target
+                if not cut and spare and (pops < 4 or stuck and pops < _MAX_POPS):  # no room for a header: free a place
                     docs.pop(spare[-1])
                     pops += 1
                     cut = fill_prefix(count, bodies[nxt], room - size(docs, "") - count(header(len(docs) + 1)))

@@ -216,6 +216,14 @@ def test_cwe_fills_short_prompts_under_the_byte_tokenizer(ctx):
         assert ctx - s.max_new_tokens - tolerance(ctx) <= s.prompt_tokens <= ctx - s.max_new_tokens
 
 
+def test_qa_fills_2k_prompts_when_swapped_documents_keep_landing_under_a_header():
+    """qa_1 at 2K with a 2-token chat overhead (the zoo's): four distractor swaps each left a gap just
+    under a document header; the fill must keep swapping while the gap would miss the tolerance."""
+    for s in RULER_TASKS["qa_1"].generate(2048, 10, 0, ByteTokenizer(), overhead=2):
+        target = 2048 - 2 - s.max_new_tokens
+        assert target - tolerance(target) <= s.prompt_tokens <= target
+
+
 def test_fwe_answer_is_ranks_two_to_four():
     s = next(RULER_TASKS["fwe"].generate(4096, 1, 0, ByteTokenizer()))
     words = s.input.split("coded words.")[1].split("\nQuestion:")[0].split()
