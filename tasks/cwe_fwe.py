@@ -34,7 +34,7 @@ FWE_QUESTION = ("\nQuestion: Do not provide any explanation. Please ignore the d
                 "What are the three most frequently appeared words in the above coded text?")
 FWE_PREFIX = " Answer: According to the coded text above, the three most frequently appeared words are:"
 _PSEUDO_POOL = 30_000
-_FILL_TRIES = 64  # single items tried for the last gap before giving up on it
+_FILL_TRIES = 64  # single words tried for a last gap the first misfit left out of tolerance
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,6 @@ def _numbered(words: list[str]) -> str:
 
 class CWETask(RulerTask):
     config: CWEConfig
-    version = "2"  # 2: the fill tries more single words for the last gap (1 stopped at the first misfit)
 
     def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
                 ) -> tuple[Layout, list[str], dict[str, Any]]:
@@ -99,6 +98,16 @@ class CWETask(RulerTask):
             for i in range(len(pseudo)):
                 yield pseudo[(offset + i * stride) % len(pseudo)]
 
+        def numbered(items: list[str], cost: int, budget: int, freq: int) -> tuple[list[str], int]:
+            """The listing's items (``cost`` tokens, numbers included) shuffled, and the prompt's token
+            count, trimmed to ``budget`` without losing a common word's ``freq`` repeats."""
+            random.Random(item_seed).shuffle(items)
+            total = fixed + cost + count(f"1. {items[0]}") - count(" 1.") - cost_of[items[0]]
+            while total > budget and len(items) > c.num_common * freq:
+                last = items.pop()
+                total -= count(f" {len(items) + 1}.") + cost_of[last]
+            return items, total
+
         def layout(budget: int) -> Built:
             room = budget - fixed
             freq = c.freq_common + 1
@@ -111,25 +120,27 @@ class CWETask(RulerTask):
                 raise fitter.too_small(fixed + cost)
             n = len(items)
             nums = _numbers(count, n + room // 2 + 8, cumulative=True)
-            misses = 0
+            misses, first_stop = 0, None
             for w in words_in_order():  # uncommon words, freq_uncommon each, then single ones to fill
                 reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (cost_of[w] + 4) else 1
                 step = reps * cost_of[w] + nums[n + reps] - nums[n]
                 if cost + step > room:
-                    misses += reps == 1
-                    if misses > _FILL_TRIES:  # no short enough word came up: the gap is as small as it gets
-                        break
+                    if reps == 1:
+                        if first_stop is None:  # the first single word that does not fit: stop if close enough
+                            first_stop = numbered(list(items), cost, budget, freq)
+                            if first_stop[1] >= budget - fitter.tol:
+                                break
+                        misses += 1
+                        if misses > _FILL_TRIES:  # no short enough word came up: the gap is as small as it gets
+                            break
                     continue
                 items.extend([w] * reps)
                 cost += step
                 n += reps
                 if room - cost <= fitter.tol // 2:
                     break
-            random.Random(item_seed).shuffle(items)
-            total = fixed + cost + count(f"1. {items[0]}") - count(" 1.") - cost_of[items[0]]
-            while total > budget and len(items) > c.num_common * freq:
-                last = items.pop()
-                total -= count(f" {len(items) + 1}.") + cost_of[last]
+            close = first_stop is not None and first_stop[1] >= budget - fitter.tol
+            items, total = first_stop if close else numbered(items, cost, budget, freq)
             return Built(head + _numbered(items) + tail, prefix, total, [],
                          {"list_items": len(items), "freq_common": freq})
 
