@@ -1,4 +1,4 @@
-"""The ``evals`` command line: run, generate, tasks, bench, probe, plot, leaderboard, train.
+"""The ``evals`` command line: run, generate, tasks, bench, probe, plot, leaderboard, merge, train.
 
 Each verb lives in its own module and registers itself on ``app``; errors a user can cause
 are printed as one line and exit with status 2, never as a traceback.
@@ -21,7 +21,7 @@ err = Console(stderr=True)
 
 def _register() -> None:
     # one line per verb module; each defines its command(s) on `app`
-    from evals import bench, generate_cmd, leaderboard, plot, probe, run_cmd, train  # noqa: F401
+    from evals import bench, generate_cmd, leaderboard, merge_cmd, plot, probe, run_cmd, train  # noqa: F401
 
 
 def user_errors() -> tuple[type[Exception], ...]:

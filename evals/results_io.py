@@ -136,7 +136,8 @@ def _read_cell(path: Path) -> Cell:
     )
 
 
-def _is_model_dir(path: Path) -> bool:
+def is_model_dir(path: Path) -> bool:
+    """Whether ``path`` is one model's folder (manifest, summary or <task>/<ctx> cells), not a results root."""
     return (path / "manifest.json").is_file() or (path / "summary.json").is_file() or any(path.glob("*/*/metrics.json")) or any(path.glob("*/*/samples.jsonl"))
 
 
@@ -166,10 +167,10 @@ def load_results(path: Path | str) -> list[ModelResults]:
     path = Path(path)
     if not path.is_dir():
         raise EvalError(f"results folder {path} does not exist")
-    if _is_model_dir(path):
+    if is_model_dir(path):
         return [load_model_dir(path)]
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    models = [load_model_dir(p) for p in subdirs if _is_model_dir(p)]
+    models = [load_model_dir(p) for p in subdirs if is_model_dir(p)]
     if not models:
         raise EvalError(f"results folder {path} holds no model results (expected <model>/<task>/<ctx>/metrics.json)")
     return models

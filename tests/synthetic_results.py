@@ -33,7 +33,7 @@ def write_model(root: Path, spec: str, scores: dict[str, dict[int, float]], n: i
                     f.write(json.dumps({"id": f"{task}-{i}", "hash": h, "task": task, "ctx": ctx, "model": spec,
                                         "score": float(i < round(mean * n)), "meta": {}}) + "\n")
             metrics = {"model": spec, "task": task, "task_version": "1", "ctx": ctx, "metric": "match",
-                       **_point(mean, n), "tokenizer": tokenizer, "seed": 0,
+                       **_point(mean, n), "tokenizer": tokenizer, "seed": 0, "complete": True,
                        "sample_set_hash": hashlib.sha256("".join(hashes).encode()).hexdigest()}
             if depths and task.startswith("niah"):
                 metrics["by_depth"] = {str(d): _point(max(0.0, mean - d / 400), n) for d in depths}
