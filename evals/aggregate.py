@@ -70,3 +70,11 @@ def ruler_average(per_task: dict[str, dict[int, dict[str, Any]]], ruler_tasks: l
             avg[ctx] = sum(per_task[t][ctx]["mean"] for t in names) / len(names)
             used[ctx] = names
     return avg, used
+
+
+def full_lengths(used: dict[int, list[str]]) -> list[int]:
+    """Of ``ctx -> tasks averaged there``, the lengths whose average covers the largest task set: an
+    average over six needle tasks beside one over all thirteen would draw a change of task set as a
+    change with length."""
+    most = max((set(t) for t in used.values()), key=len, default=set())
+    return sorted(c for c, t in used.items() if set(t) == most)

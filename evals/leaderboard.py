@@ -20,6 +20,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from evals.aggregate import full_lengths
 from evals.cli import app
 from evals.errors import EvalError
 from evals.plots.common import DEFAULT_THRESHOLD
@@ -28,7 +29,7 @@ from evals.results_io import ModelResults, architecture, load_bench, load_result
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "leaderboards" / "schema.json"
 METHODS = {
-    "effective_length": "longest context length whose RULER-style average is at or above the threshold (percent), as RULER reports it",
+    "effective_length": "longest context length whose RULER-style average is at or above the threshold (percent), as RULER reports it, over the lengths scored on the model's largest task set",
     "auc": "trapezoid rule over log2(context length) of the RULER-style average, divided by log2(longest/shortest) so it lies in [0, 1]",
 }
 
@@ -50,6 +51,14 @@ def summarise(average: dict[int, float], threshold: float) -> dict[str, Any]:
     out["auc"] = area / (xs[-1] - xs[0])
     out["auc_span"] = [ctxs[0], ctxs[-1]]
     return out
+
+
+def full_set_summary(average: dict[int, float], used: dict[int, list[str]], threshold: float) -> dict[str, Any]:
+    """``summarise`` over the lengths whose average covers the model's largest task set (all of them
+    when ``used`` is empty), and which lengths those were: a six-task average at 4K and a thirteen-task
+    one at 8K are not points of one curve."""
+    lengths = [c for c in full_lengths(used) if c in average] if used else sorted(average)
+    return {**summarise({c: average[c] for c in lengths}, threshold), "summary_lengths": lengths}
 
 
 def _finite(x: float) -> float | None:
@@ -105,7 +114,7 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
         "tasks": tasks,
         "summary": {"ruler_average": {str(k): v for k, v in average.items()}, "average_method": m.average_method(),
                     "ruler_average_tasks": {str(k): v for k, v in m.ruler_average_tasks().items()},
-                    **summarise(average, threshold)},
+                    **full_set_summary(average, m.ruler_average_tasks(), threshold)},
         "bench": _bench_entry(bench, arch),
     }
 
@@ -189,7 +198,8 @@ def merge_boards(boards: list[dict[str, Any]], name: str) -> dict[str, Any]:
             e = json.loads(json.dumps(e))
             avg = {int(k): v for k, v in e["summary"]["ruler_average"].items()}
             kept = {k: e["summary"][k] for k in ("ruler_average", "average_method", "ruler_average_tasks") if k in e["summary"]}
-            e["summary"] = {**kept, **summarise(avg, threshold)}
+            used = {int(k): v for k, v in kept.get("ruler_average_tasks", {}).items()}
+            e["summary"] = {**kept, **full_set_summary(avg, used, threshold)}
             add_entry(merged, e)
     validate(merged, f"merged board {name!r}")
     return merged

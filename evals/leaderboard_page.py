@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.plots.common import short_model, slug
-from evals.plots.length import Series, plot_panels
+from evals.aggregate import full_lengths
+from evals.plots.length import AVERAGE, Series, plot_panels
 
 PAGE_DIR = Path(__file__).resolve().parents[1] / "leaderboards" / "page"
 
@@ -26,7 +27,9 @@ PAGE_DIR = Path(__file__).resolve().parents[1] / "leaderboards" / "page"
 def _model_plot(entry: dict[str, Any], threshold: float) -> str:
     """A PNG data URI: this model's score vs context length, one panel per task plus the average."""
     avg = {int(k): v for k, v in entry["summary"]["ruler_average"].items()}
-    panels = {"RULER-style average": [Series(short_model(entry["model"]), sorted(avg), [avg[c] for c in sorted(avg)], [0] * len(avg))]}
+    used = {int(k): v for k, v in entry["summary"].get("ruler_average_tasks", {}).items()}
+    keep = full_lengths(used) if used else sorted(avg)
+    panels = {AVERAGE: [Series(short_model(entry["model"]), keep, [avg[c] for c in keep], [0] * len(keep))]}
     for task, t in sorted(entry["tasks"].items()):
         ctxs = sorted(int(c) for c in t["scores"])
         cells = [t["scores"][str(c)] for c in ctxs]

@@ -60,8 +60,12 @@ def test_a_curve_whose_task_set_changes_with_length_lists_the_tasks_per_length(t
     assert summary["ruler_average"] == {"4096": 0.6, "8192": 0.55, "16384": 1.0, "32768": 1.0}
     assert summary["ruler_average_tasks"] == {"4096": ["niah_multikey_1", "niah_single_1"], "8192": ["niah_multikey_1", "niah_single_1"],
                                               "16384": ["niah_single_1"], "32768": ["niah_single_1"]}
+    # the one-task lengths are not points of the two-task curve: the summary uses 4K and 8K only
+    assert summary["summary_lengths"] == [4096, 8192] and summary["effective_length"] is None
+    assert summary["mean_score"] == pytest.approx(0.575)
     merged = merge_boards([board], "merged")
     assert merged["entries"][0]["summary"]["ruler_average_tasks"] == summary["ruler_average_tasks"]
+    assert merged["entries"][0]["summary"]["summary_lengths"] == [4096, 8192]
 
 
 def test_average_without_a_summary_file_is_over_ruler_tasks_only(tmp_path):

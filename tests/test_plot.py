@@ -14,6 +14,8 @@ from evals.errors import EvalError
 from evals.plot import make_plots
 from evals.plots.common import wilson
 from evals.plots.cost import fit_exponent
+from evals.plots.length import AVERAGE, length_panels
+from evals.results_io import load_results
 from synthetic_results import write_bench, write_model, write_probe
 
 CTXS = (4096, 8192, 16384)
@@ -54,6 +56,14 @@ def test_length_plot_labels_lines_and_draws_the_threshold(files):
     assert "threshold 80" in text
     assert "niah_single_1, n=20" in text  # panel titles say the sample count
     assert "RULER-style average" in text
+
+
+def test_average_line_keeps_only_the_lengths_with_the_models_full_task_set(tmp_path):
+    """Two tasks at 4K and 8K, one beyond: the average line stops at 8K instead of jumping to the one
+    task's score at 16K (the zoo's board mixes six-task and thirteen-task lengths)."""
+    write_model(tmp_path, "zoo:x", {"niah_single_1": {4096: 1.0, 8192: 1.0, 16384: 1.0}, "vt": {4096: 0.0, 8192: 0.0}})
+    (avg,) = length_panels(load_results(tmp_path))[AVERAGE]
+    assert avg.ctxs == [4096, 8192] and avg.scores == [0.5, 0.5]
 
 
 def test_decay_plot_has_a_panel_per_model_and_a_line_per_ctx(files):

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from evals.aggregate import full_lengths
 from evals.plots.common import color, ctx_axis, direct_labels, new_figure, save, short_model, wilson
 from evals.results_io import ModelResults
 
@@ -60,12 +61,15 @@ def plot_panels(panels: dict[str, list[Series]], threshold: float, out_dir: Path
     return save(fig, out_dir, stem, formats)
 
 
+AVERAGE = "RULER-style average (lengths with the model's most tasks)"
+
+
 def length_panels(models: list[ModelResults]) -> dict[str, list[Series]]:
     """Average first, then tasks in name order; each model keeps its colour across panels."""
-    panels: dict[str, list[Series]] = {"RULER-style average": []}
+    panels: dict[str, list[Series]] = {AVERAGE: []}
     for i, m in enumerate(models):
-        avg = m.ruler_average()
-        panels["RULER-style average"].append(Series(short_model(m.model), list(avg), list(avg.values()), [0] * len(avg), i))
+        avg, keep = m.ruler_average(), full_lengths(m.ruler_average_tasks())
+        panels[AVERAGE].append(Series(short_model(m.model), keep, [avg[c] for c in keep], [0] * len(keep), i))
     for task in sorted({c.task for m in models for c in m.cells}):
         for i, m in enumerate(models):
             cells = sorted((c for c in m.cells if c.task == task), key=lambda c: c.ctx)
