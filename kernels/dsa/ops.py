@@ -74,8 +74,8 @@ class Tiles:
     ``kernels.dsa.triton_select4``) or 3 (scattered candidates, ``triton_topk``);
     mask_*: v4's (and v5's) ``_mask_above`` tile, warps, stages; rows_warps / rows_stages / rescore_n: v4's
     ``_select_rows`` warps, stages of its band rescoring loop, band keys rescored per step; tau_steps: v4's
-    (and v5's) threshold bisection steps. sel5_rows / sel5_chunk / sel5_rescore / sel5_warps / sel5_stages:
-    v5's ``_select_rows5`` rows per program, mask words (and candidate slots) per step, band keys per row per
+    (and v5's) threshold bisection steps. sel5_*: v5's ``_select_rows5`` rows per
+    program, mask words per step, candidate slots per step (bisection, output), band keys per row per
     rescoring step, warps, stages of its rescoring loop. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline
     stages; topk_rows / topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau``
     and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
@@ -90,8 +90,9 @@ class Tiles:
     rows_stages: int = 3
     rescore_n: int = 256
     tau_steps: int = 12
-    sel5_rows: int = 4      # v5: not measured yet (NOTES.md, v5); 4 rows x 4 indexer heads fill one 16-row MMA operand
-    sel5_chunk: int = 256
+    sel5_rows: int = 4      # v5 (not measured yet): 4 rows x 4 indexer heads fill one 16-row MMA operand; offline
+    sel5_words: int = 128   # sm_90 compile: 118 registers, no spills, 19 KB shared: 4 CTAs (16 rows) per SM
+    sel5_slots: int = 128
     sel5_rescore: int = 32
     sel5_warps: int = 4
     sel5_stages: int = 2
@@ -109,7 +110,7 @@ class Tiles:
 
 TILES = Tiles()
 INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32, mask_m=32, mask_n=32,
-                     rescore_n=16, sel5_rows=4, sel5_chunk=4, sel5_rescore=8)
+                     rescore_n=16, sel5_rows=4, sel5_words=4, sel5_slots=32, sel5_rescore=8)
 # sampled rows longer than this take torch.topk for their threshold (one Triton program holds a whole row)
 MAX_SAMPLE_BLOCK = 16384
 # queries of all indexer heads of a tile stay on chip across the key loop up to this many bytes
@@ -300,9 +301,9 @@ def _select_v5(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int
         words, q_idx, k_idx, w, cid, bid, key, counts, dst, n, t0, words.stride(0), words.stride(1), words.stride(2),
         q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1), w.stride(0),
         w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1), topk, HI=HI,
-        DI=DI, HP=max(16, triton.next_power_of_2(HI * c.sel5_rows)), ROWS=c.sel5_rows, CHUNK=c.sel5_chunk, CAP=cap,
-        RCH=c.sel5_rescore, PRECISION=_precision(q_idx), INTERP=interpreting(), num_warps=c.sel5_warps,
-        num_stages=c.sel5_stages)
+        DI=DI, HP=max(16, triton.next_power_of_2(HI * c.sel5_rows)), ROWS=c.sel5_rows, WCH=c.sel5_words,
+        SCH=c.sel5_slots, CAP=cap, RCH=c.sel5_rescore, PRECISION=_precision(q_idx), INTERP=interpreting(),
+        num_warps=c.sel5_warps, num_stages=c.sel5_stages)
     return counts
 
 

@@ -4,7 +4,7 @@ v5 (``kernels.dsa.ops``, ``Tiles.version == 5``) keeps v4's thresholds (``_sampl
 (``_mask_above``, see ``triton_select4``) and replaces ``_select_rows`` by ``_select_rows5``. v4 ran one row
 per program with the whole row in registers ([T / 32] mask words, [CAP] slots: 255 registers, one CTA per
 SM), so every row paid its serial chain of reductions, scans and dependent gathers alone. Here every step
-works on [ROWS, CHUNK] blocks in a loop over the row (registers independent of T and CAP: several CTAs per
+works on [ROWS, WCH] mask words or [ROWS, SCH] slots in a loop over the row (registers independent of T and CAP: several CTAs per
 SM), and the ROWS rows of a program share each step: one block reduction, scan or gather round serves
 ROWS rows, whose latencies overlap. Per program, rows local .. local + ROWS:
 
@@ -33,10 +33,10 @@ from kernels.dsa.triton_topk import _order_key
 
 
 @triton.jit
-def _load_words(MROW, w0, last, rmask, stride_ml, CHUNK: tl.constexpr):
-    """Mask words w0 .. w0 + CHUNK of ROWS rows (row pointers MROW [ROWS], last word index last [ROWS]) -> lo, hi
-    [ROWS, CHUNK] int32, 0 past each row's last word."""
-    w = w0 + tl.arange(0, CHUNK)
+def _load_words(MROW, w0, last, rmask, stride_ml, WCH: tl.constexpr):
+    """Mask words w0 .. w0 + WCH of ROWS rows (row pointers MROW [ROWS], last word index last [ROWS]) -> word
+    indices [WCH], lo, hi [ROWS, WCH] int32, 0 past each row's last word."""
+    w = w0 + tl.arange(0, WCH)
     m = rmask[:, None] & (w[None, :] <= last[:, None])
     ptr = MROW[:, None] + w[None, :]
     return w, tl.load(ptr, mask=m, other=0), tl.load(ptr + stride_ml, mask=m, other=0)
@@ -68,7 +68,7 @@ def _rescore5(q, wq, head_row, KI, BID, KEY, c0, n_band, srow, rmask, stride_kt,
 def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_mb, stride_mt, stride_ml,
                   stride_qb, stride_qh, stride_qt, stride_kb, stride_kt, stride_wb, stride_wt, stride_sb, stride_st,
                   stride_cb, stride_ob, stride_ot, K, HI: tl.constexpr, DI: tl.constexpr, HP: tl.constexpr,
-                  ROWS: tl.constexpr, CHUNK: tl.constexpr, CAP: tl.constexpr, RCH: tl.constexpr,
+                  ROWS: tl.constexpr, WCH: tl.constexpr, SCH: tl.constexpr, CAP: tl.constexpr, RCH: tl.constexpr,
                   PRECISION: tl.constexpr, INTERP: tl.constexpr):
     """Rows local (ROWS per program, the last rows first) of a chunk of n_rows starting at query t0: the top-K key
     ids from the two masks MASK [B, rows, 2, words] -> OUT[b, local, :K] ascending, -1 padded; CNT[b, local] =
@@ -87,11 +87,11 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
     c_sure = tl.zeros([ROWS], tl.int32)
     w0 = 0
     while w0 < n_words:
-        _, lo_w, hi_w = _load_words(mrow, w0, last, rmask, stride_ml, CHUNK)
+        _, lo_w, hi_w = _load_words(mrow, w0, last, rmask, stride_ml, WCH)
         c_lo += tl.sum(_popcount(lo_w), 1)
         c_hi += tl.sum(_popcount(hi_w), 1)
         c_sure += tl.sum(_popcount(lo_w & hi_w), 1)
-        w0 += CHUNK
+        w0 += WCH
     use_hi = c_hi >= K  # the hi mask alone holds the top-K: it is the candidate set, nothing is sure
     n_cand = tl.where(use_hi, c_hi, c_lo)
     c_sure = tl.where(use_hi, 0, c_sure)
@@ -102,7 +102,7 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
     n_band = tl.zeros([ROWS], tl.int32)
     w0 = 0
     while w0 < n_words:
-        w, lo_w, hi_w = _load_words(mrow, w0, last, rmask, stride_ml, CHUNK)
+        w, lo_w, hi_w = _load_words(mrow, w0, last, rmask, stride_ml, WCH)
         cand = tl.where(use_hi[:, None], hi_w, lo_w)
         sure = tl.where(use_hi[:, None], 0, lo_w & hi_w)
         pc = _popcount(cand)
@@ -124,7 +124,7 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
             j += 1
         n_slot += tl.sum(pc, 1)
         n_band += tl.sum(pb, 1)
-        w0 += CHUNK
+        w0 += WCH
     n_band = tl.minimum(n_band, CAP)
     tl.debug_barrier()
     # 3. rescore the band: head i of the [HP, DI] operand is head i % HI of row i // HI (rows past ROWS: zero)
@@ -162,7 +162,7 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
     hi = tl.where(every, -(1 << 31), kmax).to(tl.int64)
     above = tl.zeros([ROWS], tl.int32)
     exact = every
-    offs = tl.arange(0, CHUNK)
+    offs = tl.arange(0, SCH)
     while tl.max(hi - lo, 0) > 0:
         mid = lo + (hi - lo + 1) // 2
         mid32 = mid.to(tl.int32)
@@ -172,7 +172,7 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
             m = rmask[:, None] & ((c0 + offs)[None, :] < n_band[:, None])
             key = tl.load(KEY + srow[:, None] + c0 + offs[None, :], mask=m, other=0)
             cnt += tl.sum((m & (key >= mid32[:, None])).to(tl.int32), 1)
-            c0 += CHUNK
+            c0 += SCH
         active = lo < hi
         enough = cnt >= need
         hit = active & (cnt == need)
@@ -188,8 +188,9 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
     b_seen = tl.zeros([ROWS], tl.int32)
     ties = tl.zeros([ROWS], tl.int32)
     n_valid = tl.minimum(n_cand, CAP)
+    slot_max = tl.max(n_valid, 0)
     c0 = 0
-    while c0 < tl.max(n_valid, 0):
+    while c0 < slot_max:
         valid = rmask[:, None] & ((c0 + offs)[None, :] < n_valid[:, None])
         v = tl.load(CID + srow[:, None] + c0 + offs[None, :], mask=valid, other=0)
         sure = valid & (v < 0)
@@ -206,10 +207,10 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
         n_out += tl.sum(sel_i, 1)
         b_seen += tl.sum(band_i, 1)
         ties += tl.sum(tie_i, 1)
-        c0 += CHUNK
-    c0 = tl.min(tl.where(rmask, n_out, K), 0) // CHUNK * CHUNK
+        c0 += SCH
+    c0 = tl.min(tl.where(rmask, n_out, K), 0) // SCH * SCH
     while c0 < K:
         p = c0 + offs
-        tl.store(out[:, None] + p[None, :], tl.full([ROWS, CHUNK], -1, tl.int32),
+        tl.store(out[:, None] + p[None, :], tl.full([ROWS, SCH], -1, tl.int32),
                  mask=rmask[:, None] & (p[None, :] >= n_out[:, None]) & (p[None, :] < K))
-        c0 += CHUNK
+        c0 += SCH
