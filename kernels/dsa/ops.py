@@ -10,6 +10,7 @@ import triton
 from kernels.dsa import reference
 from kernels.dsa.triton_dsa import _indexer, _sparse_attn
 from kernels.dsa.triton_select4 import _mask_above, _sample_tau2, _select_rows
+from kernels.dsa.triton_select5 import _select_rows5
 from kernels.dsa.triton_topk import _gather_above, _row_topk, _sample_tau
 from kernels.flash.checks import FLOAT_DTYPES, check_qkv, interpreting, use_triton
 
@@ -69,10 +70,13 @@ class Tiles:
     """Selection path and launch shapes of the DSA kernels (module-level ``TILES`` on a GPU, ``INTERP_TILES`` under
     the interpreter).
 
-    version: 4 (bit masks, ``kernels.dsa.triton_select4``) or 3 (scattered candidates, ``triton_topk``);
-    mask_*: v4's ``_mask_above`` tile, warps, stages; rows_warps / rows_stages / rescore_n: v4's
+    version: 5 (v4's masks, ``kernels.dsa.triton_select5``'s row stage), 4 (bit masks,
+    ``kernels.dsa.triton_select4``) or 3 (scattered candidates, ``triton_topk``);
+    mask_*: v4's (and v5's) ``_mask_above`` tile, warps, stages; rows_warps / rows_stages / rescore_n: v4's
     ``_select_rows`` warps, stages of its band rescoring loop, band keys rescored per step; tau_steps: v4's
-    threshold bisection steps. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline
+    (and v5's) threshold bisection steps. sel5_*: v5's ``_select_rows5`` rows per
+    program, mask words per step, candidate slots per step (bisection, output), band keys per row per
+    rescoring step, warps, stages of its rescoring loop. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline
     stages; topk_rows / topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau``
     and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
@@ -86,6 +90,12 @@ class Tiles:
     rows_stages: int = 3
     rescore_n: int = 256
     tau_steps: int = 12
+    sel5_rows: int = 4      # v5 (not measured yet): 4 rows x 4 indexer heads fill one 16-row MMA operand; offline
+    sel5_words: int = 128   # sm_90 compile: 118 registers, no spills, 19 KB shared: 4 CTAs (16 rows) per SM
+    sel5_slots: int = 128
+    sel5_rescore: int = 32
+    sel5_warps: int = 4
+    sel5_stages: int = 2
     gather_m: int = 64      # defaults: the fastest of each family in device_run_v3.py's sweep (H100, 128K)
     gather_n: int = 64
     gather_warps: int = 4
@@ -100,7 +110,7 @@ class Tiles:
 
 TILES = Tiles()
 INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32, mask_m=32, mask_n=32,
-                     rescore_n=16)
+                     rescore_n=16, sel5_rows=4, sel5_words=4, sel5_slots=32, sel5_rescore=8)
 # sampled rows longer than this take torch.topk for their threshold (one Triton program holds a whole row)
 MAX_SAMPLE_BLOCK = 16384
 # queries of all indexer heads of a tile stay on chip across the key loop up to this many bytes
@@ -152,15 +162,16 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
     r = -(-3 * topk // (2 * step))
     k_sample = k_idx[:, ::step].contiguous()
     out = torch.empty(B, T, topk, dtype=torch.int32, device=q_idx.device)
-    v4 = _tiles().version == 4
-    # v4 per row: T / 16 int32 of masks, 3 cap of scratch; v3: 2 cap of candidates
-    per_row = max(-(-T // step), T // 16 + 1, 3 * cap) if v4 else max(-(-T // step), cap)
+    version = _tiles().version
+    # v4 / v5 per row: T / 16 int32 of masks, 3 cap of scratch; v3: 2 cap of candidates
+    per_row = max(-(-T // step), T // 16 + 1, 3 * cap) if version in (4, 5) else max(-(-T // step), cap)
     rows = max(64, min(T, chunk_elems // (B * per_row)) // 64 * 64)
     for t0 in range(0, T, rows):
         t1 = min(T, t0 + rows)
         pos = torch.arange(t0, t1, device=q_idx.device)
-        if v4:
-            counts = _select_v4(q_idx, k_idx, k_sample, w, t0, t1, step, r, cap, topk, out)
+        if version in (4, 5):
+            select = _select_v5 if version == 5 else _select_v4
+            counts = select(q_idx, k_idx, k_sample, w, t0, t1, step, r, cap, topk, out)
         else:
             tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
             if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
@@ -231,10 +242,9 @@ def _sample_thresholds(q_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: in
     return tau
 
 
-def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int,
-               out: torch.Tensor) -> torch.Tensor:
-    """v4 (``kernels.dsa.triton_select4``): rows [t0, t1): two thresholds, two bit masks, per-row exact top-k
-    into out[:, t0:t1] -> candidate counts [B, t1 - t0] (rows outside [min(topk, t + 1), cap] are wrong)."""
+def _masks(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int) -> torch.Tensor:
+    """v4 / v5 rows [t0, t1): two thresholds per row, then the bit masks of the scores above them (``_mask_above``)
+    -> int32 words [B, t1 - t0, 2, T / 32 rounded up to the tile]: bit j of word i = key 32 i + j."""
     B, HI, T, DI = q_idx.shape
     n, dev, c = t1 - t0, q_idx.device, _tiles()
     tau = torch.full((B, 2, n), float("-inf"), device=dev)  # rows with t + 1 <= cap keep every key
@@ -252,7 +262,16 @@ def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int
         mask.stride(2), T, t0, t1, HI=HI, DI=DI, BLOCK_M=c.mask_m, BLOCK_N=c.mask_n, NB=max(16, c.mask_n // 8),
         PRECISION=_precision(q_idx), HOIST=hoist, INTERP=interpreting(), num_warps=c.mask_warps,
         num_stages=c.mask_stages)
-    words = mask.view(torch.int32)
+    return mask.view(torch.int32)
+
+
+def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int,
+               out: torch.Tensor) -> torch.Tensor:
+    """v4 (``kernels.dsa.triton_select4``): rows [t0, t1): two thresholds, two bit masks, per-row exact top-k
+    into out[:, t0:t1] -> candidate counts [B, t1 - t0] (rows outside [min(topk, t + 1), cap] are wrong)."""
+    B, HI, T, DI = q_idx.shape
+    n, dev, c = t1 - t0, q_idx.device, _tiles()
+    words = _masks(q_idx, k_idx, k_sample, w, t0, t1, step, r_lo, cap, topk)
     scratch = torch.empty(3, B, n, cap, dtype=torch.int32, device=dev)
     cid, bid, bval = scratch[0], scratch[1], scratch[2].view(torch.float32)
     counts = torch.empty(B, n, dtype=torch.int32, device=dev)
@@ -264,6 +283,27 @@ def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int
             w.stride(0), w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1),
             topk, HI=HI, DI=DI, HP=max(16, triton.next_power_of_2(HI)), NW=block, CAP=cap, RCH=c.rescore_n,
             PRECISION=_precision(q_idx), INTERP=interpreting(), num_warps=c.rows_warps, num_stages=c.rows_stages)
+    return counts
+
+
+def _select_v5(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int,
+               out: torch.Tensor) -> torch.Tensor:
+    """v5 (``kernels.dsa.triton_select5``): v4's thresholds and masks, then ``sel5_rows`` rows per program of the
+    exact per-row top-k into out[:, t0:t1] -> candidate counts [B, t1 - t0] (as ``_select_v4``)."""
+    B, HI, T, DI = q_idx.shape
+    n, dev, c = t1 - t0, q_idx.device, _tiles()
+    words = _masks(q_idx, k_idx, k_sample, w, t0, t1, step, r_lo, cap, topk)
+    scratch = torch.empty(3, B, n, cap, dtype=torch.int32, device=dev)
+    cid, bid, key = scratch[0], scratch[1], scratch[2]
+    counts = torch.empty(B, n, dtype=torch.int32, device=dev)
+    dst = out[:, t0:t1]
+    _select_rows5[(triton.cdiv(n, c.sel5_rows), B)](
+        words, q_idx, k_idx, w, cid, bid, key, counts, dst, n, t0, words.stride(0), words.stride(1), words.stride(2),
+        q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1), w.stride(0),
+        w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1), topk, HI=HI,
+        DI=DI, HP=max(16, triton.next_power_of_2(HI * c.sel5_rows)), ROWS=c.sel5_rows, WCH=c.sel5_words,
+        SCH=c.sel5_slots, CAP=cap, RCH=c.sel5_rescore, PRECISION=_precision(q_idx), INTERP=interpreting(),
+        num_warps=c.sel5_warps, num_stages=c.sel5_stages)
     return counts
 
 
