@@ -81,7 +81,7 @@ class Tiles:
     and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
 
-    version: int = 3        # v3: 65.6 ms at 128K on the H100, v4 73.2 (66.3 at its swept shapes): NOTES.md, v4 measured
+    version: int = 3        # v3: 66.5 ms at 128K on the H100, v5 64.8 and v4 68.1 in the same run (NOTES.md, v5 measured)
     mask_m: int = 64        # v4's shapes: the fastest of device_run_v4.py's sweep
     mask_n: int = 64
     mask_warps: int = 4
