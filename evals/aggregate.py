@@ -72,9 +72,11 @@ def ruler_average(per_task: dict[str, dict[int, dict[str, Any]]], ruler_tasks: l
     return avg, used
 
 
-def full_lengths(used: dict[int, list[str]]) -> list[int]:
-    """Of ``ctx -> tasks averaged there``, the lengths whose average covers the largest task set: an
-    average over six needle tasks beside one over all thirteen would draw a change of task set as a
-    change with length."""
-    most = max((set(t) for t in used.values()), key=len, default=set())
-    return sorted(c for c, t in used.items() if set(t) == most)
+def full_lengths(average: dict[int, float], used: dict[int, list[str]]) -> list[int]:
+    """The lengths of ``average`` (ctx -> RULER-style average) whose average covers the largest task set
+    of ``used`` (ctx -> tasks averaged there); all of them when ``used`` says nothing. An average over six
+    needle tasks beside one over all thirteen would draw a change of task set as a change with length."""
+    if not used:
+        return sorted(average)
+    most = max((set(t) for t in used.values()), key=len)
+    return sorted(c for c, t in used.items() if set(t) == most and c in average)

@@ -54,10 +54,10 @@ def summarise(average: dict[int, float], threshold: float) -> dict[str, Any]:
 
 
 def full_set_summary(average: dict[int, float], used: dict[int, list[str]], threshold: float) -> dict[str, Any]:
-    """``summarise`` over the lengths whose average covers the model's largest task set (all of them
-    when ``used`` is empty), and which lengths those were: a six-task average at 4K and a thirteen-task
-    one at 8K are not points of one curve."""
-    lengths = [c for c in full_lengths(used) if c in average] if used else sorted(average)
+    """``summarise`` over ``full_lengths`` (the lengths whose average covers the model's largest task
+    set), and which lengths those were: a six-task average at 4K and a thirteen-task one at 8K are not
+    points of one curve."""
+    lengths = full_lengths(average, used)
     return {**summarise({c: average[c] for c in lengths}, threshold), "summary_lengths": lengths}
 
 
@@ -92,15 +92,17 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
         raise EvalError(f"results folder {m.path} has no manifest.json: a leaderboard needs the run's command, versions and hardware")
     man = m.manifest
     tasks: dict[str, Any] = {}
+    versions: dict[str, set[str]] = {}
     for c in m.cells:
         if not c.sample_set_hash:
             raise EvalError(f"metrics file {c.path} has no sample_set_hash: the board cannot tell which samples were scored")
-        t = tasks.setdefault(c.task, {"version": c.task_version, "metric": c.metric, "scores": {}})
-        if c.task_version not in (t["version"] or "").split(","):  # cells from two generator versions: say both
-            t["version"] = ",".join(sorted(filter(None, [*(t["version"] or "").split(","), c.task_version])))
+        t = tasks.setdefault(c.task, {"version": None, "metric": c.metric, "scores": {}})
+        versions.setdefault(c.task, set()).add(c.task_version)
         t["scores"][str(c.ctx)] = {"score": c.score.mean, "stderr": _finite(c.score.stderr), "n": c.score.n,
                                    "sample_set_hash": c.sample_set_hash, "seed": c.seed}
-    average = m.ruler_average()
+    for task, vs in versions.items():  # cells from two generator versions say both: "1,2"
+        tasks[task]["version"] = ",".join(sorted(v for v in vs if v)) or None
+    average, used = m.ruler_average(), m.ruler_average_tasks()
     arch = architecture(m.model)
     seeds = sorted({c.seed for c in m.cells if c.seed is not None} | ({man["seed"]} if isinstance(man.get("seed"), int) else set()))
     tokenizer = man.get("tokenizer") or next((c.tokenizer for c in m.cells if c.tokenizer), None)
@@ -113,8 +115,8 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
                 "generation": man.get("generation"), "packages": man.get("packages")},
         "tasks": tasks,
         "summary": {"ruler_average": {str(k): v for k, v in average.items()}, "average_method": m.average_method(),
-                    "ruler_average_tasks": {str(k): v for k, v in m.ruler_average_tasks().items()},
-                    **full_set_summary(average, m.ruler_average_tasks(), threshold)},
+                    "ruler_average_tasks": {str(k): v for k, v in used.items()},
+                    **full_set_summary(average, used, threshold)},
         "bench": _bench_entry(bench, arch),
     }
 

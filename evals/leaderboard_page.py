@@ -28,7 +28,7 @@ def _model_plot(entry: dict[str, Any], threshold: float) -> str:
     """A PNG data URI: this model's score vs context length, one panel per task plus the average."""
     avg = {int(k): v for k, v in entry["summary"]["ruler_average"].items()}
     used = {int(k): v for k, v in entry["summary"].get("ruler_average_tasks", {}).items()}
-    keep = full_lengths(used) if used else sorted(avg)
+    keep = full_lengths(avg, used)
     panels = {AVERAGE: [Series(short_model(entry["model"]), keep, [avg[c] for c in keep], [0] * len(keep))]}
     for task, t in sorted(entry["tasks"].items()):
         ctxs = sorted(int(c) for c in t["scores"])

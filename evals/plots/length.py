@@ -68,7 +68,8 @@ def length_panels(models: list[ModelResults]) -> dict[str, list[Series]]:
     """Average first, then tasks in name order; each model keeps its colour across panels."""
     panels: dict[str, list[Series]] = {AVERAGE: []}
     for i, m in enumerate(models):
-        avg, keep = m.ruler_average(), full_lengths(m.ruler_average_tasks())
+        avg = m.ruler_average()
+        keep = full_lengths(avg, m.ruler_average_tasks())
         panels[AVERAGE].append(Series(short_model(m.model), keep, [avg[c] for c in keep], [0] * len(keep), i))
     for task in sorted({c.task for m in models for c in m.cells}):
         for i, m in enumerate(models):
