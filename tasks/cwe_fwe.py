@@ -120,15 +120,16 @@ class CWETask(RulerTask):
                 raise fitter.too_small(fixed + cost)
             n = len(items)
             nums = _numbers(count, n + room // 2 + 8, cumulative=True)
-            misses, first_stop = 0, None
+            misses, listing = 0, None
             for w in words_in_order():  # uncommon words, freq_uncommon each, then single ones to fill
                 reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (cost_of[w] + 4) else 1
                 step = reps * cost_of[w] + nums[n + reps] - nums[n]
                 if cost + step > room:
                     if reps == 1:
-                        if first_stop is None:  # the first single word that does not fit: stop if close enough
-                            first_stop = numbered(list(items), cost, budget, freq)
-                            if first_stop[1] >= budget - fitter.tol:
+                        if misses == 0:  # the first single word that does not fit: stop here if close enough
+                            first = numbered(list(items), cost, budget, freq)
+                            if first[1] >= budget - fitter.tol:
+                                listing = first
                                 break
                         misses += 1
                         if misses > _FILL_TRIES:  # no short enough word came up: the gap is as small as it gets
@@ -139,8 +140,7 @@ class CWETask(RulerTask):
                 n += reps
                 if room - cost <= fitter.tol // 2:
                     break
-            close = first_stop is not None and first_stop[1] >= budget - fitter.tol
-            items, total = first_stop if close else numbered(items, cost, budget, freq)
+            items, total = listing or numbered(items, cost, budget, freq)
             return Built(head + _numbered(items) + tail, prefix, total, [],
                          {"list_items": len(items), "freq_common": freq})
 
