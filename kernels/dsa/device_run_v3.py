@@ -71,25 +71,32 @@ def count_redone(fn):
     return out, len(redone)
 
 
+def topk_report(qi, ki, w, got: torch.Tensor, redone: int) -> dict:
+    """A selection ``got`` (int64 [T, TOPK], batch 0) against torch.topk over the fp32 lightning_indexer
+    scores: equal rows among those with a clear k-th / (k+1)-th gap, short rows 0..t, ascending output."""
+    T = got.shape[0]
+    s = lightning_indexer(qi, ki, w)[0]
+    val, idx = s.topk(TOPK + 1, dim=-1)
+    want = idx[:, :TOPK].sort(-1).values
+    del s, idx
+    rows = torch.arange(T, device=got.device)
+    gap = val[:, TOPK - 1] - val[:, TOPK]
+    clear = (rows >= TOPK) & (gap > 1e-6 * val[:, 0].abs().clamp_min(1.0))
+    short = rows < TOPK
+    ar = torch.arange(TOPK, device=got.device)[None]
+    want_short = torch.where(ar <= rows[:, None], ar, -1)
+    return {"T": T, "topk": TOPK, "rows_redone": redone, "clear_rows": int(clear.sum()),
+            "rows_ge_topk": int((rows >= TOPK).sum()),
+            "clear_rows_equal": int((got[clear] == want[clear]).all(-1).sum()),
+            "short_rows_equal": bool(torch.equal(got[short], want_short[short])),
+            "ascending": bool((got[rows >= TOPK].diff(dim=-1) > 0).all())}
+
+
 def check_exact(T: int = K16) -> dict:
     """dsa_select == torch.topk over the fp32 lightning_indexer scores on rows with a clear k-th / (k+1)-th gap."""
     qi, ki, w = indexer_inputs(T)
     got, redone = count_redone(lambda: dsa_select(qi, ki, w, TOPK).long()[0])
-    s = lightning_indexer(qi, ki, w)[0]
-    val, idx = s.topk(TOPK + 1, dim=-1)
-    want = idx[:, :TOPK].sort(-1).values
-    del s
-    rows = torch.arange(T, device="cuda")
-    gap = val[:, TOPK - 1] - val[:, TOPK]
-    clear = (rows >= TOPK) & (gap > 1e-6 * val[:, 0].abs().clamp_min(1.0))
-    short = rows < TOPK
-    ar = torch.arange(TOPK, device="cuda")[None]
-    want_short = torch.where(ar <= rows[:, None], ar, -1)
-    res = {"T": T, "topk": TOPK, "rows_redone": redone, "clear_rows": int(clear.sum()),
-           "rows_ge_topk": int((rows >= TOPK).sum()),
-           "clear_rows_equal": int((got[clear] == want[clear]).all(-1).sum()),
-           "short_rows_equal": bool(torch.equal(got[short], want_short[short])),
-           "ascending": bool((got[rows >= TOPK].diff(dim=-1) > 0).all())}
+    res = topk_report(qi, ki, w, got, redone)
     assert res["clear_rows_equal"] == res["clear_rows"] and res["short_rows_equal"], res
     return res
 

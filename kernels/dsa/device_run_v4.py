@@ -20,7 +20,6 @@ import torch
 from evals.bench import run_bench
 from kernels.dsa import (
     dsa_select,
-    lightning_indexer,
     ops,
 )
 from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks that do not depend on the version
@@ -35,6 +34,7 @@ from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks t
     profile_select,
     stage,
     sweep_families,
+    topk_report,
 )
 
 
@@ -48,25 +48,10 @@ def check_exact(T: int = K16) -> dict:
     qi, ki, w = indexer_inputs(T)
     version(4)
     got, redone = count_redone(lambda: dsa_select(qi, ki, w, TOPK).long()[0])
-    s = lightning_indexer(qi, ki, w)[0]
-    val, idx = s.topk(TOPK + 1, dim=-1)
-    want = idx[:, :TOPK].sort(-1).values
-    del s
-    rows = torch.arange(T, device="cuda")
-    gap = val[:, TOPK - 1] - val[:, TOPK]
-    clear = (rows >= TOPK) & (gap > 1e-6 * val[:, 0].abs().clamp_min(1.0))
-    short = rows < TOPK
-    ar = torch.arange(TOPK, device="cuda")[None]
-    want_short = torch.where(ar <= rows[:, None], ar, -1)
+    res = topk_report(qi, ki, w, got, redone)
     version(3)
-    v3 = dsa_select(qi, ki, w, TOPK).long()[0]
+    res["rows_equal_v3"] = int((got == dsa_select(qi, ki, w, TOPK).long()[0]).all(-1).sum())
     version(4)
-    res = {"T": T, "topk": TOPK, "rows_redone": redone, "clear_rows": int(clear.sum()),
-           "rows_ge_topk": int((rows >= TOPK).sum()),
-           "clear_rows_equal": int((got[clear] == want[clear]).all(-1).sum()),
-           "short_rows_equal": bool(torch.equal(got[short], want_short[short])),
-           "ascending": bool((got[rows >= TOPK].diff(dim=-1) > 0).all()),
-           "rows_equal_v3": int((got == v3).all(-1).sum())}
     assert res["clear_rows_equal"] == res["clear_rows"] and res["short_rows_equal"], res
     return res
 

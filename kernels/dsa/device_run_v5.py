@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from evals.bench import run_bench
-from kernels.dsa import dsa_select, lightning_indexer, ops
+from kernels.dsa import dsa_select, ops
 from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks that do not depend on the version
     K16,
     K128,
@@ -32,6 +32,7 @@ from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks t
     profile_select,
     stage,
     sweep_families,
+    topk_report,
 )
 
 VERSIONS = (5, 4, 3)
@@ -59,21 +60,7 @@ def check_exact(T: int = K16) -> dict:
     paths score candidates with different products, so rows tied up to rounding may differ)."""
     qi, ki, w = indexer_inputs(T)
     got, redone = count_redone(lambda: select_as(5, qi, ki, w))
-    s = lightning_indexer(qi, ki, w)[0]
-    val, idx = s.topk(TOPK + 1, dim=-1)
-    want = idx[:, :TOPK].sort(-1).values
-    del s, idx
-    rows = torch.arange(T, device=qi.device)
-    gap = val[:, TOPK - 1] - val[:, TOPK]
-    clear = (rows >= TOPK) & (gap > 1e-6 * val[:, 0].abs().clamp_min(1.0))
-    short = rows < TOPK
-    ar = torch.arange(TOPK, device=qi.device)[None]
-    want_short = torch.where(ar <= rows[:, None], ar, -1)
-    res = {"T": T, "topk": TOPK, "rows_redone": redone, "clear_rows": int(clear.sum()),
-           "rows_ge_topk": int((rows >= TOPK).sum()),
-           "clear_rows_equal": int((got[clear] == want[clear]).all(-1).sum()),
-           "short_rows_equal": bool(torch.equal(got[short], want_short[short])),
-           "ascending": bool((got[rows >= TOPK].diff(dim=-1) > 0).all())}
+    res = topk_report(qi, ki, w, got, redone)
     for v in (3, 4):
         res[f"rows_equal_v{v}"] = int((got == select_as(v, qi, ki, w)).all(-1).sum())
     assert res["clear_rows_equal"] == res["clear_rows"] and res["short_rows_equal"] and res["ascending"], res
