@@ -90,7 +90,7 @@ class Tiles:
     rows_stages: int = 3
     rescore_n: int = 256
     tau_steps: int = 12
-    sel5_rows: int = 4      # v5 (not measured yet): 4 rows x 4 indexer heads fill one 16-row MMA operand; offline
+    sel5_rows: int = 4      # v5 (the sweep's fastest, NOTES.md): 4 rows x 4 indexer heads fill one 16-row MMA operand; offline
     sel5_words: int = 128   # sm_90 compile: 118 registers, no spills, 19 KB shared: 4 CTAs (16 rows) per SM
     sel5_slots: int = 128
     sel5_rescore: int = 32
