@@ -76,12 +76,13 @@ class Tiles:
     ``_select_rows`` warps, stages of its band rescoring loop, band keys rescored per step; tau_steps: v4's
     (and v5's) threshold bisection steps. sel5_*: v5's ``_select_rows5`` rows per
     program, mask words per step, candidate slots per step (bisection, output), band keys per row per
-    rescoring step, warps, stages of its rescoring loop. gather_*: ``_gather_above`` query rows x key columns per tile, warps, pipeline
+    rescoring step, warps, stages of its rescoring loop. gather_*:
+    ``_gather_above`` query rows x key columns per tile, warps, pipeline
     stages; topk_rows / topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau``
     and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
 
-    version: int = 3        # v3: 66.5 ms at 128K on the H100, v5 64.8 and v4 68.1 in the same run (NOTES.md, v5 measured)
+    version: int = 5        # NOTES.md, "v5 at one row per program": dsa 55.3 ms at 128K on the H100, v3 65.5
     mask_m: int = 64        # v4's shapes: the fastest of device_run_v4.py's sweep
     mask_n: int = 64
     mask_warps: int = 4
@@ -90,11 +91,11 @@ class Tiles:
     rows_stages: int = 3
     rescore_n: int = 256
     tau_steps: int = 12
-    sel5_rows: int = 4      # v5 (the sweep's fastest, NOTES.md): 4 rows x 4 indexer heads fill one 16-row MMA operand; offline
-    sel5_words: int = 128   # sm_90 compile: 118 registers, no spills, 19 KB shared: 4 CTAs (16 rows) per SM
-    sel5_slots: int = 128
+    sel5_rows: int = 1      # v5: one row and one warp per program, 32 programs (the most an SM holds) in flight per
+    sel5_words: int = 128   # SM: the row stage is latency-bound (14.3 ms against 22.0 at 4 rows / 4 warps, NOTES.md);
+    sel5_slots: int = 128   # offline sm_90 compile: 66 registers, no spills, 6 KB shared
     sel5_rescore: int = 32
-    sel5_warps: int = 4
+    sel5_warps: int = 1
     sel5_stages: int = 2
     gather_m: int = 64      # defaults: the fastest of each family in device_run_v3.py's sweep (H100, 128K)
     gather_n: int = 64
@@ -290,20 +291,27 @@ def _select_v5(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int
                out: torch.Tensor) -> torch.Tensor:
     """v5 (``kernels.dsa.triton_select5``): v4's thresholds and masks, then ``sel5_rows`` rows per program of the
     exact per-row top-k into out[:, t0:t1] -> candidate counts [B, t1 - t0] (as ``_select_v4``)."""
-    B, HI, T, DI = q_idx.shape
-    n, dev, c = t1 - t0, q_idx.device, _tiles()
     words = _masks(q_idx, k_idx, k_sample, w, t0, t1, step, r_lo, cap, topk)
+    return _rows_v5(q_idx, k_idx, w, words, t0, cap, topk, out)
+
+
+def _rows_v5(q_idx, k_idx, w, words: torch.Tensor, t0: int, cap: int, topk: int, out: torch.Tensor,
+             upto: int = 5) -> torch.Tensor:
+    """v5's row stage (``_select_rows5``) on the masks ``words`` [B, n, 2, W] of rows [t0, t0 + n) -> candidate
+    counts [B, n]; ``upto`` < 5 stops after that step (the per-step timing of ``device_run_floors.py``)."""
+    B, HI, T, DI = q_idx.shape
+    n, dev, c = words.shape[1], q_idx.device, _tiles()
     scratch = torch.empty(3, B, n, cap, dtype=torch.int32, device=dev)
     cid, bid, key = scratch[0], scratch[1], scratch[2]
     counts = torch.empty(B, n, dtype=torch.int32, device=dev)
-    dst = out[:, t0:t1]
+    dst = out[:, t0:t0 + n]
     _select_rows5[(triton.cdiv(n, c.sel5_rows), B)](
         words, q_idx, k_idx, w, cid, bid, key, counts, dst, n, t0, words.stride(0), words.stride(1), words.stride(2),
         q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1), w.stride(0),
         w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1), topk, HI=HI,
         DI=DI, HP=max(16, triton.next_power_of_2(HI * c.sel5_rows)), ROWS=c.sel5_rows, WCH=c.sel5_words,
         SCH=c.sel5_slots, CAP=cap, RCH=c.sel5_rescore, PRECISION=_precision(q_idx), INTERP=interpreting(),
-        num_warps=c.sel5_warps, num_stages=c.sel5_stages)
+        UPTO=upto, num_warps=c.sel5_warps, num_stages=c.sel5_stages)
     return counts
 
 

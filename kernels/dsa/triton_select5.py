@@ -69,10 +69,11 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
                   stride_qb, stride_qh, stride_qt, stride_kb, stride_kt, stride_wb, stride_wt, stride_sb, stride_st,
                   stride_cb, stride_ob, stride_ot, K, HI: tl.constexpr, DI: tl.constexpr, HP: tl.constexpr,
                   ROWS: tl.constexpr, WCH: tl.constexpr, SCH: tl.constexpr, CAP: tl.constexpr, RCH: tl.constexpr,
-                  PRECISION: tl.constexpr, INTERP: tl.constexpr):
+                  PRECISION: tl.constexpr, INTERP: tl.constexpr, UPTO: tl.constexpr = 5):
     """Rows local (ROWS per program, the last rows first) of a chunk of n_rows starting at query t0: the top-K key
     ids from the two masks MASK [B, rows, 2, words] -> OUT[b, local, :K] ascending, -1 padded; CNT[b, local] =
-    the candidate count. CID, BID, KEY [B, rows, CAP] int32: scratch (same strides)."""
+    the candidate count. CID, BID, KEY [B, rows, CAP] int32: scratch (same strides). UPTO < 5 stops after that
+    step (a per-step time breakdown, ``kernels/dsa/device_run_floors.py``; step 4 leaves its threshold in CNT)."""
     pid = tl.num_programs(0) - 1 - tl.program_id(0)
     b = tl.program_id(1)
     local = pid * ROWS + tl.arange(0, ROWS)
@@ -96,6 +97,8 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
     n_cand = tl.where(use_hi, c_hi, c_lo)
     c_sure = tl.where(use_hi, 0, c_sure)
     tl.store(CNT + b * stride_cb + local, n_cand, mask=rmask)
+    if UPTO == 1:
+        return
     # 2. candidate ids in key order (sure ones as -1 - id) into CID, band ids into BID
     srow = b * stride_sb + local * stride_st
     n_slot = tl.zeros([ROWS], tl.int32)
@@ -126,6 +129,8 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
         n_band += tl.sum(pb, 1)
         w0 += WCH
     n_band = tl.minimum(n_band, CAP)
+    if UPTO == 2:
+        return
     tl.debug_barrier()
     # 3. rescore the band: head i of the [HP, DI] operand is head i % HI of row i // HI (rows past ROWS: zero)
     offs_h = tl.arange(0, HP)
@@ -153,6 +158,8 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
                              PRECISION)
             kmin = tl.minimum(kmin, a)
             kmax = tl.maximum(kmax, z)
+    if UPTO == 3:
+        return
     tl.debug_barrier()
     # 4. the band's need-th largest key: bisection on [lo, hi] with count(>= hi + 1) = above; a probe with
     # exactly need keys at or above it ends the row's search (all keys >= it are chosen: exact = 1)
@@ -182,6 +189,9 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
         lo = tl.where(active & enough, mid, lo)
     kth = lo.to(tl.int32)
     n_tie = tl.where(exact, CAP, need - above)
+    if UPTO == 4:
+        tl.store(CNT + b * stride_cb + local, kth + n_tie, mask=rmask)
+        return
     # 5. chosen ids in key order: sure, band above kth, the first n_tie band keys equal to kth
     out = OUT + b * stride_ob + local * stride_ot
     n_out = tl.zeros([ROWS], tl.int32)
