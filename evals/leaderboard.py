@@ -86,6 +86,11 @@ def _bench_entry(bench: dict[str, Any] | None, arch: str) -> dict[str, Any] | No
             "points": [{"n": int(r["n"]), "ms": float(r["ms"]), **{k: r.get(k) for k in keys}} for r in sorted(rows, key=lambda r: r["n"])]}
 
 
+def _version_order(v: str) -> tuple:
+    """Task versions in number order ("2" before "10"); any that is not a number after those, as text."""
+    return (0, int(v), "") if v.isdigit() else (1, 0, v)
+
+
 def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] | None) -> dict[str, Any]:
     """One board entry from one model's results folder (manifest.json required)."""
     if m.manifest is None:
@@ -100,8 +105,8 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
         versions.setdefault(c.task, set()).add(c.task_version)
         t["scores"][str(c.ctx)] = {"score": c.score.mean, "stderr": _finite(c.score.stderr), "n": c.score.n,
                                    "sample_set_hash": c.sample_set_hash, "seed": c.seed}
-    for task, vs in versions.items():  # cells from two generator versions say both: "1,2"
-        tasks[task]["version"] = ",".join(sorted(v for v in vs if v)) or None
+    for task, vs in versions.items():  # cells from two generator versions say both, in number order: "2,10"
+        tasks[task]["version"] = ",".join(sorted((v for v in vs if v), key=_version_order)) or None
     average, used = m.ruler_average(), m.ruler_average_tasks()
     arch = architecture(m.model)
     seeds = sorted({c.seed for c in m.cells if c.seed is not None} | ({man["seed"]} if isinstance(man.get("seed"), int) else set()))

@@ -165,3 +165,9 @@ def test_board_names_both_task_versions_when_cells_mix_them(tmp_path):
     cell.write_text(json.dumps({**json.loads(cell.read_text()), "task_version": "2"}))
     entry = build_board([tmp_path / "r"], "mixed")["entries"][0]
     assert entry["tasks"]["cwe"]["version"] == "1,2"
+    cell.write_text(json.dumps({**json.loads(cell.read_text()), "task_version": "10"}))
+    entry = build_board([tmp_path / "r"], "mixed")["entries"][0]
+    assert entry["tasks"]["cwe"]["version"] == "1,10"  # in number order, not as text
+    cell = folder / "cwe" / "8k" / "metrics.json"
+    cell.write_text(json.dumps({**json.loads(cell.read_text()), "task_version": "9"}))
+    assert build_board([tmp_path / "r"], "mixed")["entries"][0]["tasks"]["cwe"]["version"] == "1,9,10"
