@@ -180,7 +180,7 @@ def main() -> None:
         dy = torch.randn(Bsz, Dc, T, device=dev)
         base = None
         # (forward channels, backward channels, tokens per chunk, forward warps, backward warps); default first
-        for fbd, bbd, bt, fw, bw in ((4, 4, 64, 4, 4), (4, 2, 64, 4, 4), (4, 4, 64, 4, 8), (4, 8, 64, 4, 8),
+        for fbd, bbd, bt, fw, bw in ((4, 2, 64, 4, 2), (4, 4, 64, 4, 4), (4, 2, 64, 4, 4), (4, 4, 64, 4, 8),
                                      (2, 2, 64, 4, 2), (4, 4, 32, 4, 4), (4, 2, 32, 4, 2), (2, 4, 64, 4, 4),
                                      (8, 8, 32, 4, 4), (4, 4, 128, 8, 8)):
             if left() < 8:
