@@ -82,7 +82,7 @@ class Tiles:
     and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
     """
 
-    version: int = 5        # NOTES.md, "v5 at one row per program": dsa 55.3 ms at 128K on the H100, v3 65.5
+    version: int = 5        # NOTES.md, session 13: dsa 58.2 ms (1.86x SDPA flash) at 128K on the H100, v3 67.6
     mask_m: int = 64        # v4's shapes: the fastest of device_run_v4.py's sweep
     mask_n: int = 64
     mask_warps: int = 4
@@ -142,11 +142,12 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
                chunk_elems: int = 1 << 29, sample_step: int | None = None) -> torch.Tensor:
     """Top-``topk`` keys per query by indexer score, exact, without writing the [T, T] scores.
 
-    Per row chunk: a threshold per row from every ``sample_step``-th key's score (default
+    Per row chunk: thresholds per row from every ``sample_step``-th key's score (default
     ``clamp(topk // 128, 1, 16)``), then one fused pass that recomputes the scores tile by tile and keeps
-    only those above the threshold (at most ``2 * topk`` rounded up to a power of two per row), then an
-    exact top-k of those (see ``kernels.dsa.triton_topk``); rows whose kept count cannot hold their top-k
-    are recomputed exactly. Memory O(chunk * (T / sample_step + 2 topk)); indexer FLOPs stay O(T^2).
+    the keys above the thresholds (about 1.5 ``topk`` per row; ``Tiles.version`` 4 and 5 as bit masks, 3 as
+    scattered candidates), then the exact top-k of the kept keys per row (``kernels.dsa.triton_select5``
+    by default); rows whose kept count cannot hold their top-k are recomputed exactly. Memory
+    O(chunk * (T / sample_step + T / 16 + topk)); indexer FLOPs stay O(T^2).
     q_idx: [B, HI, T, DI]; k_idx: [B, T, DI]; w: [B, T, HI] -> int32 [B, T, topk], ascending, -1 where
     query t has fewer than topk keys (t + 1 < topk). ``idx = dsa_select(qi, ki, w, topk=2048)``
     """
