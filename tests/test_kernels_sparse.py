@@ -217,6 +217,7 @@ def test_hyper_is_causal():
     (lambda q, k, v, qi, ki, w: dsa_attention(q, k, v, qi, ki, w, topk=0), "topk"),
     (lambda q, k, v, qi, ki, w: dsa_select(qi, ki[:, :5], w), "k_idx"),
     (lambda q, k, v, qi, ki, w: dsa_select(qi, ki, w[..., :1]), "w must be"),
+    (lambda q, k, v, qi, ki, w: dsa_select(qi, ki, w, 8, chunk_elems=1 << 31), "chunk_elems"),
     (lambda q, k, v, qi, ki, w: lightning_indexer(qi.int(), ki, w), "q_idx must be float"),
     (lambda q, k, v, qi, ki, w: sparse_attention(q, k, v, torch.zeros(1, 40, 4)), "idx must be int"),
     (lambda q, k, v, qi, ki, w: ssa_attention(q, k, v, 16, topk=3, local=0), "local"),

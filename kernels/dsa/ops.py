@@ -112,6 +112,9 @@ class Tiles:
 TILES = Tiles()
 INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32, mask_m=32, mask_n=32,
                      rescore_n=16, sel5_rows=4, sel5_words=4, sel5_slots=32, sel5_rescore=8)
+# int32 words per row chunk (masks, scratch, sampled scores): at most this many keeps a chunk's masks under 2^31
+# bytes, the most the kernels' int32 offsets address (all 128K rows' masks at once: an illegal memory access)
+MAX_CHUNK_ELEMS = 1 << 29
 # sampled rows longer than this take torch.topk for their threshold (one Triton program holds a whole row)
 MAX_SAMPLE_BLOCK = 16384
 # queries of all indexer heads of a tile stay on chip across the key loop up to this many bytes
@@ -139,7 +142,7 @@ def lightning_indexer(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor)
 
 
 def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: int = 2048,
-               chunk_elems: int = 1 << 29, sample_step: int | None = None) -> torch.Tensor:
+               chunk_elems: int = MAX_CHUNK_ELEMS, sample_step: int | None = None) -> torch.Tensor:
     """Top-``topk`` keys per query by indexer score, exact, without writing the [T, T] scores.
 
     Per row chunk: thresholds per row from every ``sample_step``-th key's score (default
@@ -156,6 +159,9 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
     step = max(1, min(16, topk // 128)) if sample_step is None else sample_step
     if not isinstance(step, int) or step <= 0:
         raise ValueError(f"sample_step must be a positive int or None, got {sample_step!r}")
+    if not isinstance(chunk_elems, int) or not 0 < chunk_elems <= MAX_CHUNK_ELEMS:
+        raise ValueError(f"chunk_elems must be a positive int <= 2^29 (the kernels address a row chunk's masks and "
+                         f"scratch with int32 offsets), got {chunk_elems!r}")
     if not use_triton(q_idx):
         return reference.select_ref(q_idx, k_idx, w, topk).to(torch.int32)
     q_idx, k_idx, w = q_idx.contiguous(), k_idx.contiguous(), w.contiguous()
