@@ -19,21 +19,17 @@ Run (device, repo root): ``PYTHONPATH=$PWD:/tmp/site python3 kernels/dsa/device_
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import sys
-import time
-from pathlib import Path
 
 import torch
 import triton
 import triton.language as tl
 
 from evals.bench import run_bench
-from kernels.dsa import device_run_v3, dsa_select, ops, sparse_attention
-from kernels.dsa.device_run_v3 import K128, RESULTS, T_START, TOPK, indexer_inputs, stage
-from kernels.dsa.device_run_v5 import agree_128k, bench, check_exact
+from kernels.dsa import device_run_v3, ops, sparse_attention
+from kernels.dsa.device_run_v3 import K128, RESULTS, TOPK, begin, finish, indexer_inputs, stage, tiles
+from kernels.dsa.device_run_v5 import agree_128k, bench, check_exact, select_as
 from kernels.dsa.triton_dsa import _index_tile, _load_queries
 from kernels.gpu_check_utils import timed
 
@@ -107,21 +103,12 @@ def score_floor(T: int = K128) -> dict:
 def attention(T: int = K128) -> dict:
     """sparse_attention alone on v5's indices (H=8, H_kv=1, D=128, bf16): ms and GB/s of gathered K and V rows."""
     qi, ki, w = indexer_inputs(T)
-    idx = _as_version(5, lambda: dsa_select(qi, ki, w, TOPK))
+    idx = select_as(5, qi, ki, w)[None]
     q = torch.randn(1, 8, T, 128, device="cuda", dtype=torch.bfloat16)
     k, v = (torch.randn(1, 1, T, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     ms = timed(lambda: sparse_attention(q, k, v, idx), "cuda", 0.5)
     gathered = int((idx >= 0).sum()) * 2 * 128 * 2
     return {"ms": ms, "gathered_GB": gathered / 1e9, "GB_per_s": gathered / ms / 1e6}
-
-
-def _as_version(v: int, fn):
-    base = ops.TILES
-    ops.TILES = dataclasses.replace(base, version=v)
-    try:
-        return fn()
-    finally:
-        ops.TILES = base
 
 
 def parts(T: int = K128) -> dict:
@@ -140,7 +127,6 @@ def parts(T: int = K128) -> dict:
     def add(key: str, ms: float) -> None:
         res[key] = res.get(key, 0.0) + ms
 
-    base = ops.TILES = dataclasses.replace(ops.TILES, version=5)
     for t0 in range(0, T, rows):
         t1 = min(T, t0 + rows)
         a = max(t0, cap)
@@ -155,13 +141,11 @@ def parts(T: int = K128) -> dict:
             add(f"rows_upto{upto}", timed(lambda u=upto: ops._rows_v5(qi, ki, w, words, t0, cap, TOPK, out, u),
                                           "cuda", 0.2))
         for var in ROW_SHAPES:
-            ops.TILES = dataclasses.replace(base, **var)
             try:
-                add(f"rows {var}", timed(lambda: ops._rows_v5(qi, ki, w, words, t0, cap, TOPK, out), "cuda", 0.2))
+                with tiles(**var):
+                    add(f"rows {var}", timed(lambda: ops._rows_v5(qi, ki, w, words, t0, cap, TOPK, out), "cuda", 0.2))
             except Exception as e:  # noqa: BLE001
                 res[f"rows {var}"] = f"{type(e).__name__}: {str(e)[:160]}"
-            finally:
-                ops.TILES = base
     return res
 
 
@@ -185,7 +169,7 @@ def gather_floor(T: int = K128) -> dict:
     """``_gather_sum`` on v5's indices: all keys in one launch, and the keys in two halves (two launches whose K and V
     halves, 32 MB each, fit the 50 MB L2): median ms and GB/s."""
     qi, ki, w = indexer_inputs(T)
-    idx = _as_version(5, lambda: dsa_select(qi, ki, w, TOPK))[0]
+    idx = select_as(5, qi, ki, w)
     k, v = (torch.randn(T, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     o = torch.empty(T, 128, device="cuda")
     gathered = int((idx >= 0).sum()) * 2 * 128 * 2
@@ -212,13 +196,9 @@ def bench_best_rows() -> dict:
     res: dict = {"v5_shape": best, "runs": []}
     for i in range(2):
         for v, shape in ((3, {}), (5, best)):
-            base = ops.TILES
-            ops.TILES = dataclasses.replace(base, **shape)
-            try:
-                sdpa = ["sdpa_flash", "sdpa_cudnn"] if i == 0 and v == 3 else []
+            sdpa = ["sdpa_flash", "sdpa_cudnn"] if i == 0 and v == 3 else []
+            with tiles(**shape):
                 rows = bench(v, sdpa + ["dsa_select", "dsa"])["results"]
-            finally:
-                ops.TILES = base
             res["runs"].append({"version": v, **{r["kernel"]: r["ms"] for r in rows}})
     return res
 
@@ -236,11 +216,8 @@ def table() -> list[str]:
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/dsa_floors"))
-    out.mkdir(parents=True, exist_ok=True)
     device_run_v3.BUDGET_S = 420.0
-    RESULTS["device"] = torch.cuda.get_device_name()
-    RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
+    out = begin("/tmp/dsa_floors")
     only = set(sys.argv[2:])  # stage names to run; all when none are given
     stages = [("exact_16k", check_exact), ("agree_128k", agree_128k),
               ("bench_v5", lambda: bench(5, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"])),
@@ -252,8 +229,7 @@ def main() -> None:
     for name, fn in stages:
         if not only or name in only:
             stage(name, fn)
-    RESULTS["wall_s"] = time.time() - T_START
-    (out / "results.json").write_text(json.dumps(RESULTS, indent=1))
+    finish(out)
     print("\n" + "\n".join(table()))
 
 

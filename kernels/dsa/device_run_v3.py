@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -49,6 +50,32 @@ def stage(name: str, fn) -> None:
         traceback.print_exc()
         RESULTS["errors"][name] = f"{type(e).__name__}: {str(e)[:400]}"
     torch.cuda.empty_cache()
+
+
+def begin(default_dir: str) -> Path:
+    """The output folder (argv[1], else $OUT, else default_dir), created; the device and ops.TILES recorded."""
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", default_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    RESULTS["device"] = torch.cuda.get_device_name()
+    RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
+    return out
+
+
+def finish(out: Path) -> None:
+    """The wall time and every stage's result into out/results.json."""
+    RESULTS["wall_s"] = time.time() - T_START
+    (out / "results.json").write_text(json.dumps(RESULTS, indent=1))
+
+
+@contextmanager
+def tiles(**overrides):
+    """ops.TILES with these fields replaced inside the block, restored after it."""
+    base = ops.TILES
+    ops.TILES = dataclasses.replace(base, **overrides)
+    try:
+        yield
+    finally:
+        ops.TILES = base
 
 
 def indexer_inputs(T: int, seed: int = 0):
@@ -183,10 +210,7 @@ def bench(ns: list[int], H_kv: int, kernels: list[str]) -> dict:
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/dsa_v3"))
-    out.mkdir(parents=True, exist_ok=True)
-    RESULTS["device"] = torch.cuda.get_device_name()
-    RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
+    out = begin("/tmp/dsa_v3")
     stage("exact_16k", check_exact)
     stage("attention_small", check_attention)
     stage("bench_128k_mqa", lambda: bench([K128], 1, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"]))
@@ -196,8 +220,7 @@ def main() -> None:
     stage("sweep_128k", sweep)
     if RESULTS.get("sweep_128k", {}).get("chosen") not in (None, RESULTS["tiles_default"]):
         stage("bench_128k_mqa_swept", lambda: bench([K128], 1, ["dsa_select", "dsa"]))
-    RESULTS["wall_s"] = time.time() - T_START
-    (out / "results.json").write_text(json.dumps(RESULTS, indent=1))
+    finish(out)
     print(f"\nDSA v3 on {RESULTS['device']}, {RESULTS['wall_s']:.0f} s; errors: {RESULTS['errors'] or 'none'}")
     print(f"exact_16k: {RESULTS.get('exact_16k')}")
     print(f"{'stage':24s} {'kernel':12s} {'n':>7s} {'H_kv':>4s} {'ms':>9s} {'x flash':>8s}")

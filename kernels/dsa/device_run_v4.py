@@ -9,11 +9,6 @@ stages past a time budget are skipped. Writes results.json and prints a table la
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import sys
-import time
-from pathlib import Path
 
 import torch
 
@@ -26,10 +21,11 @@ from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks t
     K16,
     K128,
     RESULTS,
-    T_START,
     TOPK,
+    begin,
     check_attention,
     count_redone,
+    finish,
     indexer_inputs,
     profile_select,
     stage,
@@ -88,11 +84,8 @@ def flash_ms(n: int) -> float | None:
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/dsa_v4"))
-    out.mkdir(parents=True, exist_ok=True)
-    RESULTS["device"] = torch.cuda.get_device_name()
     version(4)   # every stage below runs v4 unless it names v3
-    RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
+    out = begin("/tmp/dsa_v4")
     stage("exact_16k", check_exact)
     stage("attention_small", check_attention)
     stage("bench_128k", lambda: bench([K128], 1, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"]))
@@ -102,8 +95,7 @@ def main() -> None:
     if RESULTS.get("sweep_128k", {}).get("chosen") not in (None, RESULTS["tiles_default"]):
         stage("bench_128k_swept", lambda: bench([K128], 1, ["dsa_select", "dsa"]))
     stage("bench_256k", lambda: bench([2 * K128], 1, ["sdpa_flash", "dsa_select", "dsa"]))
-    RESULTS["wall_s"] = time.time() - T_START
-    (out / "results.json").write_text(json.dumps(RESULTS, indent=1))
+    finish(out)
     print(f"\nDSA v4 on {RESULTS['device']}, {RESULTS['wall_s']:.0f} s; errors: {RESULTS['errors'] or 'none'}")
     print(f"exact_16k: {RESULTS.get('exact_16k')}")
     print(f"{'stage':18s} {'kernel':12s} {'n':>7s} {'ms':>9s} {'x flash':>8s}")

@@ -10,11 +10,6 @@ runs); stages past the time budget of ``device_run_v3`` are skipped. Writes resu
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import sys
-import time
-from pathlib import Path
 
 import torch
 
@@ -24,14 +19,16 @@ from kernels.dsa.device_run_v3 import (  # the stage runner, inputs and checks t
     K16,
     K128,
     RESULTS,
-    T_START,
     TOPK,
+    begin,
     check_attention,
     count_redone,
+    finish,
     indexer_inputs,
     profile_select,
     stage,
     sweep_families,
+    tiles,
     topk_report,
 )
 
@@ -46,12 +43,8 @@ SHAPES = [{"sel5_rows": 4, "sel5_warps": 4, "sel5_rescore": 32, "sel5_slots": 12
 
 def select_as(v: int, qi, ki, w) -> torch.Tensor:
     """dsa_select with ops.TILES.version = v (the other fields as they are) -> int64 [T, TOPK] of batch 0."""
-    base = ops.TILES
-    ops.TILES = dataclasses.replace(base, version=v)
-    try:
+    with tiles(version=v):
         return dsa_select(qi, ki, w, TOPK).long()[0]
-    finally:
-        ops.TILES = base
 
 
 def check_exact(T: int = K16) -> dict:
@@ -77,12 +70,8 @@ def agree_128k(T: int = K128) -> dict:
 
 def bench(v: int, kernels: list[str]) -> dict:
     """run_bench at 128K, H_kv = 1 with ops.TILES.version = v."""
-    base = ops.TILES
-    ops.TILES = dataclasses.replace(base, version=v)
-    try:
+    with tiles(version=v):
         return run_bench(kernels, [K128], 1, 8, 1, 128, torch.bfloat16, "cuda", 30.0, log=print)
-    finally:
-        ops.TILES = base
 
 
 def sweep(T: int = K128) -> dict:
@@ -111,10 +100,7 @@ def table() -> list[str]:
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/dsa_v5"))
-    out.mkdir(parents=True, exist_ok=True)
-    RESULTS["device"] = torch.cuda.get_device_name()
-    RESULTS["tiles_default"] = dataclasses.asdict(ops.TILES)
+    out = begin("/tmp/dsa_v5")
     stage("exact_16k", check_exact)
     stage("bench_128k_v5", lambda: bench(5, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"]))
     stage("bench_128k_v4", lambda: bench(4, ["dsa_select", "dsa"]))
@@ -127,8 +113,7 @@ def main() -> None:
     swept = RESULTS.get("sweep_128k_v5", {}).get("chosen")
     if swept and {k: swept[k] for k in SHAPES[0]} != SHAPES[0]:
         stage("bench_128k_v5_swept", lambda: bench(5, ["dsa_select", "dsa"]))
-    RESULTS["wall_s"] = time.time() - T_START
-    (out / "results.json").write_text(json.dumps(RESULTS, indent=1))
+    finish(out)
     print("\n" + "\n".join(table()))
 
 
