@@ -120,7 +120,7 @@ def parts(T: int = K128) -> dict:
     cap = triton.next_power_of_2(2 * TOPK)
     r_lo = -(-3 * TOPK // (2 * step))
     r_hi = 3 * TOPK // (4 * step)
-    rows = max(64, min(T, (1 << 29) // max(T // 16 + 1, 3 * cap)) // 64 * 64)  # dsa_select's chunk
+    rows = ops._chunk_rows(1, T, step, cap, 5)
     out = torch.empty(1, T, TOPK, dtype=torch.int32, device="cuda")
     res: dict = {"chunks": 0}
 

@@ -171,9 +171,7 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
     k_sample = k_idx[:, ::step].contiguous()
     out = torch.empty(B, T, topk, dtype=torch.int32, device=q_idx.device)
     version = _tiles().version
-    # v4 / v5 per row: T / 16 int32 of masks, 3 cap of scratch; v3: 2 cap of candidates
-    per_row = max(-(-T // step), T // 16 + 1, 3 * cap) if version in (4, 5) else max(-(-T // step), cap)
-    rows = max(64, min(T, chunk_elems // (B * per_row)) // 64 * 64)
+    rows = _chunk_rows(B, T, step, cap, version, chunk_elems)
     for t0 in range(0, T, rows):
         t1 = min(T, t0 + rows)
         pos = torch.arange(t0, t1, device=q_idx.device)
@@ -189,6 +187,13 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
         for b, t in redo.nonzero().tolist():
             out[b, t0 + t] = _exact_row(q_idx[b], k_idx[b], w[b], t0 + t, topk)
     return out
+
+
+def _chunk_rows(B: int, T: int, step: int, cap: int, version: int, chunk_elems: int = MAX_CHUNK_ELEMS) -> int:
+    """Query rows per chunk of ``dsa_select``: a multiple of 64 whose int32 words fit chunk_elems. Per row: v4 / v5
+    T / 16 words of masks and 3 cap of scratch; v3 2 cap of candidates; both T / step sampled scores."""
+    per_row = max(-(-T // step), T // 16 + 1, 3 * cap) if version in (4, 5) else max(-(-T // step), cap)
+    return max(64, min(T, chunk_elems // (B * per_row)) // 64 * 64)
 
 
 def _sample_threshold(q_idx, k_sample, w, t0: int, t1: int, step: int, r: int) -> torch.Tensor:
