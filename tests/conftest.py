@@ -29,8 +29,8 @@ def tiny_llama_base_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def openai_server(tiny_llama_dir):
     """A real ``models.serve`` server on 127.0.0.1 (free port) serving the tiny chat model as ``tiny-llama``."""
-    from models.load import load_model
-    from models.serve import OpenAIServer
+    from longctx.models.load import load_model
+    from longctx.models.serve import OpenAIServer
 
     model = load_model(f"hf:{tiny_llama_dir},device=cpu")
     server = OpenAIServer(model, SERVED_NAME).start()
@@ -43,7 +43,7 @@ def openai_server(tiny_llama_dir):
 @pytest.fixture()
 def evals_cli(capsys):
     """Run the `evals` command line in this process: ``evals_cli([...]) -> (exit status, stdout, stderr)``."""
-    from evals.cli import main
+    from longctx.evals.cli import main
 
     def run(args: list[str]) -> tuple[int, str, str]:
         argv, sys.argv = sys.argv, ["evals", *args]

@@ -8,7 +8,7 @@ import math
 import re
 from pathlib import Path
 
-from evals.ctx import fmt_ctx
+from longctx.evals.ctx import fmt_ctx
 
 
 def _point(mean: float, n: int) -> dict:

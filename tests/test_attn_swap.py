@@ -10,9 +10,9 @@ import shutil
 import pytest
 import torch
 
-from evals.store import model_slug, read_records
-from models.attn_swap import layer_errors, parse_attn, register
-from models.errors import ModelError
+from longctx.evals.store import model_slug, read_records
+from longctx.models.attn_swap import layer_errors, parse_attn, register
+from longctx.models.errors import ModelError
 
 # budgets that cover the 200-odd-token contexts below (T <= 256)
 FULL = [
@@ -86,9 +86,9 @@ def _qkv(T: int, seed: int = 0, H: int = 4, Hk: int = 2, D: int = 16):
 @pytest.mark.parametrize("p", [64, 128, 192])
 def test_ssa_decode_keeps_the_blocks_the_prefill_selector_keeps(p):
     """A decode query alone in its block selects, through the beam search, what ssa_select selects for it."""
-    from kernels.flash.reference import block_mask
-    from kernels.ssa import ssa_select
-    from models.attn_swap import SSA_V2, ssa_decode_keep
+    from longctx.kernels.flash.reference import block_mask
+    from longctx.kernels.ssa import ssa_select
+    from longctx.models.attn_swap import SSA_V2, ssa_decode_keep
 
     q, k, _ = _qkv(p + 1, seed=p)
     idx = ssa_select(q, k, block_size=16, topk=3, beam=2, fanout=2, local=1, top_cap=2, **SSA_V2)  # 3-5 levels
@@ -98,7 +98,7 @@ def test_ssa_decode_keeps_the_blocks_the_prefill_selector_keeps(p):
 
 
 def test_hyper_decode_sees_one_sorted_block_and_the_samples():
-    from models.attn_swap import hyper_decode_bias
+    from longctx.models.attn_swap import hyper_decode_bias
 
     q, k, _ = _qkv(160, seed=3)
     bias = hyper_decode_bias(q[:, :, -2:], k, 16, 24, 8, 0)
@@ -114,8 +114,8 @@ def test_hyper_decode_sees_one_sorted_block_and_the_samples():
                                   "hyper:block_size=16:n_samples=16"])
 def test_decode_step_attention_is_sparse_not_dense(spec):
     """On a decode step (2 queries against 200 cached keys) a small budget gives other outputs than dense."""
-    from kernels.flash.reference import attention_ref
-    from models.attn_swap import attend
+    from longctx.kernels.flash.reference import attention_ref
+    from longctx.models.attn_swap import attend
 
     cfg = parse_attn(spec)
     q, k, v = _qkv(200, seed=5)
@@ -194,7 +194,7 @@ def test_model_whose_attention_cannot_be_swapped_exits_2_saying_why(tiny_llama_d
 def test_head_dim_the_kernels_do_not_take_is_refused():
     from transformers import LlamaConfig
 
-    from models.attn_swap import check_swappable
+    from longctx.models.attn_swap import check_swappable
 
     with pytest.raises(ModelError, match="head dim 24"):
         check_swappable(LlamaConfig(hidden_size=96, num_attention_heads=4, num_key_value_heads=2))
@@ -215,7 +215,7 @@ def test_evals_probe_reports_per_layer_error_going_to_zero(tiny_llama_dir, evals
 
 
 def test_the_board_shows_the_method_with_its_arguments():
-    from evals.results_io import architecture
+    from longctx.evals.results_io import architecture
 
     assert architecture("hf:/m/llama,device=cpu,attn=ssa:topk=4:local=2") == "ssa:topk=4:local=2"
 
@@ -223,11 +223,11 @@ def test_the_board_shows_the_method_with_its_arguments():
 INTERPRETED = """
 import sys, torch
 from transformers import AutoModelForCausalLM
-import models.attn_swap
-from models.attn_swap import register
-from kernels.flash.checks import interpreting
+from longctx.models import attn_swap
+from longctx.models.attn_swap import register
+from longctx.kernels.flash.checks import interpreting
 assert interpreting()
-models.attn_swap.KERNELS_ON_CPU = True
+attn_swap.KERNELS_ON_CPU = True
 ids = torch.randint(5, 1000, (1, 64), generator=torch.Generator().manual_seed(0))
 def last(impl):  # the prefill's last logits, then one decode step's
     m = AutoModelForCausalLM.from_pretrained(sys.argv[1], attn_implementation=impl).eval()

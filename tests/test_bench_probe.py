@@ -6,8 +6,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from evals import bench as bench_mod
-from evals.cli import _register, app, main
+from longctx.evals import bench as bench_mod
+from longctx.evals.cli import _register, app, main
 
 _register()
 
@@ -73,6 +73,6 @@ def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, args, msg):
 
 
 def test_bad_input_from_the_shell():
-    proc = subprocess.run([sys.executable, "-m", "evals", "bench", "--n", "4k-1k"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "longctx.evals", "bench", "--n", "4k-1k"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "start is above the end" in proc.stderr

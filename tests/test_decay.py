@@ -7,8 +7,8 @@ import re
 import pytest
 from small_bpe import train_small_bpe
 
-from tasks import vocab
-from tasks.decay import (
+from longctx.tasks import vocab
+from longctx.tasks.decay import (
     DECAY_TASKS,
     DECAY_VARIANTS,
     DecayConfig,
@@ -16,9 +16,9 @@ from tasks.decay import (
     distance_grid,
     fact_text,
 )
-from tasks.errors import TaskError
-from tasks.sizing import tolerance
-from tasks.tokenizers import ByteTokenizer, load_tokenizer
+from longctx.tasks.errors import TaskError
+from longctx.tasks.sizing import tolerance
+from longctx.tasks.tokenizers import ByteTokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_too_small_ctx_is_a_task_error():
 def test_probes_ask_in_niah_words():
     """A probe differs from niah_single_1 only in where the fact sits: same header, needle, question and
     answer prefix, so a model that answers NIAH is not scored down by the probe's phrasing."""
-    from tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
+    from longctx.tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
     for name in ("decay_distance", "decay_depth"):
         s = next(DECAY_TASKS[name].generate(2048, 1, 0, ByteTokenizer()))
         (fact,) = s.meta["facts"]

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tasks.registry import GROUPS, TASKS
-from tasks.tokenizers import ByteTokenizer
+from longctx.tasks.registry import GROUPS, TASKS
+from longctx.tasks.tokenizers import ByteTokenizer
 
 CTX, N, SEED = 4096, 2, 7
 _HASHES = f"""
 import json, sys
-from tasks.registry import TASKS
-from tasks.tokenizers import ByteTokenizer
+from longctx.tasks.registry import TASKS
+from longctx.tasks.tokenizers import ByteTokenizer
 print(json.dumps({{n: [s.hash for s in TASKS[n].generate({CTX}, {N}, {SEED}, ByteTokenizer())] for n in sys.argv[1:]}}))
 """
 

@@ -9,10 +9,10 @@ import random
 
 import pytest
 
-from tasks import vocab
-from tasks.errors import TaskError
-from tasks.haystack import NOISE, essay_haystack, file_haystack, load_haystack, noise_haystack
-from tasks.tokenizers import ByteTokenizer
+from longctx.tasks import vocab
+from longctx.tasks.errors import TaskError
+from longctx.tasks.haystack import NOISE, essay_haystack, file_haystack, load_haystack, noise_haystack
+from longctx.tasks.tokenizers import ByteTokenizer
 
 
 def test_word_lists_are_disjoint_between_splits():
@@ -54,7 +54,7 @@ def test_noise_is_rulers_sentence_block():
 def test_essay_is_deterministic_and_varied():
     a, b = essay_haystack(3, 2000), essay_haystack(3, 2000)
     assert a.units == b.units
-    from tasks.haystack import _sentence
+    from longctx.tasks.haystack import _sentence
 
     again = [_sentence(random.Random("x")) for _ in range(2)]
     assert again == [_sentence(random.Random("x")) for _ in range(2)]
@@ -115,7 +115,7 @@ def test_bad_haystack_files(tmp_path):
 
 
 def test_user_haystack_in_a_task(tmp_path):
-    from tasks.ruler import RULER_TASKS
+    from longctx.tasks.ruler import RULER_TASKS
 
     f = tmp_path / "mine.txt"
     f.write_text(" ".join(f"Line number {w} is here." for w in vocab.words("eval")[:200]))

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from models.base import Request
-from models.errors import ModelError
-from models.load import load_model
+from longctx.models.base import Request
+from longctx.models.errors import ModelError
+from longctx.models.load import load_model
 
 
 @pytest.fixture(scope="module")

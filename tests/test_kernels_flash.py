@@ -11,9 +11,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kernels.flash import block_sparse_attention, decode_attention, fixed_pattern, flash_attention  # noqa: E402
-from kernels.flash import reference  # noqa: E402
-from kernels.flash.checks import use_triton  # noqa: E402
+from longctx.kernels.flash import block_sparse_attention, decode_attention, fixed_pattern, flash_attention  # noqa: E402
+from longctx.kernels.flash import reference  # noqa: E402
+from longctx.kernels.flash.checks import use_triton  # noqa: E402
 from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
 
 GPU = torch.cuda.is_available() and os.environ["TRITON_INTERPRET"] != "1"
@@ -134,11 +134,11 @@ def test_cpu_without_interpreter_falls_back_to_the_reference():
 
     code = """
 import torch
-from kernels.flash import flash_attention, block_sparse_attention, decode_attention
-from kernels.flash.reference import attention_ref
-from kernels.dsa import dsa_attention
-from kernels.ssa import ssa_attention
-from kernels.hyper import hyper_attention
+from longctx.kernels.flash import flash_attention, block_sparse_attention, decode_attention
+from longctx.kernels.flash.reference import attention_ref
+from longctx.kernels.dsa import dsa_attention
+from longctx.kernels.ssa import ssa_attention
+from longctx.kernels.hyper import hyper_attention
 q, k, v = (torch.randn(1, h, 64, 32) for h in (2, 1, 1))
 assert torch.equal(flash_attention(q, k, v, window=9), attention_ref(q, k, v, window=9))
 assert torch.equal(decode_attention(q[:, :, -2:], k, v), attention_ref(q[:, :, -2:], k, v))

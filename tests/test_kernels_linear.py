@@ -15,10 +15,10 @@ os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
 import pytest  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import kernels.linear as L  # noqa: E402
-from kernels.linear import triton_chunk  # noqa: E402
-from kernels.linear.chunked_torch import chunked_linear_attention  # noqa: E402
-from kernels.linear.reference import recurrent_reference  # noqa: E402
+import longctx.kernels.linear as L  # noqa: E402
+from longctx.kernels.linear import triton_chunk  # noqa: E402
+from longctx.kernels.linear.chunked_torch import chunked_linear_attention  # noqa: E402
+from longctx.kernels.linear.reference import recurrent_reference  # noqa: E402
 
 DEV = "cuda" if CUDA else "cpu"
 VARIANTS = ["plain", "scalar", "channel", "delta", "delta-scalar", "delta-channel"]

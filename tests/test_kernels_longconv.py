@@ -14,9 +14,9 @@ os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
 import pytest  # noqa: E402
 from kernel_checks import rel_err  # noqa: E402
 
-import kernels.longconv as LC  # noqa: E402
-from kernels.longconv import ops, triton_direct  # noqa: E402
-from kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference  # noqa: E402
+import longctx.kernels.longconv as LC  # noqa: E402
+from longctx.kernels.longconv import ops, triton_direct  # noqa: E402
+from longctx.kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference  # noqa: E402
 
 DEV = "cuda" if CUDA else "cpu"
 TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float64: 1e-12}
@@ -126,7 +126,7 @@ def test_s4d_state_hand_over_and_step():
 
 def test_zoo_decode_state_s4_constant_hyena_grows_by_one_position():
     """What decoding costs: S4 carries [B, d, N] whatever the context; Hyena keeps one more input per token."""
-    from models.zoo import registry
+    from longctx.models.zoo import registry
 
     sizes = {}
     for arch in ("s4", "hyena"):

@@ -16,10 +16,10 @@ os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
 import pytest  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import kernels.performer as P  # noqa: E402
-from kernels.linear import triton_chunk  # noqa: E402
-from kernels.performer import triton_features  # noqa: E402
-from kernels.performer.reference import favor_reference  # noqa: E402
+import longctx.kernels.performer as P  # noqa: E402
+from longctx.kernels.linear import triton_chunk  # noqa: E402
+from longctx.kernels.performer import triton_features  # noqa: E402
+from longctx.kernels.performer.reference import favor_reference  # noqa: E402
 
 DEV = "cuda" if CUDA else "cpu"
 
@@ -90,7 +90,7 @@ def test_orthogonal_features_are_seeded_orthogonal_blocks_with_chi_norms():
 
 @pytest.mark.parametrize("D,m", [(20, 40), (33, 7), (128, 256)], ids=["D20-m40", "D33-m7", "D128-m256"])
 def test_triton_feature_map_matches_float64(D, m):
-    from kernels.performer.features import positive_features
+    from longctx.kernels.performer.features import positive_features
 
     x = torch.randn(2, 3, 37, D, generator=torch.Generator().manual_seed(D)).to(DEV)
     W = P.orthogonal_features(m, D, seed=2, device=DEV)
@@ -186,8 +186,8 @@ def test_error_to_softmax_falls_as_features_grow():
 def test_zoo_mixer_approaches_dense_rope_attention_as_features_grow():
     """The zoo's performer mixer with dense's weights estimates dense attention *with RoPE* (RoPE goes before the
     feature map): the mean error over 3 feature draws falls as m grows 16 -> 256 -> 4096 and is small at 4096."""
-    from models.zoo import dense, performer
-    from models.zoo.trunk import ZooConfig
+    from longctx.models.zoo import dense, performer
+    from longctx.models.zoo.trunk import ZooConfig
 
     torch.manual_seed(0)
     x = torch.randn(1, 40, 32, dtype=torch.float64)

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from kernel_checks import rel_err  # tests/fixtures, on sys.path via conftest
 from zoo_steps import stepped_logits
 
-import kernels.scan as S
-from kernels.scan import triton_scan
-from kernels.scan.reference import scan_reference
-from kernels.scan.torch_scan import linear_scan, selective_scan_torch
+import longctx.kernels.scan as S
+from longctx.kernels.scan import triton_scan
+from longctx.kernels.scan.reference import scan_reference
+from longctx.kernels.scan.torch_scan import linear_scan, selective_scan_torch
 
 DEV = "cuda" if CUDA else "cpu"
 pytestmark = pytest.mark.usefixtures("poison")   # every buffer a kernel writes starts as NaN
@@ -130,7 +130,7 @@ def test_two_level_linear_scan_matches_the_loop(T):
 def test_zoo_mamba1_inference_through_the_kernels_matches_training(monkeypatch):
     """The zoo's GPU inference path (Triton scan, step and ssd conv), run here under the interpreter: a
     prefill, a continuation and single-token steps give the training path's logits."""
-    from models.zoo import mamba1, registry
+    from longctx.models.zoo import mamba1, registry
 
     monkeypatch.setattr(mamba1, "_kernels", lambda x: mamba1._Kernels())
     torch.manual_seed(0)

@@ -17,9 +17,9 @@ import pytest
 import torch.nn.functional as F
 from kernel_checks import rel_err  # tests/fixtures, on sys.path via conftest
 
-from kernels.scan import selective_scan_torch, selective_scan_train
-from kernels.scan import train as train_op
-from kernels.scan.triton_train import train_backward, train_forward
+from longctx.kernels.scan import selective_scan_torch, selective_scan_train
+from longctx.kernels.scan import train as train_op
+from longctx.kernels.scan.triton_train import train_backward, train_forward
 
 DEV = "cuda" if CUDA else "cpu"
 pytestmark = pytest.mark.usefixtures("poison")   # every buffer a kernel writes starts as NaN
@@ -113,7 +113,7 @@ def test_compile_traces_one_graph():
 def test_zoo_mamba1_trains_through_the_op(monkeypatch):
     """The tiny zoo mamba1 with the Triton op as its training scan (the CUDA path, here under the interpreter):
     loss and every parameter's gradient equal the CPU path's."""
-    from models.zoo import mamba1, registry
+    from longctx.models.zoo import mamba1, registry
 
     torch.manual_seed(0)
     m = registry.build(registry.config("mamba1", "tiny"))

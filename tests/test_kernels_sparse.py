@@ -11,14 +11,14 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kernels.dsa import dsa_attention, dsa_select, lightning_indexer, sparse_attention  # noqa: E402
-from kernels.dsa import reference as dsa_ref  # noqa: E402
-from kernels.flash.checks import use_triton  # noqa: E402
-from kernels.hyper import hyper_attention  # noqa: E402
-from kernels.hyper.lsh import make_plan  # noqa: E402
-from kernels.hyper.reference import hyper_ref  # noqa: E402
-from kernels.ssa import ssa_attention, ssa_select  # noqa: E402
-from kernels.ssa import reference as ssa_ref  # noqa: E402
+from longctx.kernels.dsa import dsa_attention, dsa_select, lightning_indexer, sparse_attention  # noqa: E402
+from longctx.kernels.dsa import reference as dsa_ref  # noqa: E402
+from longctx.kernels.flash.checks import use_triton  # noqa: E402
+from longctx.kernels.hyper import hyper_attention  # noqa: E402
+from longctx.kernels.hyper.lsh import make_plan  # noqa: E402
+from longctx.kernels.hyper.reference import hyper_ref  # noqa: E402
+from longctx.kernels.ssa import ssa_attention, ssa_select  # noqa: E402
+from longctx.kernels.ssa import reference as ssa_ref  # noqa: E402
 from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
 
 GPU = torch.cuda.is_available() and os.environ["TRITON_INTERPRET"] != "1"
@@ -69,7 +69,7 @@ def test_dsa_indexer_and_selection_exact(poison, B, HI, T, DI, topk):
 def test_dsa_selection_redoes_rows_the_sampled_threshold_misjudges(monkeypatch):
     """Every 4th key scores far above the rest, so the sampled threshold keeps too few keys: those rows are
     recomputed exactly, and the answer is still the reference's."""
-    from kernels.dsa import ops
+    from longctx.kernels.dsa import ops
 
     redone = []
     real = ops._exact_row
@@ -95,7 +95,7 @@ def test_dsa_selection_redoes_rows_the_sampled_threshold_misjudges(monkeypatch):
 def test_dsa_selection_versions_exact(monkeypatch, version, B, HI, T, DI, topk, step, tiles):
     """Every selection path (ops.Tiles.version) equals the reference on tie-free rows, with rows past the
     candidate cap (thresholds from the sample, v4's and v5's sure keys and rescored band) and several row chunks."""
-    from kernels.dsa import ops
+    from longctx.kernels.dsa import ops
 
     monkeypatch.setattr(ops, "INTERP_TILES", dataclasses.replace(ops.INTERP_TILES, version=version, **tiles))
     monkeypatch.setattr(ops, "TILES", dataclasses.replace(ops.TILES, version=version, **tiles))

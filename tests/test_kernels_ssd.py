@@ -14,10 +14,10 @@ os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
 import pytest  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import kernels.ssd as S  # noqa: E402
-from kernels.linear import triton_chunk  # noqa: E402
-from kernels.ssd import triton_conv  # noqa: E402
-from kernels.ssd.reference import conv1d_reference, ssd_reference  # noqa: E402
+import longctx.kernels.ssd as S  # noqa: E402
+from longctx.kernels.linear import triton_chunk  # noqa: E402
+from longctx.kernels.ssd import triton_conv  # noqa: E402
+from longctx.kernels.ssd.reference import conv1d_reference, ssd_reference  # noqa: E402
 
 DEV = "cuda" if CUDA else "cpu"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from evals.errors import EvalError
-from evals.leaderboard import SCHEMA_PATH, build_board, load_board, merge_boards, summarise, write_board
+from longctx.evals.errors import EvalError
+from longctx.evals.leaderboard import SCHEMA_PATH, build_board, load_board, merge_boards, summarise, write_board
 from synthetic_results import write_bench, write_model
 
 CTXS = (4096, 8192, 16384, 32768)
@@ -137,7 +137,7 @@ def test_results_without_manifest_or_hash_are_refused(tmp_path):
 
 def test_cli_build_merge_publish(tmp_path):
     results = _results(tmp_path / "r")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "evals", "leaderboard", *args], capture_output=True, text=True)  # noqa: E731
+    run = lambda *args: subprocess.run([sys.executable, "-m", "longctx.evals", "leaderboard", *args], capture_output=True, text=True)  # noqa: E731
     built = run("build", "--results", str(results), "--name", "main", "--out", str(tmp_path / "lb"))
     assert built.returncode == 0, built.stderr
     published = run("publish", str(tmp_path / "lb" / "main.json"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.leaderboard import build_board, write_board
-from evals.leaderboard_page import render_page
-from evals.plot import make_plots
+from longctx.evals.leaderboard import build_board, write_board
+from longctx.evals.leaderboard_page import render_page
+from longctx.evals.plot import make_plots
 from synthetic_results import write_bench, write_model
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -16,10 +16,10 @@ from lm_eval import simple_evaluate  # noqa: E402
 from lm_eval.api.model import LM  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from tasks.cache import generate_samples  # noqa: E402
-from tasks.lm_eval import INCLUDE_PATH  # noqa: E402
-from tasks.lm_eval.task import score  # noqa: E402
-from tasks.tokenizers import ByteTokenizer  # noqa: E402
+from longctx.tasks.cache import generate_samples  # noqa: E402
+from longctx.tasks.lm_eval import INCLUDE_PATH  # noqa: E402
+from longctx.tasks.lm_eval.task import score  # noqa: E402
+from longctx.tasks.tokenizers import ByteTokenizer  # noqa: E402
 
 TASKS = ("mrcr_2needle", "decay_multifact", "niah_single_1")
 
@@ -80,7 +80,7 @@ def test_lm_eval_scores_the_tasks(run):
 
 
 def test_every_task_has_an_include_file():
-    from tasks.registry import GROUPS
+    from longctx.tasks.registry import GROUPS
 
     # every generated task; mrcr_official reads the user's parquet files and is run with `evals run` only
     assert {p.stem for p in INCLUDE_PATH.glob("longctx_*.yaml")} == {f"longctx_{n}" for n in GROUPS["all"]}
@@ -109,7 +109,7 @@ def test_score_matches_the_suite_metrics():
 
 
 def test_plain_prompts_without_a_chat_template(tmp_path, monkeypatch):
-    from tasks.lm_eval.task import LongCtxTask
+    from longctx.tasks.lm_eval.task import LongCtxTask
 
     monkeypatch.setenv("EVALS_CACHE", str(tmp_path))
     meta = {"tokenizer": "byte", "max_seq_lengths": [4096], "samples": 1}

@@ -1,4 +1,4 @@
-"""``models/checkpoints/make.py --jobs``: architectures trained at once, one process each, sharing one data
+"""``benchmarks/zoo/make.py --jobs``: architectures trained at once, one process each, sharing one data
 file in the run folder; each is finished, logged and scored as when trained alone."""
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from models.zoo import checkpoint
+from longctx.models.zoo import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_jobs_train_each_architecture_in_its_own_process_and_score_it(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
-    cmd = [sys.executable, "models/checkpoints/make.py", "--arch", "dense,s4", "--jobs", "2", "--steps", "2",
+    cmd = [sys.executable, "-m", "benchmarks.zoo.make", "--arch", "dense,s4", "--jobs", "2", "--steps", "2",
            "--copy-steps", "0", "--length-steps", "0", "--rows", "8", "--batch", "2", "--seq-len", "1024",
            "--data=--lm-fraction 0.5", "--samples", "1", "--out", str(runs), "--results", str(results)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.leaderboard import build_board
-from evals.merge import apply_merge, plan_merge
+from longctx.evals.leaderboard import build_board
+from longctx.evals.merge import apply_merge, plan_merge
 from synthetic_results import write_model
 
 SSA, DENSE = "zoo:ssa", "zoo:dense"
@@ -154,13 +154,13 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, evals_cli):
 
 def test_bad_input_from_the_real_command_line(tmp_path):
     args, says = _bad_inputs(tmp_path)[-1]
-    p = subprocess.run([sys.executable, "-m", "evals", "merge", *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "longctx.evals", "merge", *args], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("tags", [["a", "b"], ["bad/tag"]])
 def test_tags_must_be_one_safe_name_per_source(tmp_path, tags):
-    from evals.errors import EvalError
+    from longctx.evals.errors import EvalError
 
     with pytest.raises(EvalError, match="--tag"):
         plan_merge([_gpu(tmp_path)], tmp_path / "results", tags)

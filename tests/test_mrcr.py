@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 from small_bpe import train_small_bpe
 
-from tasks.errors import TaskError
-from tasks.mrcr import MRCR_TASKS, grade_mrcr, ordinal, token_bin
-from tasks.mrcr_official import load_official
-from tasks.mrcr_writing import FORMS, Ask, topics, write_reply
-from tasks.sizing import tolerance
-from tasks.tokenizers import ByteTokenizer, load_tokenizer
+from longctx.tasks.errors import TaskError
+from longctx.tasks.mrcr import MRCR_TASKS, grade_mrcr, ordinal, token_bin
+from longctx.tasks.mrcr_official import load_official
+from longctx.tasks.mrcr_writing import FORMS, Ask, topics, write_reply
+from longctx.tasks.sizing import tolerance
+from longctx.tasks.tokenizers import ByteTokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="module")

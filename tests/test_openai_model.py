@@ -8,12 +8,12 @@ import socket
 import httpx
 import pytest
 
-from models.base import Request
-from models.benchmark_openai import EchoModel
-from models.errors import ModelError
-from models.fault_proxy import FaultProxy, Faults
-from models.load import load_model
-from models.serve import OpenAIServer
+from longctx.models.base import Request
+from benchmarks.models.benchmark_openai import EchoModel
+from longctx.models.errors import ModelError
+from longctx.models.fault_proxy import FaultProxy, Faults
+from longctx.models.load import load_model
+from longctx.models.serve import OpenAIServer
 
 NAME = "tiny-llama"
 
@@ -74,7 +74,7 @@ def test_chat_without_prefill_option_leaves_prefill_out_and_says_so(openai_serve
     m = load_model(f"openai:{NAME}@{openai_server.url},max_context=2048")
     assert not m.sends_prefill and m.tokenizer_spec is None
     r = _reqs(1)[0]
-    with caplog.at_level(logging.WARNING, logger="models.openai_compat"):
+    with caplog.at_level(logging.WARNING, logger="longctx.models.openai_compat"):
         got = m.generate([r])[0]
     assert "prefill is not sent" in caplog.text
     no_prefill = Request(r.messages, None, r.max_new_tokens)

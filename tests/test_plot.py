@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from evals.errors import EvalError
-from evals.plot import make_plots
-from evals.plots.common import wilson
-from evals.plots.cost import fit_exponent
-from evals.plots.length import AVERAGE, length_panels
-from evals.results_io import load_results
+from longctx.evals.errors import EvalError
+from longctx.evals.plot import make_plots
+from longctx.evals.plots.common import wilson
+from longctx.evals.plots.cost import fit_exponent
+from longctx.evals.plots.length import AVERAGE, length_panels
+from longctx.evals.results_io import load_results
 from synthetic_results import write_bench, write_model, write_probe
 
 CTXS = (4096, 8192, 16384)
@@ -75,8 +75,8 @@ def test_decay_plot_has_a_panel_per_model_and_a_line_per_ctx(files):
 
 
 def test_decay_bins_pool_distances_by_octave():
-    from evals.plots.decay import log2_bins
-    from evals.results_io import Point
+    from longctx.evals.plots.decay import log2_bins
+    from longctx.evals.results_io import Point
     pts = log2_bins({61: Point(1.0, 0.0, 2), 68: Point(0.0, 0.0, 2), 130000: Point(0.5, 0.1, 4)})
     assert pts == [(64, 0.5, 4), (131072, 0.5, 4)]
 
@@ -150,9 +150,9 @@ def test_bad_bench_file_says_what_is_missing(tmp_path):
 
 
 def test_cli_exit_codes(files, tmp_path):
-    bad = subprocess.run([sys.executable, "-m", "evals", "plot", "pie", "--results", str(files["results"])], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "longctx.evals", "plot", "pie", "--results", str(files["results"])], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown plot kind" in bad.stderr and "Traceback" not in bad.stderr
-    ok = subprocess.run([sys.executable, "-m", "evals", "plot", "cost", "--bench", str(files["bench"]), "--out", str(tmp_path), "--format", "png"],
+    ok = subprocess.run([sys.executable, "-m", "longctx.evals", "plot", "cost", "--bench", str(files["bench"]), "--out", str(tmp_path), "--format", "png"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert _png_ok(tmp_path / "cost.png")

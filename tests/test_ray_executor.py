@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evals.bench_runner import InstantModel
-from evals.runner import Job, RunConfig, job_dir, run_job, template_overhead
-from evals.store import read_records
-from models.base import Completion, Request
-from models.errors import ModelError
-from models.prompting import plain_prompt
-from tasks.tokenizers import ByteTokenizer
+from benchmarks.runner.bench_runner import InstantModel
+from longctx.evals.runner import Job, RunConfig, job_dir, run_job, template_overhead
+from longctx.evals.store import read_records
+from longctx.models.base import Completion, Request
+from longctx.models.errors import ModelError
+from longctx.models.prompting import plain_prompt
+from longctx.tasks.tokenizers import ByteTokenizer
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]' to test --executor ray")
-from evals.ray_executor import RayOptions, RemoteModel, run_grid_ray  # noqa: E402  (needs ray only at call time, but skip together)
+from longctx.evals.ray_executor import RayOptions, RemoteModel, run_grid_ray  # noqa: E402  (needs ray only at call time, but skip together)
 
 TASK_NAMES = ["decay_distance", "decay_depth"]
 CTXS = [1024, 2048]

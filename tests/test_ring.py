@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from kernels.ring import ring_attention, zigzag_shard, zigzag_unshard
-from kernels.ring.reference import causal_attention_ref
+from longctx.kernels.ring import ring_attention, zigzag_shard, zigzag_unshard
+from longctx.kernels.ring.reference import causal_attention_ref
 
 # (id, B, H, H_kv, chunk, D, dtype): n = 2 * world * chunk tokens, chunk odd
 CASES = [

@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from models.errors import ModelError
-from models.zoo import checkpoint, registry
-from models.zoo.context_parallel import ContextShard, sharded
+from longctx.models.errors import ModelError
+from longctx.models.zoo import checkpoint, registry
+from longctx.models.zoo.context_parallel import ContextShard, sharded
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def dense_ckpt(tmp_path_factory):
 
 def _launch(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    return subprocess.run([*torchrun, "-m", "models.zoo.context_parallel", *args], capture_output=True, text=True,
+    return subprocess.run([*torchrun, "-m", "longctx.models.zoo.context_parallel", *args], capture_output=True, text=True,
                           timeout=240, check=False)
 
 
@@ -47,7 +47,7 @@ def test_two_processes_give_the_single_process_logits(dense_ckpt, tmp_path):
 
 
 def test_context_parallel_without_as_many_processes_exits_2():
-    p = subprocess.run([sys.executable, "-m", "models.zoo.context_parallel", "--model", "zoo:dense,init=random,size=tiny",
+    p = subprocess.run([sys.executable, "-m", "longctx.models.zoo.context_parallel", "--model", "zoo:dense,init=random,size=tiny",
                         "--context-parallel", "2", "--tokens", "8"], capture_output=True, text=True, timeout=120,
                        check=False)
     assert p.returncode == 2 and "launch with torchrun --standalone --nproc-per-node 2" in p.stderr

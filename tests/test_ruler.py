@@ -11,10 +11,10 @@ from collections import Counter as Tally
 
 import pytest
 
-from tasks.errors import TaskError
-from tasks.ruler import RULER_TASKS
-from tasks.sizing import tolerance
-from tasks.tokenizers import ByteTokenizer, HFTokenizer, load_tokenizer
+from longctx.tasks.errors import TaskError
+from longctx.tasks.ruler import RULER_TASKS
+from longctx.tasks.sizing import tolerance
+from longctx.tasks.tokenizers import ByteTokenizer, HFTokenizer, load_tokenizer
 
 NIAH = [n for n in RULER_TASKS if n.startswith("niah")]
 
@@ -24,7 +24,7 @@ def bpe(tmp_path_factory) -> HFTokenizer:
     """A small byte-level BPE trained here on generated text (no download)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from tasks.haystack import essay_haystack
+    from longctx.tasks.haystack import essay_haystack
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -152,7 +152,7 @@ def test_edge_depths(name, depth, bpe):
 
 
 def test_default_depths_come_from_rulers_forty():
-    from tasks.ruler_base import DEPTHS
+    from longctx.tasks.ruler_base import DEPTHS
 
     assert len(DEPTHS) == 40 and DEPTHS[0] == 0 and DEPTHS[-1] == 100
     depths = {s.meta["depth"] for s in RULER_TASKS["niah_single_1"].generate(2048, 30, 1, ByteTokenizer())}

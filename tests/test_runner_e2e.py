@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from evals.store import model_slug, read_records
+from longctx.evals.store import model_slug, read_records
 
 
 def evals(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "evals", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    p = subprocess.run([sys.executable, "-m", "longctx.evals", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
     if check and p.returncode != 0:
         raise AssertionError(f"evals {' '.join(args)} exited {p.returncode}:\n{p.stderr[-3000:]}")
     return p
@@ -58,7 +58,7 @@ def test_sigkill_then_rerun_gives_one_record_per_sample_and_the_same_scores(tiny
     args = ["run", "niah_single_2", "--ctx", "1k", "--model", spec, "--samples", str(n), "--max-new-tokens", "24"]
     killed, clean = env_cache / "killed", env_cache / "clean"
     records_file = cell(killed, spec, "niah_single_2", "1k") / "samples.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "evals", *args, "--out", str(killed)], cwd=env_cache,
+    proc = subprocess.Popen([sys.executable, "-m", "longctx.evals", *args, "--out", str(killed)], cwd=env_cache,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -120,10 +120,10 @@ def test_unwritable_output_and_corrupt_results_exit_2(tiny_llama_dir, env_cache,
 
 @pytest.mark.parametrize("task", ["niah_single_1", "mrcr_4needle"])
 def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_llama_dir, env_cache, task):
-    from evals.runner import Job, RunConfig, job_samples, request_for, template_overhead
-    from models.load import load_model
-    from tasks.sizing import tolerance
-    from tasks.tokenizers import load_tokenizer
+    from longctx.evals.runner import Job, RunConfig, job_samples, request_for, template_overhead
+    from longctx.models.load import load_model
+    from longctx.tasks.sizing import tolerance
+    from longctx.tasks.tokenizers import load_tokenizer
 
     model = load_model(f"hf:{tiny_llama_dir}")
     tok = load_tokenizer(model.tokenizer_spec)
@@ -136,7 +136,7 @@ def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_
 
 
 def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_finds_the_needle(env_cache, evals_cli):
-    from evals.run_cmd import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
+    from longctx.evals.run_cmd import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
 
     out = env_cache / "r"
     code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--out", str(out)])
@@ -150,7 +150,7 @@ def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_
 def test_the_shipped_default_finds_single_needles_at_8x_its_training_length(env_cache, evals_cli):
     """At 8K its sparse layer routes each query to 8 of 128 key blocks: the router, its cached keys and the
     block-inverted inference path must all hold for the needle to come back (the H100 scored 10/10 here)."""
-    from evals.run_cmd import DEFAULT_MODEL
+    from longctx.evals.run_cmd import DEFAULT_MODEL
 
     out = env_cache / "r"
     code, _, err = evals_cli(["run", "niah_single_1,niah_single_2", "--ctx", "8k", "--samples", "2", "--out", str(out)])

@@ -1,8 +1,8 @@
 """RULER metrics and aggregation on hand-checked cases."""
 import math
 
-from evals.aggregate import mean_stderr, metrics_for, ruler_average, sample_set_hash
-from evals.scoring import string_match_all, string_match_part
+from longctx.evals.aggregate import mean_stderr, metrics_for, ruler_average, sample_set_hash
+from longctx.evals.scoring import string_match_all, string_match_part
 
 
 def test_string_match_all_is_the_fraction_of_references_found_case_insensitive():

@@ -4,7 +4,7 @@ Run: ``pytest tests/test_ssa_recall.py -q``."""
 import pytest
 import torch
 
-from kernels.ssa import select as ssa_mod
+from longctx.kernels.ssa import select as ssa_mod
 
 N, D, H, NEEDLES = 65536, 128, 2, 16
 

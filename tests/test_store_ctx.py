@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from evals.ctx import fmt_ctx, parse_ctx
-from evals.errors import EvalError
-from evals.store import RecordWriter, model_slug, read_records
+from longctx.evals.ctx import fmt_ctx, parse_ctx
+from longctx.evals.errors import EvalError
+from longctx.evals.store import RecordWriter, model_slug, read_records
 
 
 def test_ctx_forms():

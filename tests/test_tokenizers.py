@@ -4,10 +4,10 @@ import base64
 
 import pytest
 
-from tasks.cache import generate_samples
-from tasks.errors import TaskError
-from tasks.sizing import tolerance
-from tasks.tokenizers import load_tokenizer
+from longctx.tasks.cache import generate_samples
+from longctx.tasks.errors import TaskError
+from longctx.tasks.sizing import tolerance
+from longctx.tasks.tokenizers import load_tokenizer
 
 MERGES = ["th", "he", "in", "er", "an", " t", " a", "the", " the", "re", "on", "at", "en", "nd", "ing"]
 

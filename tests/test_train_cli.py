@@ -10,8 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from evals.cli import _register, app
-from models.zoo import checkpoint, trainer
+from longctx.evals.cli import _register, app
+from longctx.models.zoo import checkpoint, trainer
 
 ARGS = ["train", "--tasks", "niah_single_1,decay_distance", "--size", "tiny", "--seq-len", "600", "--rows", "12", "--steps", "4", "--batch", "2",
         "--warmup", "1", "--save-every", "2", "--device", "cpu", "--no-progress"]
@@ -125,7 +125,7 @@ def test_length_phase_continues_the_task_phase_with_position_skips(tmp_path):
 
 def test_help_lists_every_zoo_architecture():
     """`evals train --help` names the architectures without importing torch; the list must stay the registry's."""
-    from evals import train
-    from models.zoo import registry
+    from longctx.evals import train
+    from longctx.models.zoo import registry
 
     assert [a.strip() for a in train.ARCHS.split(",")] == list(registry.ARCHS)

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from evals.train_drill import drill_row
-from models.zoo.trunk import BOS, EOS
-from tasks import vocab
+from longctx.evals.train_drill import drill_row
+from longctx.models.zoo.trunk import BOS, EOS
+from longctx.tasks import vocab
 
 
 @pytest.mark.parametrize("width", [513, 1025, 2049])

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from models.base import Request
-from models.errors import ModelError
-from models.lm_eval_model import default_tokenizer_spec, gen_kwargs, lm_eval_args
-from models.load import load_model
-from models.spec import parse_spec
-from models.vllm_engine import VLLMModel, engine_kwargs, sampling_kwargs
+from longctx.models.base import Request
+from longctx.models.errors import ModelError
+from longctx.models.lm_eval_model import default_tokenizer_spec, gen_kwargs, lm_eval_args
+from longctx.models.load import load_model
+from longctx.models.spec import parse_spec
+from longctx.models.vllm_engine import VLLMModel, engine_kwargs, sampling_kwargs
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 HAS_LM_EVAL = importlib.util.find_spec("lm_eval") is not None and importlib.util.find_spec("accelerate") is not None

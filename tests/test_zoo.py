@@ -13,15 +13,15 @@ import pytest
 import torch
 from zoo_steps import stepped_logits  # tests/fixtures, on sys.path via conftest
 
-from models.base import Request
-from models.errors import ModelError
-from models.spec import parse_spec
-from models.zoo import checkpoint, fla_ops, registry
-from models.zoo.linear import gated_delta_chunked, gated_delta_step
-from models.zoo.model import ZooModel
-from models.zoo.swa import band_attention, local_attention
-from models.zoo.trainer import Recipe, TrainData, train
-from models.zoo.trunk import VOCAB_SIZE
+from longctx.models.base import Request
+from longctx.models.errors import ModelError
+from longctx.models.spec import parse_spec
+from longctx.models.zoo import checkpoint, fla_ops, registry
+from longctx.models.zoo.linear import gated_delta_chunked, gated_delta_step
+from longctx.models.zoo.model import CHECKPOINTS, ZooModel
+from longctx.models.zoo.swa import band_attention, local_attention
+from longctx.models.zoo.trainer import Recipe, TrainData, train
+from longctx.models.zoo.trunk import VOCAB_SIZE
 
 ARCHS = registry.ARCHS
 
@@ -245,18 +245,18 @@ def test_gpu_inference_path_through_kernels_matches_training_path(arch):
     assert err < 1e-2, float(err)
 
 
-SHIPPED = sorted(p.parent.name for p in (Path(__file__).parent.parent / "models" / "checkpoints").glob("*/card.json"))
+SHIPPED = sorted(p.parent.name for p in CHECKPOINTS.glob("*/card.json"))
 
 
 def test_every_architecture_ships_at_most_once_within_the_size_budget():
-    folder = Path(__file__).parent.parent / "models" / "checkpoints"
+    folder = CHECKPOINTS
     assert set(SHIPPED) <= set(registry.ARCHS) and len(SHIPPED) >= 8
     assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) <= 64 * 2**20
 
 
 @pytest.mark.parametrize("arch", SHIPPED)
 def test_shipped_checkpoints_load_and_match_their_cards(arch):
-    model, card = checkpoint.load(Path(__file__).parent.parent / "models" / "checkpoints" / arch)
+    model, card = checkpoint.load(CHECKPOINTS / arch)
     assert card["architecture"] == arch and card["parameters"] == model.num_params()
     assert card["data"]["split"] == "train" and card["steps"] > 0
 
@@ -286,7 +286,7 @@ def test_fla_ops_without_fla_installed(monkeypatch):
 def test_gpu_training_through_fla_matches_the_chunked_reference(arch, monkeypatch):
     """linear's and mamba2's training paths through flash-linear-attention give the chunked forms'
     outputs and gradients (float32, the shipped size, a length that is not a multiple of the chunk)."""
-    module = importlib.import_module(f"models.zoo.{arch}")
+    module = importlib.import_module(f"longctx.models.zoo.{arch}")
     if module._fla_chunk() is None:
         pytest.skip("flash-linear-attention (the fla extra) is not installed or cannot train on this GPU")
     torch.manual_seed(0)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.zoo import registry
-from models.zoo.dense import rope
-from models.zoo.trainer import pose_positions
+from longctx.models.zoo import registry
+from longctx.models.zoo.dense import rope
+from longctx.models.zoo.trainer import pose_positions
 
 
 def test_partial_rope_rotates_only_its_share_and_keeps_scores_relative():

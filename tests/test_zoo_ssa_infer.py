@@ -8,9 +8,9 @@ import pytest
 import torch
 from zoo_steps import stepped_logits  # tests/fixtures, on sys.path via conftest
 
-from models.zoo import registry, ssa
-from models.zoo.sparse import SelectedAttention
-from models.zoo.trunk import ZooConfig
+from longctx.models.zoo import registry, ssa
+from longctx.models.zoo.sparse import SelectedAttention
+from longctx.models.zoo.trunk import ZooConfig
 
 # (block, top_blocks, window, rope_fraction): under partial RoPE, routing reads the unrotated half only
 MIXERS = {"b4-top2-w6": (4, 2, 6, 1.0), "b4-top3-w4": (4, 3, 4, 1.0), "b8-top2-w16": (8, 2, 16, 1.0),

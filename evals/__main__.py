@@ -1,4 +1,0 @@
-"""``python -m evals`` is the ``evals`` command."""
-from evals.cli import main
-
-main()

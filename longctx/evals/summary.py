@@ -1,0 +1,61 @@
+"""The model-level summary: every task x ctx cell found under a model's results folder, the
+RULER-style average per ctx, and the table printed at the end of a run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from longctx.evals.aggregate import RULER_AVERAGE_METHOD, ruler_average
+from longctx.evals.ctx import fmt_ctx
+from longctx.evals.store import write_json_atomic
+from longctx.tasks.registry import GROUPS
+
+
+def collect(model_dir: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """``{task: {ctx: metrics}}`` from every ``metrics.json`` below ``model_dir``."""
+    cells: dict[str, dict[int, dict[str, Any]]] = {}
+    for f in sorted(model_dir.glob("*/*/metrics.json")):
+        m = json.loads(f.read_text(encoding="utf-8"))
+        cells.setdefault(m["task"], {})[int(m["ctx"])] = m
+    return cells
+
+
+def build_summary(model_dir: Path, model_spec: str) -> dict[str, Any]:
+    cells = collect(model_dir)
+    avg, used = ruler_average(cells, GROUPS["ruler"])
+    summary = {
+        "model": model_spec,
+        "tasks": {t: {str(c): {k: m[k] for k in ("mean", "stderr", "n")} for c, m in sorted(by.items())}
+                  for t, by in cells.items()},
+        "ruler_average": {str(c): v for c, v in avg.items()},
+        "ruler_average_tasks": {str(c): v for c, v in used.items()},
+        "average_method": RULER_AVERAGE_METHOD,
+    }
+    write_json_atomic(model_dir / "summary.json", summary)
+    return summary
+
+
+def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) -> Table:
+    """Tasks x ctx, scores in percent with their standard error, the RULER average last."""
+    table = Table(title=f"{summary['model']}: score (%) ± standard error, n samples per cell")
+    table.add_column("task")
+    for c in ctxs:
+        table.add_column(fmt_ctx(c), justify="right")
+    for t in tasks:
+        row = summary["tasks"].get(t, {})
+        table.add_row(t, *(_cell(row.get(str(c))) for c in ctxs))
+    ruler = [t for t in tasks if t in GROUPS["ruler"]]
+    if ruler:
+        avg = summary["ruler_average"]
+        table.add_row("[bold]RULER average[/]", *(f"[bold]{100 * avg[str(c)]:.1f}[/]" if str(c) in avg else "-" for c in ctxs),
+                      end_section=True)
+    return table
+
+
+def _cell(m: dict[str, Any] | None) -> str:
+    if not m or not m["n"]:
+        return "-"
+    return f"{100 * m['mean']:.1f} ± {100 * m['stderr']:.1f} (n={m['n']})"
