@@ -7,9 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from longctx.evals import bench as bench_mod
-from longctx.evals.cli import _register, app, main
-
-_register()
+from longctx.evals.cli import app, main
 
 
 def test_bench_writes_the_documented_json(tmp_path):
