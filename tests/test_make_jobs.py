@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from longctx.models.zoo import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_jobs_train_each_architecture_in_its_own_process_and_score_it(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     cmd = [sys.executable, "-m", "benchmarks.zoo.make", "--arch", "dense,s4", "--jobs", "2", "--steps", "2",

@@ -30,6 +30,7 @@ def cell(out: Path, spec: str, task: str, ctx: str) -> Path:
     return out / model_slug(spec) / task / ctx
 
 
+@pytest.mark.slow
 def test_run_records_metrics_manifest_and_resume(tiny_llama_dir, env_cache):
     spec = f"hf:{tiny_llama_dir}"
     out = env_cache / "results"
@@ -53,6 +54,7 @@ def test_run_records_metrics_manifest_and_resume(tiny_llama_dir, env_cache):
     assert (cell(out, spec, "vt", "1k") / "samples.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_gives_one_record_per_sample_and_the_same_scores(tiny_llama_dir, env_cache):
     spec, n = f"hf:{tiny_llama_dir}", 10
     args = ["run", "niah_single_2", "--ctx", "1k", "--model", spec, "--samples", str(n), "--max-new-tokens", "24"]

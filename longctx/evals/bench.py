@@ -46,8 +46,8 @@ def collect_cases() -> dict[str, Callable]:
         try:
             mod = importlib.import_module(f"longctx.kernels.{fam}.bench")
         except ImportError as e:
-            if e.name not in (f"kernels.{fam}", f"kernels.{fam}.bench"):
-                warnings.warn(f"kernels.{fam}.bench skipped: {e}", stacklevel=2)
+            if e.name not in (f"longctx.kernels.{fam}", f"longctx.kernels.{fam}.bench"):
+                warnings.warn(f"longctx.kernels.{fam}.bench skipped: {e}", stacklevel=2)
             continue
         cases.update(mod.CASES)
     return cases

@@ -240,6 +240,7 @@ def bench(
 
     from longctx.evals.bench import REFERENCES, check_shape, collect_cases, parse_dtype, parse_kernels, print_table, run_bench
 
+    _need_triton()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ns = parse_ctx(n or ("16k-1m" if device == "cuda" else "256,512,1k"))
     available = list(collect_cases()) + (REFERENCES if device == "cuda" else [])
@@ -287,6 +288,7 @@ def probe(
             for ctx, errs in result["errors"].items():
                 print(f"{model}  n={ctx}  " + "  ".join(f"L{i}:{e:.3g}" for i, e in enumerate(errs)))
         return
+    _need_triton()
     names = parse_kernels(kernels, list(_kernels()))
     H_kv = check_shape(B, H, H_kv, D)
     if trials < 1:
@@ -301,6 +303,14 @@ def probe(
     _emit(result, out, as_json)
     if not as_json:
         print_table(result, console)
+
+
+def _need_triton() -> None:
+    """The kernels' timings and retrieval are the Triton kernels': without Triton there is nothing to measure."""
+    from longctx.kernels import backend
+
+    if not backend.available():
+        raise EvalError(backend.INSTALL_HINT)
 
 
 def _emit(result: dict, out: Path | None, as_json: bool) -> None:

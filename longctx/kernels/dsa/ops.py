@@ -5,14 +5,16 @@ import math
 from dataclasses import dataclass
 
 import torch
-import triton
 
 from longctx.kernels.dsa import reference
-from longctx.kernels.dsa.triton_dsa import _indexer, _sparse_attn
-from longctx.kernels.dsa.triton_select4 import _mask_above, _sample_tau2, _select_rows
-from longctx.kernels.dsa.triton_select5 import _select_rows5
-from longctx.kernels.dsa.triton_topk import _gather_above, _row_topk, _sample_tau
-from longctx.kernels.flash.checks import FLOAT_DTYPES, check_qkv, interpreting, use_triton
+from longctx.kernels.backend import interpreting, lazy_module, lazy_names, use_triton
+from longctx.kernels.flash.checks import FLOAT_DTYPES, check_qkv
+
+triton = lazy_module("triton")
+_indexer, _sparse_attn = lazy_names("longctx.kernels.dsa.triton_dsa", "_indexer", "_sparse_attn")
+_mask_above, _sample_tau2, _select_rows = lazy_names("longctx.kernels.dsa.triton_select4", "_mask_above", "_sample_tau2", "_select_rows")
+_select_rows5, = lazy_names("longctx.kernels.dsa.triton_select5", "_select_rows5")
+_gather_above, _row_topk, _sample_tau = lazy_names("longctx.kernels.dsa.triton_topk", "_gather_above", "_row_topk", "_sample_tau")
 
 _LOG2E = 1.4426950408889634
 
