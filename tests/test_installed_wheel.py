@@ -79,7 +79,8 @@ def test_the_installed_command_runs_a_task_builds_a_board_and_plots(site, openai
     env = environment(site, openai_evals, tmp_path)
     evals = site / "bin" / "evals"
     results, boards, plots = tmp_path / "results", tmp_path / "boards", tmp_path / "plots"
-    for args in (["run", "niah_single_1", "--ctx", "4k", "-n", "2", "--model", f"hf:{tiny_llama_dir}", "--out", results],
+    for args in (["run", "niah_single_1", "--ctx", "4k", "-n", "2", "--model", f"hf:{tiny_llama_dir},max_context=4096",
+                  "--out", results],
                  ["leaderboard", "build", "--results", results, "--out", boards],
                  ["plot", "all", "--results", results, "--out", plots]):
         done = run([evals, *args], cwd=cwd, env=env)
