@@ -1,7 +1,12 @@
 """`evals tasks` and `evals generate`: the catalog, files on disk, a user's own haystack, bad input."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+from longctx.tasks.registry import TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +20,22 @@ def test_tasks_json_lists_the_catalog(evals_cli):
     assert code == 0 and len([r for r in rows.values() if r["group"] == "ruler"]) == 13
     assert rows["qa_1"]["metric"] == "string_match_part" and rows["niah_single_1"]["answer_budget"] == 128
     assert {"mrcr_8needle", "decay_distance"} <= set(rows)
+
+
+def test_tasks_piped_prints_each_name_whole_on_its_own_line(evals_cli):
+    code, out, _ = evals_cli(["tasks"])   # captured: stdout is not a terminal
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split("\t")[:3] == ["name", "group", "metric"]
+    assert [line.split("\t")[0] for line in lines[1:]] == list(TASKS)
+    assert all(len(line.split("\t")) == 6 for line in lines)
+
+
+@pytest.mark.slow
+def test_evals_tasks_through_a_shell_pipe_is_found_by_grep():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(f"{sys.executable} -m longctx.evals tasks | grep -w niah_single_1", shell=True, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("niah_single_1\truler\t"), done.stderr
 
 
 def test_generate_jsonl_and_hf_dataset(tmp_path, evals_cli):

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from longctx.kernels.backend import use_triton
-
 from longctx.kernels.linear.chunked_torch import chunked_linear_attention
 
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

@@ -14,7 +14,6 @@ import math
 import torch
 
 from longctx.kernels.backend import use_triton
-
 from longctx.kernels.linear.ops import FLOATS, check_qkv, gated_linear_attention, recurrent_step
 from longctx.kernels.performer.chunked_torch import FavorState, normalise
 from longctx.kernels.performer.features import favor_inputs, positive_features

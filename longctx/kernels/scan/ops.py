@@ -12,7 +12,6 @@ import math
 import torch
 
 from longctx.kernels.backend import use_triton
-
 from longctx.kernels.scan.torch_scan import selective_scan_torch, selective_step_torch
 
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

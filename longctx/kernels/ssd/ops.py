@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from longctx.kernels.backend import use_triton
-
 from longctx.kernels.linear.ops import check_prefill, gated_linear_attention, recurrent_step
 
 
