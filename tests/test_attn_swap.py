@@ -238,7 +238,7 @@ import sys, torch
 from transformers import AutoModelForCausalLM
 from longctx.models import attn_swap
 from longctx.models.attn_swap import register
-from longctx.kernels.flash.checks import interpreting
+from longctx.kernels.backend import interpreting
 assert interpreting()
 attn_swap.KERNELS_ON_CPU = True
 ids = torch.randint(5, 1000, (1, 64), generator=torch.Generator().manual_seed(0))
