@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -41,16 +40,6 @@ def use_triton(t: torch.Tensor) -> bool:
     return (t.is_cuda or interpreting()) and available()
 
 
-def load(module: str) -> ModuleType:
-    """``importlib.import_module(module)``; a missing Triton is an ImportError that says what to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        if e.name == "triton" or (e.name or "").startswith("triton."):
-            raise ModuleNotFoundError(INSTALL_HINT, name=e.name) from e
-        raise
-
-
 class lazy_module:
     """A module imported at its first attribute access."""
 
@@ -58,17 +47,19 @@ class lazy_module:
         self._name = name
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(load(self._name), attr)
+        return getattr(importlib.import_module(self._name), attr)
 
 
 class _LazyName:
     """One name of a module imported at first use: ``kernel[grid](...)``, ``fn(...)`` or an attribute."""
 
     def __init__(self, module: str, name: str):
-        self._module, self._name = module, name
+        self._module, self._name, self._value = module, name, None
 
     def resolve(self) -> Any:
-        return getattr(load(self._module), self._name)
+        if self._value is None:  # kept after the first use: launches on the hot path skip the import machinery
+            self._value = getattr(importlib.import_module(self._module), self._name)
+        return self._value
 
     def __getitem__(self, key: Any) -> Any:
         return self.resolve()[key]
