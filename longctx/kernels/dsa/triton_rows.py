@@ -1,35 +1,53 @@
-"""Triton kernel for DSA selection v5: v4's per-row stage with ROWS rows per program and no row-sized blocks.
+"""Triton kernel of DSA selection's row stage: each row's exact top-k from the two bit masks of ``triton_mask``.
 
-v5 (``kernels.dsa.ops``, ``Tiles.version == 5``) keeps v4's thresholds (``_sample_tau2``) and bit masks
-(``_mask_above``, see ``triton_select4``) and replaces ``_select_rows`` by ``_select_rows5``. v4 ran one row
-per program with the whole row in registers ([T / 32] mask words, [CAP] slots: 255 registers, one CTA per
-SM), so every row paid its serial chain of reductions, scans and dependent gathers alone. Here every step
-works on [ROWS, WCH] mask words or [ROWS, SCH] slots in a loop over the row (registers independent of T and CAP: several CTAs per
-SM), and the ROWS rows of a program share each step: one block reduction, scan or gather round serves
-ROWS rows, whose latencies overlap. Per program, rows local .. local + ROWS:
+One program holds ROWS rows (one by default: the stage is latency-bound, and a one-warp program lets an SM
+hold 32 of them); every step works on [ROWS, WCH] mask words or [ROWS, SCH] slots in a loop over the row, so
+registers do not grow with T or CAP. Per program, rows local .. local + ROWS:
 
-1. count both masks (``c_lo``, ``c_hi``); ``use_hi = c_hi >= K`` as in v4 (then the hi mask is the candidate
-   set and nothing is sure), else candidates = lo bits, sure = lo & hi bits, band = lo & ~hi bits;
+1. count both masks (``c_lo``, ``c_hi``); if ``c_hi >= K`` the hi mask is the candidate set and nothing is
+   sure, else candidates = lo bits, sure = lo & hi bits, band = lo & ~hi bits;
 2. expand the candidate bits in ascending key order into CID (sure keys stored as -1 - id) and the band's
    bits into BID (compact, ascending);
 3. rescore the band: per step RCH band keys of each row are gathered, and one [HP, DI] x [DI, ROWS * RCH]
    tensor-core product scores them against all rows' queries (row r's heads are rows r * HI .. of the
-   [HP, DI] operand: at HI * ROWS <= 16 no larger than v4's [16, DI] operand for one row); each column
-   keeps only its own row's heads. Order-preserving int32 keys into KEY (compact, band order);
+   [HP, DI] operand); each column keeps only its own row's heads. Order-preserving int32 keys into KEY;
 4. bisection for the band's need-th largest key (need = K - sure count) between the band's min and max,
    stopping as soon as a probe has exactly ``need`` band keys at or above it (~log2(band) rounds);
 5. one pass over the candidate slots: sure keys, band keys above the threshold and the first ties in key
    order go to OUT in ascending key order; -1 padding.
-Exactness as v4: each row's answer is the exact top-K of its candidates under the rescored fp32 scores
-(ties broken by key order), CNT holds the candidate count for the caller's redo check.
+Exactness: each row's answer is the exact top-K of its candidates (every key >= the lower threshold) under the
+rescored fp32 scores, ties broken by key order; CNT holds the candidate count, and the caller redoes rows whose
+count is outside [min(K, t + 1), CAP]. The band is rescored by another product shape than the mask pass used,
+so one key's two fp32 scores may differ in the last bits: that matters only where the k-th and (k+1)-th scores
+are tied up to rounding.
 """
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
-from longctx.kernels.dsa.triton_select4 import _low_bit, _popcount
-from longctx.kernels.dsa.triton_topk import _order_key
+
+@triton.jit
+def _popcount(x):
+    """Set bits of each int32 (sign bit included)."""
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    return (x & 255) + ((x >> 8) & 255) + ((x >> 16) & 255) + ((x >> 24) & 255)
+
+
+@triton.jit
+def _low_bit(x):
+    """Index (0..31) of the lowest set bit of each nonzero int32, via the exponent of its power of two as fp32."""
+    low = (x & (0 - x)).to(tl.uint32, bitcast=True).to(tl.float32)
+    return (low.to(tl.int32, bitcast=True) >> 23) - 127
+
+
+@triton.jit
+def _order_key(v):
+    """fp32 -> int32 with the same order (negative floats: flip the magnitude bits); its own inverse on the bits."""
+    bits = v.to(tl.int32, bitcast=True)
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
 
 
 @triton.jit
@@ -43,7 +61,7 @@ def _load_words(MROW, w0, last, rmask, stride_ml, WCH: tl.constexpr):
 
 
 @triton.jit
-def _rescore5(q, wq, head_row, KI, BID, KEY, c0, n_band, srow, rmask, stride_kt, ROWS: tl.constexpr,
+def _rescore(q, wq, head_row, KI, BID, KEY, c0, n_band, srow, rmask, stride_kt, ROWS: tl.constexpr,
               DI: tl.constexpr, RCH: tl.constexpr, PRECISION: tl.constexpr):
     """Band slots c0 .. c0 + RCH of ROWS rows: gather their indexer keys, score them with one [HP, DI] x
     [DI, ROWS * RCH] product, store order keys to KEY -> (min, max) [ROWS] of the keys stored."""
@@ -65,7 +83,7 @@ def _rescore5(q, wq, head_row, KI, BID, KEY, c0, n_band, srow, rmask, stride_kt,
 
 
 @triton.jit
-def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_mb, stride_mt, stride_ml,
+def _select_rows(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_mb, stride_mt, stride_ml,
                   stride_qb, stride_qh, stride_qt, stride_kb, stride_kt, stride_wb, stride_wt, stride_sb, stride_st,
                   stride_cb, stride_ob, stride_ot, K, HI: tl.constexpr, DI: tl.constexpr, HP: tl.constexpr,
                   ROWS: tl.constexpr, WCH: tl.constexpr, SCH: tl.constexpr, CAP: tl.constexpr, RCH: tl.constexpr,
@@ -147,14 +165,14 @@ def _select_rows5(MASK, QI, KI, W, CID, BID, KEY, CNT, OUT, n_rows, t0, stride_m
     if INTERP:  # a while loop stands in for range() with a run-time bound (numpy >= 2.4)
         c0 = 0
         while c0 < band_max:
-            a, z = _rescore5(q, wq, head_row, ki, BID, KEY, c0, n_band, srow, rmask, stride_kt, ROWS, DI, RCH,
+            a, z = _rescore(q, wq, head_row, ki, BID, KEY, c0, n_band, srow, rmask, stride_kt, ROWS, DI, RCH,
                              PRECISION)
             kmin = tl.minimum(kmin, a)
             kmax = tl.maximum(kmax, z)
             c0 += RCH
     else:  # a for loop, so that the pipeliner overlaps the next step's gathers with this step's product
         for c0 in range(0, band_max, RCH):
-            a, z = _rescore5(q, wq, head_row, ki, BID, KEY, c0, n_band, srow, rmask, stride_kt, ROWS, DI, RCH,
+            a, z = _rescore(q, wq, head_row, ki, BID, KEY, c0, n_band, srow, rmask, stride_kt, ROWS, DI, RCH,
                              PRECISION)
             kmin = tl.minimum(kmin, a)
             kmax = tl.maximum(kmax, z)

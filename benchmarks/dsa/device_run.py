@@ -1,9 +1,11 @@
-"""One device call for DSA v3: exactness at 16K, bench rows at 128K / 256K, a profile of ``dsa_select``, and a
-small sweep of launch shapes (``ops.TILES``). GPU only; about 2-3 minutes with Triton compilation.
+"""One device call for DSA: exactness at 16K against torch.topk, ``dsa_attention`` against float64, SDPA flash /
+cuDNN / ``dsa_select`` / ``dsa`` at 128K (H_kv 1 and 8) and 256K, a profile of ``dsa_select``, and a sweep of
+launch shapes (``ops.TILES``). GPU only; about 2-3 minutes with Triton compilation. The stage runner, inputs and
+checks here also serve ``device_run_floors``.
 
-Run (device, repo root): ``PYTHONPATH=$PWD python -m benchmarks.dsa.device_run_v3 [OUT_DIR]`` (default $OUT or
-/tmp/dsa_v3). Each stage runs in its own try/except (an error is printed and recorded, the next stage runs);
-stages past a time budget are skipped. Writes results.json (and bench_*.json) and prints a table last.
+Run (device, repo root): ``PYTHONPATH=$PWD python -m benchmarks.dsa.device_run [OUT_DIR]`` (default $OUT or
+/tmp/dsa). Each stage runs in its own try/except (an error is printed and recorded, the next stage runs);
+stages past a time budget are skipped. Writes results.json and prints a table last.
 """
 from __future__ import annotations
 
@@ -157,7 +159,7 @@ def profile_select(T: int = K128) -> dict:
 
 
 def sweep(T: int = K128) -> dict:
-    """Median ms of dsa_select per launch shape of the fused pass, then of the row top-k, then of sparse_attention
+    """Median ms of dsa_select per launch shape of the mask pass, then of the row stage, then of sparse_attention
     (H=8, H_kv=1) per shape of its key steps, each family on the fastest of the ones before; the fastest of
     each family stays in ops.TILES."""
     qi, ki, w = indexer_inputs(T)
@@ -167,11 +169,10 @@ def sweep(T: int = K128) -> dict:
     select = lambda: dsa_select(qi, ki, w, TOPK)
     attend = lambda: sparse_attention(q, k, v, idx)
     families = [
-        (select, [{"gather_m": 128, "gather_n": 64, "gather_warps": 8, "gather_stages": 2},
-                  {"gather_m": 128, "gather_n": 64, "gather_warps": 8, "gather_stages": 3},
-                  {"gather_m": 64, "gather_n": 64, "gather_warps": 4, "gather_stages": 2}]),
-        (select, [{"topk_rows": 1, "topk_warps": 4}, {"topk_rows": 1, "topk_warps": 8},
-                  {"topk_rows": 2, "topk_warps": 8}]),
+        (select, [{"mask_m": 64, "mask_n": 64, "mask_warps": 4, "mask_stages": 3},
+                  {"mask_m": 128, "mask_n": 64, "mask_warps": 8, "mask_stages": 3},
+                  {"mask_m": 64, "mask_n": 64, "mask_warps": 4, "mask_stages": 2}]),
+        (select, [{"rows": 1, "rows_warps": 1}, {"rows": 2, "rows_warps": 2}, {"rows": 1, "rows_words": 64}]),
         (attend, [{"attn_n": 64, "attn_warps": 4, "attn_stages": 2}, {"attn_n": 64, "attn_warps": 4, "attn_stages": 3},
                   {"attn_n": 32, "attn_warps": 2, "attn_stages": 3}]),
     ]
@@ -210,7 +211,7 @@ def bench(ns: list[int], H_kv: int, kernels: list[str]) -> dict:
 
 
 def main() -> None:
-    out = begin("/tmp/dsa_v3")
+    out = begin("/tmp/dsa")
     stage("exact_16k", check_exact)
     stage("attention_small", check_attention)
     stage("bench_128k_mqa", lambda: bench([K128], 1, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"]))
@@ -221,7 +222,7 @@ def main() -> None:
     if RESULTS.get("sweep_128k", {}).get("chosen") not in (None, RESULTS["tiles_default"]):
         stage("bench_128k_mqa_swept", lambda: bench([K128], 1, ["dsa_select", "dsa"]))
     finish(out)
-    print(f"\nDSA v3 on {RESULTS['device']}, {RESULTS['wall_s']:.0f} s; errors: {RESULTS['errors'] or 'none'}")
+    print(f"\nDSA on {RESULTS['device']}, {RESULTS['wall_s']:.0f} s; errors: {RESULTS['errors'] or 'none'}")
     print(f"exact_16k: {RESULTS.get('exact_16k')}")
     print(f"{'stage':24s} {'kernel':12s} {'n':>7s} {'H_kv':>4s} {'ms':>9s} {'x flash':>8s}")
     for name in ("bench_128k_mqa", "bench_128k_gqa8", "bench_256k_mqa", "bench_128k_mqa_swept"):
