@@ -74,15 +74,15 @@ class Tiles:
     step, warps, stages of its rescoring loop; attn_*: ``_sparse_attn``'s selected keys per step, warps, stages.
     """
 
-    mask_m: int = 64        # the fastest of the swept mask-pass shapes (H100, 128K; kernels/dsa/README.md)
+    mask_m: int = 64        # the fastest of the swept mask-pass shapes (H100, 128K; README.md beside this file)
     mask_n: int = 64
     mask_warps: int = 4
     mask_stages: int = 3
     tau_steps: int = 12
     tau_warps: int = 8
     rows: int = 1           # one row and one warp per program, 32 programs (the most an SM holds) in flight per
-    rows_words: int = 128   # SM: the row stage is latency-bound (14.3 ms against 22.0 at 4 rows / 4 warps,
-    rows_slots: int = 128   # kernels/dsa/README.md); offline sm_90 compile: 66 registers, no spills, 6 KB shared
+    rows_words: int = 128   # SM: the row stage is latency-bound (14.7 ms against 22.2 at 4 rows / 4 warps, 128K,
+    rows_slots: int = 128   # README.md); offline sm_90 compile: 66 registers, no spills, 6 KB shared
     rows_rescore: int = 32
     rows_warps: int = 1
     rows_stages: int = 2
