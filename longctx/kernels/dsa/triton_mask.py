@@ -20,6 +20,7 @@ import triton.language as tl
 
 from longctx.kernels.dsa.triton_dsa import _index_tile, _load_queries
 
+
 @triton.jit
 def _kth_value(v, valid, R, STEPS: tl.constexpr):
     """v [BLOCK] fp32 -> a value x with at least R of the valid v >= x, within (max - min) / 2^STEPS of the
