@@ -3,8 +3,8 @@
 Each variant is an ``evals train`` command line (extra options over a shared base); all variants
 train at once as separate processes (they time-slice the GPU: together they make about the steps one
 makes alone), each stops ``--train-s`` after its data are built (``--stop-after``, saving), and its
-checkpoint is scored with ``evals run`` on single-needle RULER at its training length. Session 2's
-variants (all 0.0) are in models/checkpoints/README.md; these are session 3's. Run from the repository root:
+checkpoint is scored with ``evals run`` on single-needle RULER at its training length. The variants are
+``VARIANTS`` below; longctx/models/checkpoints/README.md has the recipe they led to. Run from the repository root:
 
     python -m benchmarks.zoo.recipe_search --train-s 240 --out search
 

@@ -1,4 +1,4 @@
-"""The ``evals`` command line: run, generate, tasks, bench, probe, plot, leaderboard, merge, train.
+"""The ``evals`` command line: run, generate, tasks, bench, probe, plot, leaderboard, results, merge, train.
 
 Each verb lives in its own module and registers itself on ``app``; errors a user can cause
 are printed as one line and exit with status 2, never as a traceback.
@@ -6,6 +6,7 @@ are printed as one line and exit with status 2, never as a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -17,6 +18,30 @@ app = typer.Typer(
     help="Long-context evaluation suite: RULER, MRCR and recall-decay tasks over any model, at any context length.",
 )
 err = Console(stderr=True)
+results_app = typer.Typer(no_args_is_help=True, help="Pack a results folder into one file (for a published board), or unpack it.")
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("pack")
+def results_pack(
+    folder: Path = typer.Argument(..., help="results folder written by `evals run` (a root of model folders, or one)"),
+    out: Path = typer.Option(..., "--out", "-o", help="the packed file, *.jsonl.gz (`evals leaderboard build --results` reads it)"),
+) -> None:
+    """Pack every file of FOLDER into one gzipped JSON-lines file: one row per sample record or JSON file."""
+    from longctx.evals.results_pack import pack
+
+    print(f"{out}: {pack(folder, out)} rows")
+
+
+@results_app.command("unpack")
+def results_unpack(
+    file: Path = typer.Argument(..., help="a file written by `evals results pack`"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder to write the results into (none of its files may exist yet)"),
+) -> None:
+    """Write the files of a packed results file back into a folder, byte for byte."""
+    from longctx.evals.results_pack import unpack
+
+    print(f"{out}: {unpack(file, out)} files")
 
 
 def _register() -> None:

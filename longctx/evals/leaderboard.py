@@ -1,6 +1,7 @@
 """``evals leaderboard build | merge | publish``: a citable, rebuildable leaderboard from results folders.
 
     evals leaderboard build --results results/ --name main --bench bench.json   # -> leaderboards/main.json
+    evals leaderboard build --results leaderboards/zoo.samples.jsonl.gz --name zoo   # from a packed results file
     evals leaderboard merge leaderboards/main.json other.json --name main        # refuses mismatched sample sets
     evals leaderboard publish leaderboards/main.json --plots plots/              # -> leaderboards/index.html
 
@@ -222,13 +223,13 @@ def write_board(board: dict[str, Any], out_dir: Path) -> Path:
 
 @board_app.command("build")
 def build_cmd(
-    results: list[Path] = typer.Option(..., "--results", help="results folder(s) written by `evals run` (repeat the option for several)"),
+    results: list[Path] = typer.Option(..., "--results", help="results folder(s) written by `evals run`, or files packed by `evals results pack` (repeat the option for several)"),
     name: str = typer.Option("main", "--name", help="board name: writes OUT/<name>.json"),
     out: Path = typer.Option(Path("leaderboards"), "--out", help="folder for the board"),
     bench: Path = typer.Option(None, "--bench", help="`evals bench --out` JSON whose kernels match the models' attention"),
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="effective-length threshold in percent"),
 ) -> None:
-    """Build a leaderboard JSON from results folders, validated against leaderboards/schema.json."""
+    """Build a leaderboard JSON from results folders or packed results files, validated against leaderboards/schema.json."""
     console.print(str(write_board(build_board(results, name, threshold, bench), out)), highlight=False)
 
 
