@@ -41,3 +41,47 @@ def test_ruler_average_uses_only_tasks_present_and_says_which():
 
 def test_sample_set_hash_ignores_order():
     assert sample_set_hash(["b", "a"]) == sample_set_hash(["a", "b"]) != sample_set_hash(["a"])
+
+
+def test_ruler_metrics_read_the_reply_through_postprocess_pred():
+    from longctx.evals.scoring import postprocess_pred
+
+    # RULER maps [\x00-\x1f] to "\n" after stripping: a tab or carriage return reads as a line break
+    assert postprocess_pred("  1234\t5678\r\n") == "1234\n5678"
+    assert string_match_all("alpha\tbeta", ["alpha\nbeta"]) == 1.0
+    assert string_match_all("alpha\tbeta", ["alpha\tbeta"]) == 0.0
+    assert string_match_part("x\x00y", ["x\ny"]) == 1.0
+
+
+def test_an_empty_reference_list_is_a_clear_error_not_a_zero():
+    import pytest
+
+    from longctx.evals.errors import EvalError
+    from longctx.evals.scoring import score
+    from longctx.tasks.errors import TaskError
+    from longctx.tasks.sample import make_sample
+
+    with pytest.raises(TaskError, match="no reference answers"):
+        string_match_all("anything", [])
+    s = make_sample(id="s", task="niah_single_1", ctx=4096, tokenizer="byte", answers=[], metric="string_match_all",
+                    max_new_tokens=8, prompt_tokens=1, input="q")
+    with pytest.raises(EvalError, match="no reference answers"):
+        score("anything", s)
+
+
+def test_the_lm_eval_adapter_scores_as_the_runner_does():
+    import pytest
+
+    pytest.importorskip("lm_eval", reason="lm-eval is not installed")
+    from longctx.evals.scoring import score
+    from longctx.tasks.lm_eval.task import score as adapter_score
+    from longctx.tasks.sample import make_sample
+
+    ruler = make_sample(id="r", task="niah_single_1", ctx=4096, tokenizer="byte", answers=["12\n34"],
+                        metric="string_match_all", max_new_tokens=8, prompt_tokens=1, input="q")
+    mrcr = make_sample(id="m", task="mrcr_2needle", ctx=4096, tokenizer="byte", answers=["Xy12345678hi"], metric="mrcr",
+                       max_new_tokens=8, prompt_tokens=1, messages=[{"role": "user", "content": "q"}],
+                       meta={"random_prefix": "Xy12345678"})
+    for reply in [" 12\t34 ", "1234", " Xy12345678hi", "Xy12345678hi\n", "Xy12345678hi"]:
+        for s in (ruler, mrcr):
+            assert adapter_score(s, reply) == score(reply, s)[s.metric]
