@@ -85,3 +85,17 @@ def test_the_lm_eval_adapter_scores_as_the_runner_does():
     for reply in [" 12\t34 ", "1234", " Xy12345678hi", "Xy12345678hi\n", "Xy12345678hi"]:
         for s in (ruler, mrcr):
             assert adapter_score(s, reply) == score(reply, s)[s.metric]
+
+
+def test_the_summary_table_shows_two_decimals_as_ruler_reports():
+    import io
+
+    from rich.console import Console
+
+    from longctx.evals.summary import summary_table
+
+    summary = {"model": "m", "tasks": {"vt": {"4096": {"mean": 0.123456, "stderr": 0.01, "n": 3}}},
+               "ruler_average": {"4096": 0.123456}}
+    out = io.StringIO()
+    Console(file=out, width=200).print(summary_table(summary, [4096], ["vt"]))
+    assert "12.35 ± 1.00 (n=3)" in out.getvalue() and "12.35" in out.getvalue().split("RULER average")[1]
