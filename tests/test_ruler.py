@@ -12,6 +12,7 @@ from collections import Counter as Tally
 import pytest
 
 from longctx.tasks.errors import TaskError
+from longctx.tasks.haystack import NOISE
 from longctx.tasks.ruler import RULER_TASKS
 from longctx.tasks.sizing import tolerance
 from longctx.tasks.tokenizers import ByteTokenizer, HFTokenizer, load_tokenizer
@@ -55,7 +56,8 @@ def _check(task_name: str, tok, ctx: int, n: int = 2, task=None) -> list:
     for s in samples:
         target = ctx - s.max_new_tokens
         assert s.prompt_tokens == _exact(tok, s), "recorded prompt_tokens must be a real tokenization"
-        assert target - tolerance(target) <= s.prompt_tokens <= target
+        # within the tolerance, or within one whole unit where every unit is coarser (no unit is ever cut)
+        assert target - max(tolerance(target), s.meta.get("fill_unit_tokens", 0)) <= s.prompt_tokens <= target
         assert s.max_new_tokens >= task.answer_budget and s.metric == task.metric
         for a in s.answers:
             assert a.lower() in s.input.lower(), f"answer {a!r} not in the context"
@@ -139,7 +141,7 @@ def test_explicit_depth_places_needle():
     for s in task.generate(4096, 3, 0, ByteTokenizer()):
         assert s.meta["depth"] == 50
         start = s.input.index("\n") + 1
-        end = s.input.rindex("\nWhat are all")
+        end = s.input.rindex("\nWhat is the special magic number")
         frac = (s.meta["needle_chars"][0] - start) / (end - start)
         assert 0.45 < frac < 0.55
 
@@ -155,8 +157,21 @@ def test_default_depths_come_from_rulers_forty():
     from longctx.tasks.ruler_base import DEPTHS
 
     assert len(DEPTHS) == 40 and DEPTHS[0] == 0 and DEPTHS[-1] == 100
-    depths = {s.meta["depth"] for s in RULER_TASKS["niah_single_1"].generate(2048, 30, 1, ByteTokenizer())}
+    depths = {s.meta["depth"] for s in RULER_TASKS["niah_single_2"].generate(2048, 30, 1, ByteTokenizer())}
     assert depths <= set(DEPTHS) and len(depths) > 10
+
+
+def test_line_haystacks_place_needles_on_lines_drawn_uniformly_as_ruler():
+    """Noise and distractor-needle haystacks: each needle is a line of its own, at a line index drawn
+    uniformly (RULER's ``random.sample(range(num_haystack), n)``), not at one of the 40 essay depths."""
+    samples = list(RULER_TASKS["niah_single_1"].generate(4096, 40, 2, ByteTokenizer()))
+    for s in samples:
+        (needle,) = s.meta["needles"]
+        assert "\n" + needle + "\n" in "\n" + s.input
+        lines = s.input.split("\n")[1:-1]
+        assert set(lines) == {NOISE, needle} and lines.count(needle) == 1
+        assert s.meta["depth"] == round(100 * lines.index(needle) / (len(lines) - 1), 1)
+    assert len({s.meta["depth"] for s in samples}) > 20
 
 
 def test_multi_needle_variants():
