@@ -190,7 +190,7 @@ def test_vt_answer_follows_the_chain():
     s = next(RULER_TASKS["vt"].generate(4096, 1, 3, ByteTokenizer()))
     body = s.input.split("\n\n", 2)[2]  # after the instruction and the solved example
     value = s.meta["value"]
-    assign = dict(re.findall(r"VAR ([A-Z]{5}) = (VAR [A-Z]{5}|\d+)\.", body))
+    assign = dict(re.findall(r"^VAR ([A-Z]{5}) = (VAR [A-Z]{5}|\d+) ?$", body, re.M))  # RULER: one per line
     found = {v for v in assign if assign[v] == value}
     grew = True
     while grew:
