@@ -66,6 +66,7 @@ class NiahConfig:
 
 class NiahTask(RulerTask):
     config: NiahConfig
+    version = "2"
 
     def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
                 ) -> tuple[Layout, list[str], dict[str, Any]]:
