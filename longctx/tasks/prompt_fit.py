@@ -145,18 +145,3 @@ class Fitter:
 
 def task_ctx(task: str, ctx: int) -> str:
     return f"{task} at ctx {ctx}"
-
-
-def fill_prefix(count: Counter, text: str, gap: int) -> str:
-    """The longest prefix of ``text`` (a piece with its leading separator) of at most ``gap`` tokens."""
-    if gap <= 0 or not text:
-        return ""
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(text[:mid]) <= gap:
-            lo = mid
-        else:
-            hi = mid - 1
-    cut = text[:lo].rstrip()
-    return cut if cut.strip() and count(cut) <= gap else ""
