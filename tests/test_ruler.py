@@ -279,6 +279,8 @@ def test_qa_reads_a_squad_file(tmp_path):
     s = next(task.generate(1024, 1, 0, ByteTokenizer()))
     assert s.meta["synthetic"] is False and s.meta["source"] == "squad:squad.json"
     assert s.answers[0] in s.input
+    # RULER's SQuAD document is the paragraph's text alone; the article's other paragraphs come first
+    assert "Lighthouses" not in s.input and "Foghorns replaced bells on most coasts after 1900." in s.input
 
 
 def test_context_too_small_is_a_clear_error():
@@ -319,6 +321,7 @@ def test_qa_reads_a_hotpotqa_file(tmp_path):
     s = next(task.generate(1024, 1, 0, ByteTokenizer()))
     assert s.meta["source"] == "hotpotqa:hotpot.json" and s.meta["hops"] == 2
     assert set(s.meta["gold_titles"]) == {"Mara Quell", "Velden"} and "The Ostra runs past it." in s.input
+    assert "Brisk\nBrisk is a card game." in s.input  # RULER puts all of the question's paragraphs in
     with pytest.raises(TaskError, match="does not exist"):
         list(RULER_TASKS["qa_1"].replace(source=str(tmp_path / "nope.json")).generate(1024, 1, 0, ByteTokenizer()))
 

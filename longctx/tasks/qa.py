@@ -47,7 +47,10 @@ class QATask(RulerTask):
         item = items[rng.randrange(len(items))]
         gold = list(item.gold)
         rng.shuffle(gold)
-        others = [i for i in rng.sample(range(len(pool.docs)), min(len(pool.docs), 4000)) if i not in gold]
+        related = [d for d in item.related if d not in gold]
+        rng.shuffle(related)
+        others = related + [i for i in rng.sample(range(len(pool.docs)), min(len(pool.docs), 4000))
+                            if i not in gold and i not in item.related]
         bodies = ["\n" + d for d in pool.docs]
         tail = QUESTION.format(query=item.question)
         count.many(bodies)
