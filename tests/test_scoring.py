@@ -99,3 +99,30 @@ def test_the_summary_table_shows_two_decimals_as_ruler_reports():
     out = io.StringIO()
     Console(file=out, width=200).print(summary_table(summary, [4096], ["vt"]))
     assert "12.35 ± 1.00 (n=3)" in out.getvalue() and "12.35" in out.getvalue().split("RULER average")[1]
+
+
+def test_ruler_metrics_agree_with_rulers_evaluate_on_random_replies():
+    """RULER's evaluate.py restated (postprocess_pred, then string_match_all / string_match_part over a
+    task, x100 rounded to 2 decimals) against ours averaged, on replies full of control characters."""
+    import random
+    import re
+
+    def ruler_post(p):
+        return re.sub(r"[\x00-\x1f]", "\n", p.strip()).strip()
+
+    def ruler_all(preds, refs):
+        return round(sum(sum(r.lower() in p.lower() for r in ref) / len(ref) for p, ref in zip(preds, refs))
+                     / len(preds) * 100, 2)
+
+    def ruler_part(preds, refs):
+        return round(sum(max(r.lower() in p.lower() for r in ref) for p, ref in zip(preds, refs)) / len(preds) * 100, 2)
+
+    rng = random.Random(0)
+    alphabet = "ab12 \t\r\n\x0bAB"
+    for _ in range(200):
+        refs = [["".join(rng.choices(alphabet, k=rng.randint(1, 3))) for _ in range(rng.randint(1, 3))] for _ in range(5)]
+        preds = ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(5)]
+        ours_all = sum(string_match_all(p, r) for p, r in zip(preds, refs)) / 5
+        ours_part = sum(string_match_part(p, r) for p, r in zip(preds, refs)) / 5
+        assert round(ours_all * 100, 2) == ruler_all([ruler_post(p) for p in preds], refs)
+        assert round(ours_part * 100, 2) == ruler_part([ruler_post(p) for p in preds], refs)
