@@ -1,4 +1,4 @@
-"""Haystacks: the filler text that needles and questions hide in, cut to a token budget.
+"""Haystacks: the filler text that needles and questions hide in, taken in whole units to a token budget.
 
 A ``Haystack`` is one cycle of sentence units, each starting with its own separator (``" "`` or a
 newline), so ``"".join(units)`` is the text and a needle can go in at any unit boundary. The
