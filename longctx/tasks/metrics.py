@@ -49,6 +49,7 @@ def string_match_part(prediction: str, answers: list[str]) -> float:
 
 
 def _mrcr(prediction: str, sample: Sample) -> float:
+    """OpenAI's grader on the raw ``prediction``: no strip, so leading whitespace misses the prefix."""
     from longctx.tasks.mrcr import grade_mrcr
 
     return grade_mrcr(prediction, sample.answers[0], sample.meta["random_prefix"])
