@@ -19,7 +19,7 @@ from typing import Any
 from longctx.tasks import vocab
 from longctx.tasks.haystack import load_haystack, noise_lines, one_line
 from longctx.tasks.prompt_fit import Counter, Fitter, Layout
-from longctx.tasks.ruler_base import RulerTask, haystack_layout, line_slots
+from longctx.tasks.ruler_base import RulerTask, haystack_layout, line_slots, pick_depths
 from longctx.tasks.task import Split
 
 # RULER's template and answer prefix (scripts/data/synthetic/constants.py), {context} split out
@@ -100,10 +100,10 @@ class VTTask(RulerTask):
         value = values[0]
         if lines:
             sep, slots = "\n", line_slots(rng.random(), len(statements))
-        else:  # among sentences, each statement ending as a sentence (RULER's essay layout)
+        else:  # among sentences at RULER's depths, each statement ending as a sentence (RULER's essay layout)
             statements = [s.strip() + "." for s in statements]
-            fractions = sorted(rng.random() for _ in statements)
-            sep, slots = " ", (lambda k: [min(int(f * (k + 1)), k) for f in fractions])
+            depths = pick_depths(rng, len(statements), None)
+            sep, slots = " ", (lambda k: [int(k * d / 100) for d in depths])
         layout = haystack_layout(
             fitter, hay, rng.randrange(len(hay.units)), head, QUESTION.format(value=value),
             ANSWER_PREFIX.format(n=c.num_hops + 1, value=value), [sep + s for s in statements], slots)
