@@ -17,6 +17,15 @@ def test_tasks_json_lists_the_catalog(evals_cli):
     assert {"mrcr_8needle", "decay_distance"} <= set(rows)
 
 
+def test_tasks_say_which_ruler_tasks_differ_from_rulers_data_and_how(evals_cli):
+    code, out, _ = evals_cli(["tasks", "--json"])
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert all(rows[n]["data_vs_ruler"] for n in rows if rows[n]["group"] == "ruler")
+    assert "--haystack FILE|DIR" in rows["niah_single_2"]["data_vs_ruler"]
+    assert "--set source=" in rows["qa_1"]["data_vs_ruler"] and "SQuAD" in rows["qa_1"]["data_vs_ruler"]
+    assert "HotpotQA" in rows["qa_2"]["data_vs_ruler"] and rows["mrcr_2needle"]["data_vs_ruler"] == ""
+
+
 def test_generate_jsonl_and_hf_dataset(tmp_path, evals_cli):
     code, _, err = evals_cli(["generate", "vt,decay_distance", "--ctx", "2k,4k", "-n", "2", "--out", str(tmp_path / "d")])
     assert code == 0, err

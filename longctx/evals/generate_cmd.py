@@ -17,21 +17,23 @@ from longctx.evals.cli import app
 from longctx.evals.ctx import fmt_ctx, parse_ctx
 from longctx.evals.errors import EvalError
 from longctx.tasks.cache import check_options, generate_samples
-from longctx.tasks.registry import GROUPS, TASKS, get_task, resolve
+from longctx.tasks.registry import GROUPS, TASKS, data_vs_ruler, get_task, resolve
 from longctx.tasks.tokenizers import load_tokenizer
 
 
 @app.command("tasks")
 def list_tasks(as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON.")) -> None:
-    """List every task with its group, metric, answer budget and a one-line description."""
+    """List every task with its group, metric, answer budget, a one-line description and, for RULER's
+    tasks, how their default data differs from RULER's (templates and layout are RULER's)."""
     group_of = {t: g for g, names in GROUPS.items() if g != "all" for t in names}
     rows = [{"name": n, "group": group_of.get(n, ""), "metric": t.metric, "answer_budget": t.answer_budget,
-             "version": t.version, "description": t.description} for n, t in TASKS.items()]
+             "version": t.version, "description": t.description, "data_vs_ruler": data_vs_ruler(n)}
+            for n, t in TASKS.items()]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="tasks (groups: " + ", ".join(GROUPS) + ")")
-    for col in ("name", "group", "metric", "answer_budget", "version", "description"):
+    for col in ("name", "group", "metric", "answer_budget", "version", "description", "data_vs_ruler"):
         table.add_column(col.replace("_", " "), overflow="fold")
     for r in rows:
         table.add_row(*(str(v) for v in r.values()))
