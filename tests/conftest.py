@@ -1,11 +1,17 @@
 """Shared fixtures: a tiny Llama built locally (with and without a chat template) and a real
-OpenAI-compatible server on loopback serving it."""
+OpenAI-compatible server on loopback serving it. Also the one place ``TRITON_INTERPRET`` is set."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton reads TRITON_INTERPRET when it first compiles a kernel: the kernel tests run compiled on a CUDA
+# machine and under Triton's CPU interpreter elsewhere (TRITON_INTERPRET=0 or 1 set by hand wins)
+os.environ.setdefault("TRITON_INTERPRET", "0" if torch.cuda.is_available() else "1")
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 

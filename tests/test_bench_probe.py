@@ -7,9 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from longctx.evals import bench as bench_mod
-from longctx.evals.cli import _register, app, main
-
-_register()
+from longctx.evals.cli import app, main
 
 
 def test_bench_writes_the_documented_json(tmp_path):
@@ -72,6 +70,7 @@ def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, args, msg):
     assert msg in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_bad_input_from_the_shell():
     proc = subprocess.run([sys.executable, "-m", "longctx.evals", "bench", "--n", "4k-1k"], capture_output=True, text=True,
                           timeout=120)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from longctx.tasks.registry import GROUPS, TASKS
 from longctx.tasks.tokenizers import ByteTokenizer
 
@@ -20,6 +22,7 @@ print(json.dumps({{n: [s.hash for s in TASKS[n].generate({CTX}, {N}, {SEED}, Byt
 """
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_in_another_process():
     names = GROUPS["all"]
     here = {n: [s.hash for s in TASKS[n].generate(CTX, N, SEED, ByteTokenizer())] for n in names}

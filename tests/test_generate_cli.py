@@ -1,7 +1,12 @@
 """`evals tasks` and `evals generate`: the catalog, files on disk, a user's own haystack, bad input."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+from longctx.tasks.registry import TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +29,22 @@ def test_tasks_say_which_ruler_tasks_differ_from_rulers_data_and_how(evals_cli):
     assert "--haystack FILE|DIR" in rows["niah_single_2"]["data_vs_ruler"]
     assert "--set source=" in rows["qa_1"]["data_vs_ruler"] and "SQuAD" in rows["qa_1"]["data_vs_ruler"]
     assert "HotpotQA" in rows["qa_2"]["data_vs_ruler"] and rows["mrcr_2needle"]["data_vs_ruler"] == ""
+
+
+def test_tasks_piped_prints_each_name_whole_on_its_own_line(evals_cli):
+    code, out, _ = evals_cli(["tasks"])   # captured: stdout is not a terminal
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split("\t")[:3] == ["name", "group", "metric"]
+    assert [line.split("\t")[0] for line in lines[1:]] == list(TASKS)
+    assert all(len(line.split("\t")) == 7 for line in lines)
+
+
+@pytest.mark.slow
+def test_evals_tasks_through_a_shell_pipe_is_found_by_grep():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(f"{sys.executable} -m longctx.evals tasks | grep -w niah_single_1", shell=True, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("niah_single_1\truler\t"), done.stderr
 
 
 def test_generate_jsonl_and_hf_dataset(tmp_path, evals_cli):

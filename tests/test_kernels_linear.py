@@ -5,22 +5,18 @@ CUDA machine the same tests run compiled, plus the full-size cases marked ``gpu`
 Run: ``pytest tests/test_kernels_linear.py -q``.
 """
 
-import os
-
 import torch
 
-CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
+import pytest
+import torch.nn.functional as F
 
-import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from kernel_checks import GPU  # tests/fixtures, on sys.path via conftest
+import longctx.kernels.linear as L
+from longctx.kernels.linear import triton_chunk
+from longctx.kernels.linear.chunked_torch import chunked_linear_attention
+from longctx.kernels.linear.reference import recurrent_reference
 
-import longctx.kernels.linear as L  # noqa: E402
-from longctx.kernels.linear import triton_chunk  # noqa: E402
-from longctx.kernels.linear.chunked_torch import chunked_linear_attention  # noqa: E402
-from longctx.kernels.linear.reference import recurrent_reference  # noqa: E402
-
-DEV = "cuda" if CUDA else "cpu"
+DEV = "cuda" if GPU else "cpu"
 VARIANTS = ["plain", "scalar", "channel", "delta", "delta-scalar", "delta-channel"]
 
 
@@ -80,7 +76,7 @@ def rel(a, b):
 def tol(dtype):
     if dtype == torch.bfloat16:
         return 3e-2
-    return 5e-3 if CUDA else 2e-5  # tf32 matrix units on the GPU, exact float32 in the interpreter
+    return 5e-3 if GPU else 2e-5  # tf32 matrix units on the GPU, exact float32 in the interpreter
 
 
 SHAPES = [  # B, Hq, Hk, H, T, Dk, Dv, chunk
@@ -127,7 +123,7 @@ def test_torch_chunked_matches_recurrence_with_grads(variant):
 
 
 def test_cpu_fallback_without_interpreter(monkeypatch):
-    if CUDA:
+    if GPU:
         pytest.skip("the fallback serves CPU tensors")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     q, k, v, g, beta, s0 = make("delta-scalar", 1, 2, 2, 2, 37, 20, 12)
@@ -237,7 +233,7 @@ def test_delta_rule_on_alike_keys_and_weak_decay():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
+@pytest.mark.skipif(not GPU, reason="full-size check needs a CUDA device")
 @pytest.mark.parametrize("D", [128, 62], ids=["D128", "D62"])   # 62: the zoo's linear head size
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_full_size_on_gpu(variant, D, dtype=torch.bfloat16):

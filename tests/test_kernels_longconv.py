@@ -4,21 +4,16 @@ CPU: Triton under ``TRITON_INTERPRET=1`` at small, awkward shapes; CUDA: compile
 case. Run: ``pytest tests/test_kernels_longconv.py -q``.
 """
 
-import os
-
 import torch
 
-CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
+import pytest
+from kernel_checks import GPU, rel_err
 
-import pytest  # noqa: E402
-from kernel_checks import rel_err  # noqa: E402
+import longctx.kernels.longconv as LC
+from longctx.kernels.longconv import ops, triton_direct
+from longctx.kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference
 
-import longctx.kernels.longconv as LC  # noqa: E402
-from longctx.kernels.longconv import ops, triton_direct  # noqa: E402
-from longctx.kernels.longconv.reference import long_conv_reference, s4d_recurrence_reference  # noqa: E402
-
-DEV = "cuda" if CUDA else "cpu"
+DEV = "cuda" if GPU else "cpu"
 TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float64: 1e-12}
 
 
@@ -174,7 +169,7 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
+@pytest.mark.skipif(not GPU, reason="full-size check needs a CUDA device")
 def test_full_size_on_gpu():
     u, k, D = conv_inputs(1, 16, 4096 + 37, 4096 + 37, seed=2)
     ref = long_conv_reference(u.bfloat16().double(), k, D)

@@ -6,22 +6,19 @@ Run: ``pytest tests/test_kernels_performer.py -q``.
 """
 
 import math
-import os
 
 import torch
 
-CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
+import pytest
+import torch.nn.functional as F
 
-import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from kernel_checks import GPU  # tests/fixtures, on sys.path via conftest
+import longctx.kernels.performer as P
+from longctx.kernels.linear import triton_chunk
+from longctx.kernels.performer import triton_features
+from longctx.kernels.performer.reference import favor_reference
 
-import longctx.kernels.performer as P  # noqa: E402
-from longctx.kernels.linear import triton_chunk  # noqa: E402
-from longctx.kernels.performer import triton_features  # noqa: E402
-from longctx.kernels.performer.reference import favor_reference  # noqa: E402
-
-DEV = "cuda" if CUDA else "cpu"
+DEV = "cuda" if GPU else "cpu"
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +63,7 @@ def rel(a, b):
 def tol(dtype):
     if dtype == torch.bfloat16:
         return 3e-2
-    return 5e-3 if CUDA else 2e-5
+    return 5e-3 if GPU else 2e-5
 
 
 SHAPES = [  # B, H, Hk, T, d, Dv, m, chunk
@@ -207,7 +204,7 @@ def test_zoo_mixer_approaches_dense_rope_attention_as_features_grow():
 
 
 def test_cpu_fallback_without_interpreter(monkeypatch):
-    if CUDA:
+    if GPU:
         pytest.skip("the fallback serves CPU tensors")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     q, k, v, W = make(1, 2, 2, 37, 20, 12, 24)
@@ -248,7 +245,7 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
+@pytest.mark.skipif(not GPU, reason="full-size check needs a CUDA device")
 def test_full_size_on_gpu():
     q, k, v, W = make(1, 4, 4, 4096 + 37, 128, 128, 256, seed=11, dtype=torch.bfloat16)
     o, st = P.favor_attention(q, k, v, W, output_final_state=True)

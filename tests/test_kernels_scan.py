@@ -4,16 +4,11 @@ CPU: Triton under ``TRITON_INTERPRET=1`` at small, awkward shapes; CUDA: compile
 case. Run: ``pytest tests/test_kernels_scan.py -q``.
 """
 
-import os
-
 import torch
-
-CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")   # before the kernels are imported
 
 import pytest
 import torch.nn.functional as F
-from kernel_checks import rel_err  # tests/fixtures, on sys.path via conftest
+from kernel_checks import GPU, rel_err  # tests/fixtures, on sys.path via conftest
 from zoo_steps import stepped_logits
 
 import longctx.kernels.scan as S
@@ -21,7 +16,7 @@ from longctx.kernels.scan import triton_scan
 from longctx.kernels.scan.reference import scan_reference
 from longctx.kernels.scan.torch_scan import linear_scan, selective_scan_torch
 
-DEV = "cuda" if CUDA else "cpu"
+DEV = "cuda" if GPU else "cpu"
 pytestmark = pytest.mark.usefixtures("poison")   # every buffer a kernel writes starts as NaN
 
 
@@ -171,7 +166,7 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
+@pytest.mark.skipif(not GPU, reason="full-size check needs a CUDA device")
 def test_full_size_on_gpu():
     x, dt, A, Bm, Cm, D, z, h0 = make(1, 512, 1, 16, 8192 + 37, dtype=torch.bfloat16, seed=2)
     y, h = S.selective_scan(x, dt, A, Bm, Cm, D, z, initial_state=h0, output_final_state=True)

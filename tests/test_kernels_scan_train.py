@@ -6,22 +6,17 @@ CPU: Triton under ``TRITON_INTERPRET=1`` at small, awkward shapes (T off the chu
 Run: ``pytest tests/test_kernels_scan_train.py -q``.
 """
 
-import os
-
 import torch
-
-CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")   # before the kernels are imported
 
 import pytest
 import torch.nn.functional as F
-from kernel_checks import rel_err  # tests/fixtures, on sys.path via conftest
+from kernel_checks import GPU, rel_err  # tests/fixtures, on sys.path via conftest
 
 from longctx.kernels.scan import selective_scan_torch, selective_scan_train
 from longctx.kernels.scan import train as train_op
 from longctx.kernels.scan.triton_train import train_backward, train_forward
 
-DEV = "cuda" if CUDA else "cpu"
+DEV = "cuda" if GPU else "cpu"
 pytestmark = pytest.mark.usefixtures("poison")   # every buffer a kernel writes starts as NaN
 TOL = {torch.float32: 2e-5, torch.bfloat16: 1e-2}
 NAMES = ("x", "dt", "A", "B", "C", "D", "z", "h0")

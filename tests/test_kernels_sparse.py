@@ -1,27 +1,23 @@
 """DSA, SSA and HyperAttention kernels against their float64 references, selectors index-exact.
 
-CPU: Triton under ``TRITON_INTERPRET=1`` (set here, before triton is imported), small odd shapes, float32.
+CPU: Triton under ``TRITON_INTERPRET=1`` (set in conftest.py), small odd shapes, float32.
 GPU (``TRITON_INTERPRET=0 pytest tests/test_kernels_sparse.py``): larger shapes, bfloat16 attention.
 """
 import dataclasses
-import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+from longctx.kernels.dsa import dsa_attention, dsa_select, lightning_indexer, sparse_attention
+from longctx.kernels.dsa import reference as dsa_ref
+from longctx.kernels.backend import use_triton
+from longctx.kernels.hyper import hyper_attention
+from longctx.kernels.hyper.lsh import make_plan
+from longctx.kernels.hyper.reference import hyper_ref
+from longctx.kernels.ssa import ssa_attention, ssa_select
+from longctx.kernels.ssa import reference as ssa_ref
+from kernel_checks import GPU, rel_err  # tests/fixtures, on sys.path via conftest
 
-from longctx.kernels.dsa import dsa_attention, dsa_select, lightning_indexer, sparse_attention  # noqa: E402
-from longctx.kernels.dsa import reference as dsa_ref  # noqa: E402
-from longctx.kernels.flash.checks import use_triton  # noqa: E402
-from longctx.kernels.hyper import hyper_attention  # noqa: E402
-from longctx.kernels.hyper.lsh import make_plan  # noqa: E402
-from longctx.kernels.hyper.reference import hyper_ref  # noqa: E402
-from longctx.kernels.ssa import ssa_attention, ssa_select  # noqa: E402
-from longctx.kernels.ssa import reference as ssa_ref  # noqa: E402
-from kernel_checks import rel_err  # noqa: E402  (tests/fixtures, on sys.path via conftest)
-
-GPU = torch.cuda.is_available() and os.environ["TRITON_INTERPRET"] != "1"
 DEV = "cuda" if GPU else "cpu"
 DT = torch.bfloat16 if GPU else torch.float32
 TOL = 2e-2 if GPU else 1e-5

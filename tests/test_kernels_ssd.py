@@ -4,22 +4,18 @@ CPU: Triton under ``TRITON_INTERPRET=1`` at small, awkward shapes; CUDA: compile
 cases. Run: ``pytest tests/test_kernels_ssd.py -q``.
 """
 
-import os
-
 import torch
 
-CUDA = torch.cuda.is_available()
-os.environ.setdefault("TRITON_INTERPRET", "0" if CUDA else "1")
+import pytest
+import torch.nn.functional as F
 
-import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from kernel_checks import GPU  # tests/fixtures, on sys.path via conftest
+import longctx.kernels.ssd as S
+from longctx.kernels.linear import triton_chunk
+from longctx.kernels.ssd import triton_conv
+from longctx.kernels.ssd.reference import conv1d_reference, ssd_reference
 
-import longctx.kernels.ssd as S  # noqa: E402
-from longctx.kernels.linear import triton_chunk  # noqa: E402
-from longctx.kernels.ssd import triton_conv  # noqa: E402
-from longctx.kernels.ssd.reference import conv1d_reference, ssd_reference  # noqa: E402
-
-DEV = "cuda" if CUDA else "cpu"
+DEV = "cuda" if GPU else "cpu"
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +48,7 @@ def rel(a, b):
 def tol(dtype):
     if dtype == torch.bfloat16:
         return 3e-2
-    return 5e-3 if CUDA else 2e-5
+    return 5e-3 if GPU else 2e-5
 
 
 def ref(x, dt, A, Bm, Cm, D, h0):
@@ -143,7 +139,7 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not CUDA, reason="full-size check needs a CUDA device")
+@pytest.mark.skipif(not GPU, reason="full-size check needs a CUDA device")
 def test_full_size_on_gpu():
     x, dt, A, Bm, Cm, D, h0 = make(1, 8, 1, 4096 + 37, 64, 128, dtype=torch.bfloat16, seed=2)
     y, h = S.ssd_chunk_scan(x, dt, A, Bm, Cm, D, initial_state=h0, output_final_state=True)

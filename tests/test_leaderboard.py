@@ -135,6 +135,7 @@ def test_results_without_manifest_or_hash_are_refused(tmp_path):
         build_board([folder], "x")
 
 
+@pytest.mark.slow
 def test_cli_build_merge_publish(tmp_path):
     results = _results(tmp_path / "r")
     run = lambda *args: subprocess.run([sys.executable, "-m", "longctx.evals", "leaderboard", *args], capture_output=True, text=True)  # noqa: E731

@@ -6,16 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from longctx.models.zoo import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_jobs_train_each_architecture_in_its_own_process_and_score_it(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     cmd = [sys.executable, "-m", "benchmarks.zoo.make", "--arch", "dense,s4", "--jobs", "2", "--steps", "2",
-           "--copy-steps", "0", "--length-steps", "0", "--rows", "8", "--batch", "2", "--seq-len", "1024",
-           "--data=--lm-fraction 0.5", "--samples", "1", "--out", str(runs), "--results", str(results)]
+           "--copy-steps", "0", "--length-steps", "0", "--rows", "4", "--batch", "2", "--seq-len", "600",
+           "--tasks", "niah_single_1", "--lm-fraction", "0.5", "--samples", "1", "--out", str(runs), "--results", str(results)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     for arch in ("dense", "s4"):

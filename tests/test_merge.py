@@ -152,6 +152,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, evals_cli):
     assert not (tmp_path / "r").exists()  # bad input is found before anything is written
 
 
+@pytest.mark.slow
 def test_bad_input_from_the_real_command_line(tmp_path):
     args, says = _bad_inputs(tmp_path)[-1]
     p = subprocess.run([sys.executable, "-m", "longctx.evals", "merge", *args], capture_output=True, text=True, timeout=120)

@@ -149,6 +149,7 @@ def test_bad_bench_file_says_what_is_missing(tmp_path):
         make_plots("cost", None, bench, None, tmp_path, ("png",), 85.6)
 
 
+@pytest.mark.slow
 def test_cli_exit_codes(files, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "longctx.evals", "plot", "pie", "--results", str(files["results"])], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown plot kind" in bad.stderr and "Traceback" not in bad.stderr

@@ -154,6 +154,7 @@ def test_a_model_that_does_not_load_on_the_worker_raises_the_user_error(cluster)
         RemoteModel("hf:/nowhere", load_missing)
 
 
+@pytest.mark.slow
 def test_ray_address_that_does_not_answer_exits_2_quickly(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

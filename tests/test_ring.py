@@ -59,6 +59,7 @@ def ring_outputs(request, tmp_path_factory) -> tuple[int, dict[str, torch.Tensor
     return world, {name: zigzag_unshard([p[name] for p in per_rank]) for name in per_rank[0]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_ring_equals_single_device(ring_outputs, case):
     world, outputs = ring_outputs

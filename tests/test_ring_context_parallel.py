@@ -31,6 +31,7 @@ def _launch(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
                           timeout=240, check=False)
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_single_process_logits(dense_ckpt, tmp_path):
     folder, model = dense_ckpt
     out = tmp_path / "logits.pt"
@@ -46,6 +47,7 @@ def test_two_processes_give_the_single_process_logits(dense_ckpt, tmp_path):
     assert '"world": 2' in p.stdout
 
 
+@pytest.mark.slow
 def test_context_parallel_without_as_many_processes_exits_2():
     p = subprocess.run([sys.executable, "-m", "longctx.models.zoo.context_parallel", "--model", "zoo:dense,init=random,size=tiny",
                         "--context-parallel", "2", "--tokens", "8"], capture_output=True, text=True, timeout=120,

@@ -30,6 +30,7 @@ def cell(out: Path, spec: str, task: str, ctx: str) -> Path:
     return out / model_slug(spec) / task / ctx
 
 
+@pytest.mark.slow
 def test_run_records_metrics_manifest_and_resume(tiny_llama_dir, env_cache):
     spec = f"hf:{tiny_llama_dir}"
     out = env_cache / "results"
@@ -53,6 +54,7 @@ def test_run_records_metrics_manifest_and_resume(tiny_llama_dir, env_cache):
     assert (cell(out, spec, "vt", "1k") / "samples.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_gives_one_record_per_sample_and_the_same_scores(tiny_llama_dir, env_cache):
     spec, n = f"hf:{tiny_llama_dir}", 10
     args = ["run", "niah_single_2", "--ctx", "1k", "--model", spec, "--samples", str(n), "--max-new-tokens", "24"]
@@ -136,7 +138,7 @@ def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_
 
 
 def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_finds_the_needle(env_cache, evals_cli):
-    from longctx.evals.run_cmd import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
+    from longctx.evals.run import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
 
     out = env_cache / "r"
     code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--out", str(out)])
@@ -150,7 +152,7 @@ def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_
 def test_the_shipped_default_finds_single_needles_at_8x_its_training_length(env_cache, evals_cli):
     """At 8K its sparse layer routes each query to 8 of 128 key blocks: the router, its cached keys and the
     block-inverted inference path must all hold for the needle to come back (the H100 scored 10/10 here)."""
-    from longctx.evals.run_cmd import DEFAULT_MODEL
+    from longctx.evals.run import DEFAULT_MODEL
 
     out = env_cache / "r"
     code, _, err = evals_cli(["run", "niah_single_1,niah_single_2", "--ctx", "8k", "--samples", "2", "--out", str(out)])

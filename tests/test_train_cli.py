@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from longctx.evals.cli import _register, app
+from longctx.evals.cli import app
 from longctx.models.zoo import checkpoint, trainer
 
 ARGS = ["train", "--tasks", "niah_single_1,decay_distance", "--size", "tiny", "--seq-len", "600", "--rows", "12", "--steps", "4", "--batch", "2",
@@ -23,7 +23,6 @@ def sample_cache(tmp_path, monkeypatch):
 
 
 def train_cli(out, arch="dense", catch=True):
-    _register()
     return CliRunner().invoke(app, [*ARGS, "--arch", arch, "--out", str(out)], catch_exceptions=catch)
 
 
@@ -71,7 +70,6 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 
 def test_copy_phase_first_then_the_task_phase_starts_from_its_weights(tmp_path):
-    _register()
     r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path), "--copy-steps", "2", "--copy-len", "64"])
     assert r.exit_code == 0, r.output
     copy_model, copy_card = checkpoint.load(tmp_path / "dense-copy64")
@@ -87,7 +85,6 @@ def test_copy_phase_first_then_the_task_phase_starts_from_its_weights(tmp_path):
 
 
 def test_stop_after_saves_early_and_the_same_command_resumes(tmp_path):
-    _register()
     stopped = CliRunner().invoke(app, [*ARGS, "--arch", "dense,mamba2", "--out", str(tmp_path), "--stop-after", "0"])
     assert stopped.exit_code == 0, stopped.output
     assert "resume" in stopped.output
@@ -102,7 +99,6 @@ def test_stop_after_saves_early_and_the_same_command_resumes(tmp_path):
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on the CPU needs a C++ compiler")
 def test_compiled_forward_trains_to_the_same_weights(tmp_path):
-    _register()
     for name, extra in (("eager", []), ("compiled", ["--compile"])):
         r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--steps", "2", "--out", str(tmp_path / name), *extra])
         assert r.exit_code == 0, r.output
@@ -113,7 +109,6 @@ def test_compiled_forward_trains_to_the_same_weights(tmp_path):
 
 
 def test_length_phase_continues_the_task_phase_with_position_skips(tmp_path):
-    _register()
     r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--length-steps", "2", "--pose-span", "5000", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     task = checkpoint.read_card(tmp_path / "dense-task")

@@ -1,11 +1,11 @@
 """How the zoo checkpoints are made on a GPU whose calls are time-limited.
 
 ``--plan`` times one training step of each architecture at the shipped size and prints what the
-recipe would cost. Otherwise it runs ``evals train`` for every architecture with one recipe (the
-short copy phase, then the task phase: same steps, batch, length and data for all), stopping
-after ``--call-s`` seconds; running the same command again resumes where it stopped. Architectures
-whose training is complete are scored with ``evals run`` on single-needle RULER at the training
-length. Run from the repository root:
+recipe would cost. Otherwise it trains every architecture with one recipe (``train_curriculum``,
+what ``evals train`` runs: the short copy phase, then the task phase: same steps, batch, length and
+data for all), stopping after ``--call-s`` seconds; running the same command again resumes where it
+stopped. Architectures whose training is complete are scored (``run_eval``, what ``evals run`` runs)
+on single-needle RULER at the training length. Run from the repository root:
 
     python -m benchmarks.zoo.make --plan
     python -m benchmarks.zoo.make --call-s 500 --out runs --results results-zoo   # repeat until done
@@ -16,38 +16,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import shutil
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
+from rich.console import Console
+
 from benchmarks.zoo.step_modes import step_ms
+from longctx.evals.run import run_eval
+from longctx.evals.runner import RunConfig
+from longctx.evals.train import TrainConfig, train_curriculum, train_table
 from longctx.models.zoo import checkpoint, registry
 
 
-def train_all(train: list[str], archs: list[str], jobs: int, out: Path, call_s: float | None) -> int:
-    """Run ``train`` (an ``evals train`` command without ``--arch``) for every architecture: all in one
-    process when ``jobs`` is 1, else one process per architecture, ``jobs`` at once on the one GPU, each
-    logging to ``OUT/train-ARCH.log`` and stopping ``call_s`` seconds after this call began. Returns the
-    worst exit status."""
-    start = time.time()
+def train_all(archs: list[str], cfg: TrainConfig, jobs: int, out: Path, call_s: float | None) -> int:
+    """``train_curriculum`` for every architecture: all in this process when ``jobs`` is 1, else one
+    process per architecture, ``jobs`` at once on the one GPU, each logging to ``OUT/train-ARCH.log`` and
+    stopping ``call_s`` seconds after this call began. Returns the number of architectures that failed."""
     if jobs <= 1:
-        stop = [] if call_s is None else ["--stop-after", str(call_s)]
-        return subprocess.run([*train, "--arch", ",".join(archs), *stop], check=False).returncode
+        result = train_curriculum(archs, cfg, out, progress=False, stop_after=call_s)
+        Console(stderr=True).print(train_table(result))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
+    deadline = None if call_s is None else time.time() + call_s
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(train_logged, archs, repeat(cfg), repeat(out), repeat(deadline)))
 
-    def one(arch: str) -> int:
-        left = None if call_s is None else call_s - (time.time() - start)
-        if left is not None and left <= 0:
+
+def train_logged(arch: str, cfg: TrainConfig, out: Path, deadline: float | None) -> int:
+    """One architecture's ``train_curriculum`` in a worker process, its output (ending with its summary
+    table) in ``OUT/train-ARCH.log``, stopping at ``deadline`` (a ``time.time()``); 1 if it failed."""
+    left = None if deadline is None else deadline - time.time()
+    if left is not None and left <= 0:
+        return 0
+    with (out / f"train-{arch}.log").open("w") as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            Console(stderr=True).print(train_table(train_curriculum([arch], cfg, out, progress=False, stop_after=left)))
             return 0
-        stop = [] if left is None else ["--stop-after", str(round(left, 1))]
-        with (out / f"train-{arch}.log").open("w") as log:
-            return subprocess.run([*train, "--arch", arch, *stop], stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-
-    with ThreadPoolExecutor(jobs) as pool:
-        return max(pool.map(one, archs))
+        except Exception:
+            traceback.print_exc()
+            return 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
 
 
 def main() -> None:
@@ -59,8 +80,9 @@ def main() -> None:
                                       "niah_multiquery,niah_multivalue", help="training tasks (all fit in 1024 bytes)")
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--steps", type=int, default=7000, help="task-phase steps")
-    p.add_argument("--data", default="--lm-fraction 0.4 --copy-fraction 1.0 --drill-fraction 0.25",
-                   help="the task phase's data mix (evals train options)")
+    p.add_argument("--lm-fraction", type=float, default=0.4, help="share of the task phase's rows that are plain text")
+    p.add_argument("--copy-fraction", type=float, default=1.0, help="share of those text rows that repeat a span")
+    p.add_argument("--drill-fraction", type=float, default=0.25, help="share of the task rows that are recall drill rows")
     p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
     p.add_argument("--length-steps", type=int, default=1500, help="steps of the last phase with PoSE position skips")
     p.add_argument("--pose-span", type=int, default=1 << 20, help="that phase's positions spread over [0, N)")
@@ -84,17 +106,13 @@ def main() -> None:
         print(json.dumps({"seconds_per_step": per_step, "predicted_total_s": round(total)}), flush=True)
         return
     start = time.time()
-    run = [sys.executable, "-m", "longctx.evals"]
-    train = [*run, "train", "--steps", str(a.steps), "--copy-steps", str(a.copy_steps),
-             "--batch", str(a.batch), "--rows", str(a.rows), "--tasks", a.tasks, "--seq-len", str(a.seq_len), *a.data.split(),
-             "--length-steps", str(a.length_steps), "--pose-span", str(a.pose_span),
-             "--out", a.out, "--no-progress"]
-    if a.compile:
-        train.append("--compile")
-    code = train_all(train, archs, a.jobs, Path(a.out), a.call_s)
+    cfg = TrainConfig(tasks=tuple(a.tasks.split(",")), seq_len=a.seq_len, rows=a.rows, steps=a.steps, batch=a.batch,
+                      lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction, drill_fraction=a.drill_fraction,
+                      copy_steps=a.copy_steps, length_steps=a.length_steps, pose_span=a.pose_span, compiled=a.compile)
+    failed = train_all(archs, cfg, a.jobs, Path(a.out), a.call_s)
     print(json.dumps({"train_wall_s": round(time.time() - start, 1), "archs": archs, "jobs": a.jobs}), flush=True)
-    if code:
-        sys.exit(code)
+    if failed:
+        sys.exit(f"{failed} architecture(s) failed: see {a.out}/train-ARCH.log")
     for arch in archs:
         folder = Path(a.out) / arch
         if not (folder / checkpoint.CARD).is_file() or checkpoint.read_card(folder)["steps"] < (a.length_steps or a.steps) \
@@ -107,8 +125,8 @@ def main() -> None:
             folder = a.ship / arch
         if a.samples == 0:
             continue
-        subprocess.run([*run, "run", "niah_single_1,niah_single_2,niah_single_3", "--ctx", str(a.seq_len),
-                        "--model", f"zoo:{arch}@{folder}", "--samples", str(a.samples), "-o", a.results], check=True)
+        run_eval(f"zoo:{arch}@{folder}", RunConfig(["niah_single_1", "niah_single_2", "niah_single_3"], [a.seq_len],
+                                                    a.samples, out=Path(a.results)))
 
 
 if __name__ == "__main__":

@@ -8,22 +8,18 @@ Cases come from ``kernels/<family>/bench.py`` (``CASES``). Run: ``evals bench --
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import statistics
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from longctx.evals.cli import app
-from longctx.evals.ctx import fmt_ctx, parse_ctx
+from longctx.evals.ctx import fmt_ctx
 from longctx.evals.errors import EvalError
 
 FAMILIES = ["flash", "dsa", "ssa", "hyper", "linear", "ssd", "scan", "longconv", "performer"]
@@ -50,8 +46,8 @@ def collect_cases() -> dict[str, Callable]:
         try:
             mod = importlib.import_module(f"longctx.kernels.{fam}.bench")
         except ImportError as e:
-            if e.name not in (f"kernels.{fam}", f"kernels.{fam}.bench"):
-                warnings.warn(f"kernels.{fam}.bench skipped: {e}", stacklevel=2)
+            if e.name not in (f"longctx.kernels.{fam}", f"longctx.kernels.{fam}.bench"):
+                warnings.warn(f"longctx.kernels.{fam}.bench skipped: {e}", stacklevel=2)
             continue
         cases.update(mod.CASES)
     return cases
@@ -208,34 +204,3 @@ def check_shape(B: int, H: int, H_kv: int | None, D: int) -> int:
     if D not in (16, 32, 64, 128, 256):
         raise EvalError(f"bad head dim D={D}: choose 16, 32, 64, 128 or 256")
     return H_kv
-
-
-@app.command()
-def bench(
-    kernels: str = typer.Option(None, help="comma list of kernels (default: all, with sdpa_flash and sdpa_cudnn on a GPU)"),
-    n: str = typer.Option(None, help="context lengths, e.g. 4k,16k or 16k-1m (default 256,512,1k on CPU; 16k-1m on GPU)"),
-    B: int = typer.Option(1, "--B", help="batch"),
-    H: int = typer.Option(8, "--H", help="query heads"),
-    H_kv: int = typer.Option(None, "--H-kv", help="key/value heads (default: H)"),
-    D: int = typer.Option(128, "--D", help="head dim"),
-    dtype: str = typer.Option(None, help="bf16, fp16 or fp32 (default bf16 on GPU, fp32 on CPU)"),
-    max_seconds: float = typer.Option(10.0, help="skip an n whose predicted time per call exceeds this"),
-    out: Path = typer.Option(None, help="write the JSON here"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
-) -> None:
-    """Time the kernels against SDPA flash/cuDNN; report TFLOP/s, memory and the fitted exponent."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    ns = parse_ctx(n or ("16k-1m" if device == "cuda" else "256,512,1k"))
-    available = list(collect_cases()) + (REFERENCES if device == "cuda" else [])
-    names = parse_kernels(kernels, available)
-    H_kv = check_shape(B, H, H_kv, D)
-    dt = parse_dtype(dtype or ("bf16" if device == "cuda" else "fp32"))
-    console = Console(stderr=as_json, width=160)
-    result = run_bench(names, ns, B, H, H_kv, D, dt, device, max_seconds, log=console.print)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
-    if as_json:
-        print(json.dumps(result))
-    else:
-        print_table(result, console)

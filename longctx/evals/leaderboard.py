@@ -5,7 +5,7 @@
     evals leaderboard merge leaderboards/main.json other.json --name main        # refuses mismatched sample sets
     evals leaderboard publish leaderboards/main.json --plots plots/              # -> leaderboards/index.html
 
-A board (``leaderboards/schema.json``, JSON Schema 2020-12, versioned) carries per model what makes
+A board (``longctx/evals/board/schema.json``, package data; JSON Schema 2020-12, versioned) carries per model what makes
 its numbers reproducible (spec, source, tokenizer, attention, command, versions, seeds, hardware),
 per task and context length the score, stderr, n and sample-set hash, and the summaries: RULER-style
 average, effective length at a threshold and the AUC over log2 context length.
@@ -19,11 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import typer
-from rich.console import Console
-
 from longctx.evals.aggregate import full_lengths
-from longctx.evals.cli import app
 from longctx.evals.errors import EvalError
 from longctx.evals.plots.common import DEFAULT_THRESHOLD
 from longctx.evals.results_io import ModelResults, architecture, load_bench, load_results, read_json
@@ -34,10 +30,6 @@ METHODS = {
     "effective_length": "longest context length whose RULER-style average is at or above the threshold (percent), as RULER reports it, over the lengths scored on the model's largest task set",
     "auc": "trapezoid rule over log2(context length) of the RULER-style average, divided by log2(longest/shortest) so it lies in [0, 1]",
 }
-
-board_app = typer.Typer(no_args_is_help=True, help="Build, merge and publish leaderboards (JSON + a static page).")
-app.add_typer(board_app, name="leaderboard")
-console = Console()
 
 
 def summarise(average: dict[int, float], threshold: float) -> dict[str, Any]:
@@ -165,7 +157,7 @@ def add_entry(board: dict[str, Any], entry: dict[str, Any]) -> None:
 
 
 def validate(board: Any, where: str) -> None:
-    """Check ``board`` against leaderboards/schema.json; the error names the failing field."""
+    """Check ``board`` against the board schema (``SCHEMA_PATH``); the error names the failing field."""
     import jsonschema
 
     schema = json.loads(SCHEMA_PATH.read_text())
@@ -221,37 +213,21 @@ def write_board(board: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-@board_app.command("build")
-def build_cmd(
-    results: list[Path] = typer.Option(..., "--results", help="results folder(s) written by `evals run`, or files packed by `evals results pack` (repeat the option for several)"),
-    name: str = typer.Option("main", "--name", help="board name: writes OUT/<name>.json"),
-    out: Path = typer.Option(Path("leaderboards"), "--out", help="folder for the board"),
-    bench: Path = typer.Option(None, "--bench", help="`evals bench --out` JSON whose kernels match the models' attention"),
-    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="effective-length threshold in percent"),
-) -> None:
-    """Build a leaderboard JSON from results folders or packed results files, validated against leaderboards/schema.json."""
-    console.print(str(write_board(build_board(results, name, threshold, bench), out)), highlight=False)
+def build_leaderboard(results: list[Path], name: str = "main", out: Path = Path("leaderboards"), bench: Path | None = None,
+                      threshold: float = DEFAULT_THRESHOLD) -> Path:
+    """Build board ``name`` from results folders or files packed by ``evals results pack``, validate it against the schema and write ``out/<name>.json``."""
+    return write_board(build_board(results, name, threshold, bench), out)
 
 
-@board_app.command("merge")
-def merge_cmd(
-    boards: list[Path] = typer.Argument(..., help="board JSON files to merge, in order"),
-    name: str = typer.Option("merged", "--name", help="name of the merged board"),
-    out: Path = typer.Option(Path("leaderboards"), "--out", help="folder for the merged board"),
-) -> None:
-    """Merge boards of the same schema; refuses a row whose sample-set hash differs from the board's."""
-    console.print(str(write_board(merge_boards([load_board(p) for p in boards], name), out)), highlight=False)
+def merge_leaderboards(boards: list[Path], name: str = "merged", out: Path = Path("leaderboards")) -> Path:
+    """Merge board files of one schema into ``out/<name>.json``; refuses a row whose sample-set hash differs."""
+    return write_board(merge_boards([load_board(p) for p in boards], name), out)
 
 
-@board_app.command("publish")
-def publish_cmd(
-    board: Path = typer.Argument(..., help="board JSON (from `evals leaderboard build`)"),
-    out: Path = typer.Option(None, "--out", help="folder for the JSON and the page (default: the board's folder)"),
-    page: str = typer.Option("index.html", "--page", help="file name of the page inside OUT"),
-    plots: Path = typer.Option(None, "--plots", help="folder of `evals plot` pictures to show (linked by relative path; "
-                               "copied to OUT/plots when outside OUT)"),
-) -> None:
-    """Write the board JSON and a static page (sortable table, per-model detail with plots; no network needed)."""
+def publish_board(board: Path, out: Path | None = None, page: str = "index.html",
+                  plots: Path | None = None) -> tuple[Path, Path]:
+    """Write the board JSON and its static page into ``out`` (default: the board's folder), showing the
+    pictures in ``plots`` (copied to ``out/plots`` when outside ``out``); returns (JSON path, page path)."""
     from longctx.evals.leaderboard_page import bundle_plots, render_page
 
     data = load_board(board)
@@ -261,4 +237,4 @@ def publish_cmd(
     if plots is not None and plots.is_dir():
         plots = bundle_plots(plots, out_dir)
     page_path.write_text(render_page(data, page_path.parent, plots), encoding="utf-8")
-    console.print(f"{json_path}\n{page_path}", highlight=False)
+    return json_path, page_path

@@ -1,8 +1,8 @@
 """Merge results folders written on several machines into one folder the leaderboard can read.
 
 ``plan_merge`` reads every source and the destination and decides what each cell, manifest and
-``runs.jsonl`` line becomes, writing nothing; ``apply_merge`` carries the plan out. The command
-(``evals merge``) lives in ``evals/merge_cmd.py``.
+``runs.jsonl`` line becomes, writing nothing; ``apply_merge`` carries the plan out. ``evals merge``
+prints the plan through ``evals/merge_report.py``.
 
     plan = plan_merge([Path("gpu0"), Path("cpu")], Path("results"))
     apply_merge(plan)            # then: plan.conflicts (cells and manifests left as they were)

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-from rich.console import Console
-
-from longctx.evals.cli import app
 from longctx.evals.errors import EvalError
-from longctx.evals.plots.common import DEFAULT_THRESHOLD, FORMATS
+from longctx.evals.plots.common import FORMATS
 from longctx.evals.results_io import ModelResults, load_bench, load_probe, load_results
 
 KINDS = ("decay", "heatmap", "length", "cost", "trilemma", "all")
-out_console = Console()
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -75,19 +70,3 @@ def make_plots(kind: str, results: Path | None, bench: Path | None, probe: Path 
     if kind == "cost":
         return plot_cost(bench_data, out, formats)
     return plot_trilemma(models, bench_data, probe_data, out, formats)
-
-
-@app.command("plot")
-def plot_cmd(
-    kind: str = typer.Argument(..., help=f"one of {', '.join(KINDS)}"),
-    results: Path = typer.Option(None, "--results", help="results folder written by `evals run` (root or one model folder)"),
-    bench: Path = typer.Option(None, "--bench", help="JSON written by `evals bench --out`"),
-    probe: Path = typer.Option(None, "--probe", help="JSON written by `evals probe --out` (trilemma retrieval)"),
-    out: Path = typer.Option(Path("plots"), "--out", help="folder for the pictures"),
-    fmt: str = typer.Option("png,svg", "--format", help="png, svg or png,svg"),
-    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="effective-length threshold in percent (RULER: Llama-2-7B at 4K)"),
-) -> None:
-    """Draw recall-decay curves, depth x length heatmaps, score vs length, cost curves or the trilemma card."""
-    paths = make_plots(kind, results, bench, probe, out, parse_formats(fmt), threshold)
-    for p in paths:
-        out_console.print(str(p), highlight=False)

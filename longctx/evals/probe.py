@@ -15,21 +15,15 @@ seeded random token ids (see ``models.attn_swap.layer_errors``):
 """
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from longctx.evals.bench import check_shape, parse_dtype, parse_kernels
-from longctx.evals.cli import app
-from longctx.evals.ctx import fmt_ctx, parse_ctx
+from longctx.evals.ctx import fmt_ctx
 from longctx.evals.errors import EvalError
 
 
@@ -149,57 +143,6 @@ def print_table(result: dict, console: Console) -> None:
     for r in result["results"]:
         table.add_row(r["kernel"], fmt_ctx(r["n"]), str(r["distance"]), f"{r['accuracy']:.3f}", str(r["trials"]))
     console.print(table)
-
-
-@app.command()
-def probe(
-    kernels: str = typer.Option(None, help="comma list (default: flash_dense, flash_window, dsa, ssa, hyper, performer)"),
-    n: str = typer.Option(None, help="context lengths, e.g. 4k-1m (default 256,1k on CPU; 4k-1m on GPU)"),
-    trials: int = typer.Option(16, help="needles per head per call"),
-    B: int = typer.Option(1, "--B", help="batch"),
-    H: int = typer.Option(8, "--H", help="query heads"),
-    H_kv: int = typer.Option(None, "--H-kv", help="key/value heads (default: H)"),
-    D: int = typer.Option(128, "--D", help="head dim"),
-    dtype: str = typer.Option(None, help="bf16, fp16 or fp32 (default bf16 on GPU, fp32 on CPU)"),
-    strength: float = typer.Option(2.0, help="needle key = strength * its query"),
-    seed: int = typer.Option(0, help="random seed"),
-    max_seconds: float = typer.Option(120.0, help="skip an n whose predicted time exceeds this"),
-    out: Path = typer.Option(None, help="write the JSON here"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
-    model: str = typer.Option(None, "--model", help="hf:PATH,attn=METHOD:...: per-layer error vs dense instead"),
-) -> None:
-    """Needle-retrieval accuracy of each kernel against distance d and length n."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    ns = parse_ctx(n or ("4k-1m" if device == "cuda" else "256,1k"))
-    if model:
-        result = model_errors(model, ns, seed)
-        _emit(result, out, as_json)
-        if not as_json:
-            for ctx, errs in result["errors"].items():
-                print(f"{model}  n={ctx}  " + "  ".join(f"L{i}:{e:.3g}" for i, e in enumerate(errs)))
-        return
-    names = parse_kernels(kernels, list(_kernels()))
-    H_kv = check_shape(B, H, H_kv, D)
-    if trials < 1:
-        raise EvalError(f"bad --trials {trials}: it must be at least 1")
-    if not math.isfinite(strength) or strength <= 0:
-        raise EvalError(f"bad --strength {strength}: it must be a positive number")
-    if min(ns) < 128:
-        raise EvalError(f"bad --n: {min(ns)} is below 128, the smallest length the sparse kernels accept")
-    console = Console(stderr=as_json, width=160)
-    result = run_probe(names, ns, trials, B, H, H_kv, D, parse_dtype(dtype or ("bf16" if device == "cuda" else "fp32")),
-                       device, strength, seed, max_seconds, log=console.print)
-    _emit(result, out, as_json)
-    if not as_json:
-        print_table(result, console)
-
-
-def _emit(result: dict, out: Path | None, as_json: bool) -> None:
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
-    if as_json:
-        print(json.dumps(result))
 
 
 def model_errors(spec: str, ns: list[int], seed: int) -> dict:

@@ -1,6 +1,7 @@
-"""``evals train``: train zoo architectures with the one shared recipe on task data.
+"""Train zoo architectures with the one shared recipe on task data (``evals train``, ``train_curriculum``).
 
-Example: ``evals train --arch dense,mamba2 --seq-len 2048 --steps 3000 --out runs``. The data are
+Example: ``evals train --arch dense,mamba2 --seq-len 2048 --steps 3000 --out runs``, or from Python
+``train_curriculum(["dense", "mamba2"], TrainConfig(seq_len=2048, steps=3000), Path("runs"))``. The data are
 RULER-style samples from ``tasks/`` (training vocabulary split, training seeds; never the
 evaluation split) at the training length with the byte tokenizer, rendered exactly as
 ``zoo:`` models see prompts at evaluation, plus rows of plain essay text for language modelling.
@@ -23,15 +24,13 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from longctx.evals.cli import app
 from longctx.evals.errors import EvalError
 from longctx.evals.train_drill import drill_row
 from longctx.models.base import Request
@@ -161,93 +160,108 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
     return TrainData(tokens, weights, recipe)
 
 
-@app.command()
-def train(
-    arch: str = typer.Option("dense", help=f"Architectures, comma-separated, or 'all' ({ARCHS})."),
-    size: str = typer.Option("small", help="Model size: tiny (tests) or small (the shipped checkpoints)."),
-    tasks: str = typer.Option(",".join(TRAIN_TASKS), help="Training tasks from tasks/, comma-separated."),
-    seq_len: int = typer.Option(2048, min=64, help="Training length in bytes (tokens)."),
-    rows: int = typer.Option(16384, min=1, help="Training rows generated (the data pool; repeated if steps need more)."),
-    steps: int = typer.Option(3000, min=1, help="Optimizer steps (same for every architecture)."),
-    batch: int = typer.Option(16, min=1, help="Rows per step."),
-    lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
-    warmup: int = typer.Option(100, min=0, help="Warm-up steps."),
-    answer_weight: float = typer.Option(20.0, help="Loss weight of answer tokens (text tokens weigh 1)."),
-    lm_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows that are plain text."),
-    copy_fraction: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the text rows that repeat a span."),
-    drill_fraction: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of the task rows replaced by recall "
-                                                                     "drill rows (many needles, several questions; >= 512 bytes)."),
-    copy_len: int = typer.Option(256, min=64, help="Length of the first phase's copy rows (bytes)."),
-    copy_steps: int = typer.Option(0, min=0, help="Steps of a first phase on short copy rows only (batch x2), "
-                                                  "before the task phase; 0 = none."),
-    length_steps: int = typer.Option(0, min=0, help="Steps of a last phase on the task data with PoSE position skips "
-                                                    "(a quarter of the learning rate), after the task phase; 0 = none."),
-    pose_span: int = typer.Option(1 << 20, min=2, help="The last phase's RoPE positions spread over [0, N): rotary "
-                                                       "models see distances up to N while training at --seq-len."),
-    seed: int = typer.Option(0, help="Seed of data and initialization."),
-    save_every: int = typer.Option(500, min=1, help="Checkpoint every N steps (resume point)."),
-    compiled: bool = typer.Option(False, "--compile", help="Run the forward through torch.compile (same loss, "
-                                                          "fewer launches; compiles once per phase)."),
-    stop_after: float | None = typer.Option(None, min=0, help="Save and stop after this many seconds; "
-                                                               "the same command resumes (for time-limited machines)."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
-    device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when present)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-) -> None:
-    """Train zoo architectures with one shared recipe; resumable; loss logged to OUT/ARCH/loss.jsonl."""
+@dataclass(frozen=True)
+class TrainConfig:
+    """The one recipe every architecture is trained with (``evals train``'s options, same defaults)."""
+
+    size: str = "small"                 # tiny (tests) or small (the shipped checkpoints)
+    tasks: tuple[str, ...] = TRAIN_TASKS
+    seq_len: int = 2048                 # training length in bytes (tokens)
+    rows: int = 16384                   # training rows generated (the data pool)
+    steps: int = 3000                   # task-phase optimizer steps
+    batch: int = 16
+    lr: float = 2e-3                    # peak learning rate (AdamW, warm-up then cosine)
+    warmup: int = 100
+    answer_weight: float = 20.0         # loss weight of answer tokens (text tokens weigh 1)
+    lm_fraction: float = 0.2            # share of rows that are plain text
+    copy_fraction: float = 0.0          # share of the text rows that repeat a span
+    drill_fraction: float = 0.0         # share of the task rows replaced by recall drill rows
+    copy_len: int = 256                 # length of the copy phase's rows (bytes)
+    copy_steps: int = 0                 # steps of the first phase on copy rows only (batch x2); 0 = none
+    length_steps: int = 0               # steps of the last phase with PoSE position skips; 0 = none
+    pose_span: int = 1 << 20            # that phase's RoPE positions spread over [0, pose_span)
+    seed: int = 0
+    save_every: int = 500
+    compiled: bool = False              # the forward through torch.compile
+
+
+@dataclass
+class TrainResult:
+    """One row per phase trained: (name, its checkpoint card, the steps it was asked for); ``stopped``
+    when ``stop_after`` ran out before the last phase finished."""
+
+    phases: list[tuple[str, dict, int]] = field(default_factory=list)
+    stopped: bool = False
+
+
+def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Path = Path("runs"),
+                     device: str | None = None, progress: bool = True, stop_after: float | None = None,
+                     console: Console | None = None) -> TrainResult:
+    """Train each architecture (``models.zoo.registry.ARCHS`` names; ``["all"]`` for every one) with
+    ``cfg`` into ``out/ARCH``: the copy phase, the task phase, the length phase (those with steps).
+    Resumable: the same call continues where an interrupted or ``stop_after`` one stopped."""
     import torch
 
     from longctx.models.zoo import registry
     from longctx.models.zoo.trainer import Recipe
     from longctx.models.zoo.trainer import train as train_model
 
-    console = Console(stderr=True)
-    archs = list(registry.ARCHS) if arch == "all" else [a.strip() for a in arch.split(",") if a.strip()]
-    configs = [registry.config(a, size) for a in archs]
+    console = console or Console(stderr=True)
+    archs = list(registry.ARCHS) if list(archs) == ["all"] else list(archs)
+    configs = [registry.config(a, cfg.size) for a in archs]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    recipe = Recipe(steps=steps, batch=batch, lr=lr, warmup=min(warmup, steps), seed=seed, save_every=save_every)
-    length_recipe = replace(recipe, steps=length_steps, lr=lr * LENGTH_LR_SCALE, warmup=min(warmup, length_steps),
-                            pose_span=pose_span)
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    recipe = Recipe(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=min(cfg.warmup, cfg.steps), seed=cfg.seed,
+                    save_every=cfg.save_every)
+    length_recipe = replace(recipe, steps=cfg.length_steps, lr=cfg.lr * LENGTH_LR_SCALE,
+                            warmup=min(cfg.warmup, cfg.length_steps), pose_span=cfg.pose_span)
+    names = list(cfg.tasks)
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
         raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
-    if drill_fraction and seq_len < 512:
-        raise EvalError(f"--drill-fraction needs --seq-len of 512 bytes or more (a drill row holds questions and answers); got {seq_len}")
-    key = hashlib.sha256(json.dumps([names, seq_len, rows, seed, answer_weight, lm_fraction, copy_fraction,
-                                     drill_fraction]).encode()).hexdigest()[:12]
+    if cfg.drill_fraction and cfg.seq_len < 512:
+        raise EvalError(f"--drill-fraction needs --seq-len of 512 bytes or more (a drill row holds questions and answers); got {cfg.seq_len}")
+    key = hashlib.sha256(json.dumps([names, cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction,
+                                     cfg.copy_fraction, cfg.drill_fraction]).encode()).hexdigest()[:12]
     data = cached(out / f"data-{key}.safetensors",
-                  lambda: build_data(names, seq_len, rows, seed, answer_weight, lm_fraction, console, copy_fraction,
-                                     drill_fraction))
+                  lambda: build_data(names, cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction, console,
+                                     cfg.copy_fraction, cfg.drill_fraction))
     copy_data = None
-    if copy_steps:
-        copy_recipe = replace(recipe, steps=copy_steps, batch=2 * batch, warmup=min(warmup, copy_steps))
-        copy_data = cached(out / f"copy-{copy_len}-{rows * 2}-{seed}.safetensors",
-                           lambda: build_copy_data(copy_len, 2 * rows, seed))
+    if cfg.copy_steps:
+        copy_recipe = replace(recipe, steps=cfg.copy_steps, batch=2 * cfg.batch, warmup=min(cfg.warmup, cfg.copy_steps))
+        copy_data = cached(out / f"copy-{cfg.copy_len}-{cfg.rows * 2}-{cfg.seed}.safetensors",
+                           lambda: build_copy_data(cfg.copy_len, 2 * cfg.rows, cfg.seed))
     stop_at = time.time() + stop_after if stop_after is not None else None
-    table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
+    result = TrainResult()
+    compiled = cfg.compiled
 
     def finished(name: str, card: dict, steps: int) -> bool:
-        table.add_row(name, f"{card['parameters']:,}", f"{card['steps']}/{steps}", f"{card['tokens_seen']:,}",
-                      str(card["final_loss"]), str(card["wall_time_s"]))
+        result.phases.append((name, card, steps))
         return card["steps"] >= steps
 
-    for cfg in configs:
+    for mc in configs:
         init = None
         if copy_data is not None:
-            init = out / f"{cfg.arch}-copy{copy_len}"
-            done = train_model(cfg, copy_recipe, copy_data, init, device, progress, stop_at=stop_at, compiled=compiled)
-            if not finished(f"{cfg.arch} (copy phase)", done, copy_recipe.steps):
+            init = out / f"{mc.arch}-copy{cfg.copy_len}"
+            done = train_model(mc, copy_recipe, copy_data, init, device, progress, stop_at=stop_at, compiled=compiled)
+            if not finished(f"{mc.arch} (copy phase)", done, copy_recipe.steps):
                 break
-        task_out = out / (f"{cfg.arch}-task" if length_steps else cfg.arch)
-        card = train_model(cfg, recipe, data, task_out, device, progress, init=init, stop_at=stop_at, compiled=compiled)
+        task_out = out / (f"{mc.arch}-task" if cfg.length_steps else mc.arch)
+        card = train_model(mc, recipe, data, task_out, device, progress, init=init, stop_at=stop_at, compiled=compiled)
         if not finished(task_out.name, card, recipe.steps):
             break
-        if length_steps:
-            card = train_model(cfg, length_recipe, data, out / cfg.arch, device, progress, init=task_out,
+        if cfg.length_steps:
+            card = train_model(mc, length_recipe, data, out / mc.arch, device, progress, init=task_out,
                                stop_at=stop_at, compiled=compiled)
-            if not finished(f"{cfg.arch} (length phase)", card, length_recipe.steps):
+            if not finished(f"{mc.arch} (length phase)", card, length_recipe.steps):
                 break
-    console.print(table)
-    if stop_at is not None and time.time() >= stop_at:
-        console.print("stopped by --stop-after; run the same command again to resume")
+    result.stopped = stop_at is not None and time.time() >= stop_at
+    return result
+
+
+def train_table(result: TrainResult) -> Table:
+    """One row per phase: parameters, steps done of those asked, tokens seen, final loss, seconds."""
+    table = Table("arch", "params", "steps", "tokens", "final loss", "seconds")
+    for name, card, steps in result.phases:
+        table.add_row(name, f"{card['parameters']:,}", f"{card['steps']}/{steps}", f"{card['tokens_seen']:,}",
+                      str(card["final_loss"]), str(card["wall_time_s"]))
+    return table

@@ -5,13 +5,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-import triton
 
 from longctx.kernels.dsa import reference
-from longctx.kernels.dsa.triton_dsa import _indexer, _sparse_attn
-from longctx.kernels.dsa.triton_mask import _mask_above, _sample_tau2
-from longctx.kernels.dsa.triton_rows import _select_rows
-from longctx.kernels.flash.checks import FLOAT_DTYPES, check_qkv, interpreting, use_triton
+from longctx.kernels.backend import interpreting, lazy_module, lazy_names, use_triton
+from longctx.kernels.flash.checks import FLOAT_DTYPES, check_qkv
+
+triton = lazy_module("triton")
+_indexer, _sparse_attn = lazy_names("longctx.kernels.dsa.triton_dsa", "_indexer", "_sparse_attn")
+_mask_above, _sample_tau2 = lazy_names("longctx.kernels.dsa.triton_mask", "_mask_above", "_sample_tau2")
+_select_rows, = lazy_names("longctx.kernels.dsa.triton_rows", "_select_rows")
 
 _LOG2E = 1.4426950408889634
 

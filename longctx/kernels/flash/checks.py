@@ -1,28 +1,12 @@
-"""Argument checks shared by the attention-family ops, and the CPU/interpreter dispatch rule.
+"""Argument checks shared by the attention-family ops.
 
 Every check raises a plain ``ValueError`` naming the argument, before any kernel launch.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-# read once, at import, as triton.jit does when it decorates the kernels in this package
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
-def interpreting() -> bool:
-    """True when this package's kernels were built for Triton's CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return _INTERPRET
-
-
-def use_triton(t: torch.Tensor) -> bool:
-    """Triton on CUDA tensors or under the interpreter; otherwise callers fall back to the reference."""
-    return t.is_cuda or interpreting()
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, same_len: bool = True) -> tuple[int, int, int, int, int]:

@@ -1,20 +1,27 @@
 """Public flash-family ops: argument checks, launch configuration, CPU fallback to the reference."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
-import triton
 
+from longctx.kernels.backend import interpreting, lazy_module, lazy_names, use_triton
 from longctx.kernels.flash import reference
-from longctx.kernels.flash.checks import check_qkv, check_window, interpreting, use_triton
-from longctx.kernels.flash.triton_attn import LOG2E, _decode, _fwd
+from longctx.kernels.flash.checks import check_qkv, check_window
 
-# dense/window kernel on a GPU: tuned once per (head dim, window or not, dtype), not per length,
-# so a benchmark over n pays the tuning only at its first size
-_DENSE_CONFIGS = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=st)
-                  for bm, bn, w, st in [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3)]]
-_fwd_tuned = triton.autotune(configs=_DENSE_CONFIGS, key=["HEAD_D", "HAS_WINDOW"])(_fwd)
+triton = lazy_module("triton")
+_decode, _fwd = lazy_names("longctx.kernels.flash.triton_attn", "_decode", "_fwd")
+LOG2E = 1.4426950408889634
+
+
+@functools.cache
+def _fwd_tuned():
+    """The dense/window kernel on a GPU, tuned once per (head dim, window or not, dtype), not per length,
+    so a benchmark over n pays the tuning only at its first size."""
+    configs = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=st)
+               for bm, bn, w, st in [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3)]]
+    return triton.autotune(configs=configs, key=["HEAD_D", "HAS_WINDOW"])(_fwd.resolve())
 
 
 def _launch(q, k, v, window, lut=None, n_full=None, n_all=None, block=None, warps=4):
@@ -33,7 +40,7 @@ def _launch(q, k, v, window, lut=None, n_full=None, n_all=None, block=None, warp
         bm = block or 32
         _fwd[(triton.cdiv(T, bm), B * H)](*args, BLOCK_M=bm, BLOCK_N=bm, num_warps=warps, num_stages=3, **flags)
     else:
-        _fwd_tuned[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](*args, **flags)
+        _fwd_tuned()[lambda meta: (triton.cdiv(T, meta["BLOCK_M"]), B * H)](*args, **flags)
     return o
 
 

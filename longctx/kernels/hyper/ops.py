@@ -4,12 +4,14 @@ from __future__ import annotations
 import math
 
 import torch
-import triton
 
-from longctx.kernels.flash.checks import check_qkv, interpreting, use_triton
+from longctx.kernels.backend import interpreting, lazy_module, lazy_names, use_triton
+from longctx.kernels.flash.checks import check_qkv
 from longctx.kernels.hyper.lsh import make_plan
 from longctx.kernels.hyper.reference import hyper_ref
-from longctx.kernels.hyper.triton_hyper import _hyper_fwd
+
+triton = lazy_module("triton")
+_hyper_fwd, = lazy_names("longctx.kernels.hyper.triton_hyper", "_hyper_fwd")
 
 _LOG2E = 1.4426950408889634
 

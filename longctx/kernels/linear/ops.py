@@ -10,12 +10,12 @@ B/C). ``g`` is in log space: the decay is ``exp(g)``, so ``g <= 0``.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from longctx.kernels.backend import use_triton
 from longctx.kernels.linear.chunked_torch import chunked_linear_attention
 
 FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -24,10 +24,6 @@ FEATURE_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
 }
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _use_triton(x: torch.Tensor) -> bool:
-    return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def _heads(name: str, x: torch.Tensor, H: int) -> None:
@@ -131,7 +127,7 @@ def _pow2(d: int) -> int:
 def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size, validate=True):
     _check(q, k, v, g, beta, initial_state, chunk_size, step=False, values=validate)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    if _use_triton(q):
+    if use_triton(q):
         from triton.runtime.errors import OutOfResources
 
         from longctx.kernels.linear.triton_chunk import chunk_forward
@@ -216,7 +212,7 @@ def recurrent_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: tor
     """
     _check(q, k, v, g, beta, state, None, step=True)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    if _use_triton(q):
+    if use_triton(q):
         from longctx.kernels.linear.triton_chunk import step_forward
 
         c = [None if x is None else x.contiguous() for x in (q, k, v, g, beta)]

@@ -10,10 +10,11 @@ Two implementations of ``y = k * u (+ D u)`` (see ``reference.py``):
 
 from __future__ import annotations
 
-import os
 
 import torch
 import torch.nn.functional as F
+
+from longctx.kernels.backend import use_triton
 
 # Crossover of method="auto": the direct kernel for filters of at most this many taps, FFT above.
 # Set from the H100 sweep of `python -m benchmarks.longconv.gpu_check` (n = 64K, C = 1024, bf16; README.md):
@@ -54,7 +55,7 @@ def _fft(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None) -> torch.Tens
 
 
 def _direct(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None) -> torch.Tensor:
-    if u.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+    if use_triton(u):
         from longctx.kernels.longconv.triton_direct import direct_forward
 
         return direct_forward(u.contiguous(), k.contiguous(), None if D is None else D.contiguous())

@@ -10,10 +10,10 @@ key and value widths up to 256; the value gets one extra column for the normalis
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 
+from longctx.kernels.backend import use_triton
 from longctx.kernels.linear.ops import FLOATS, check_qkv, gated_linear_attention, recurrent_step
 from longctx.kernels.performer.chunked_torch import FavorState, normalise
 from longctx.kernels.performer.features import favor_inputs, positive_features
@@ -66,7 +66,7 @@ def _triton_features(x: torch.Tensor, W: torch.Tensor, scale: float) -> tuple[to
 
 
 def _inputs(q, k, v, W, scale, state):
-    triton = q.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+    triton = use_triton(q)
     fq, fk, vw, g, shift = favor_inputs(q, k, v, W, scale, None if state is None else state.shift,
                                         _triton_features if triton else positive_features)
     dt = q.dtype

@@ -8,10 +8,10 @@ doubling scan (``torch_scan.py``) on the CPU. Every argument is checked before a
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 
+from longctx.kernels.backend import use_triton
 from longctx.kernels.scan.torch_scan import selective_scan_torch, selective_step_torch
 
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -55,10 +55,6 @@ def _check(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, 
         raise ValueError("A: must be finite and <= 0 (Mamba stores -exp(A_log))")
 
 
-def _triton(x: torch.Tensor) -> bool:
-    return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
-
-
 def selective_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor | None = None, z: torch.Tensor | None = None, *,
                    initial_state: torch.Tensor | None = None, output_final_state: bool = False,
@@ -69,7 +65,7 @@ def selective_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     Usage: ``y, h = selective_scan(x, F.softplus(dt + dt_bias), -A_log.exp(), B, C, D, z, output_final_state=True)``.
     """
     _check(x, dt, A, B, C, D, z, initial_state, step=False, values=validate)
-    if not _triton(x):
+    if not use_triton(x):
         y, h = selective_scan_torch(x, dt, A, B, C, D, z, initial_state)
         return y, (h.float() if x.dtype != torch.float64 else h) if output_final_state else None
     from longctx.kernels.scan.triton_scan import scan_forward
@@ -86,7 +82,7 @@ def selective_step(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     Returns (y: [B, D] in x's dtype, new state [B, D, N] float32). ``validate`` as for ``selective_scan``.
     """
     _check(x, dt, A, B, C, D, z, state, step=True, values=validate)
-    if not _triton(x):
+    if not use_triton(x):
         y, h = selective_step_torch(x, dt, A, B, C, state, D, z)
         return y, h.float() if x.dtype != torch.float64 else h
     from longctx.kernels.scan.triton_scan import step_forward

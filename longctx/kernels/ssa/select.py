@@ -32,9 +32,11 @@ from __future__ import annotations
 import torch
 
 from longctx.kernels.flash import block_sparse_attention
-from longctx.kernels.flash.checks import check_qkv, interpreting, use_triton
+from longctx.kernels.backend import interpreting, lazy_names, use_triton
+from longctx.kernels.flash.checks import check_qkv
 from longctx.kernels.ssa import reference
-from longctx.kernels.ssa.triton_score import _bound_scores
+
+_bound_scores, = lazy_names("longctx.kernels.ssa.triton_score", "_bound_scores")
 
 
 def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int,

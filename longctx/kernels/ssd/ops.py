@@ -10,11 +10,11 @@ those kernels. Shapes as in ``reference.py``; the state is ``[B, H, N, P]`` floa
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import torch.nn.functional as F
 
+from longctx.kernels.backend import use_triton
 from longctx.kernels.linear.ops import check_prefill, gated_linear_attention, recurrent_step
 
 
@@ -59,7 +59,7 @@ def ssd_chunk_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     Usage: ``y, h = ssd_chunk_scan(x, F.softplus(dt + dt_bias), -A_log.exp(), B, C, D, output_final_state=True)``.
     """
     _check_ssd(x, dt, A, B, C, D, step=False, values=validate)
-    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+    if use_triton(x):
         from longctx.kernels.linear import triton_chunk
 
         check_prefill(C, B, x, initial_state, chunk_size)
@@ -118,7 +118,7 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     W = weight.shape[-1]
     head = x.new_zeros(x.shape[0], x.shape[1], W - 1) if conv_state is None else conv_state.to(x.dtype)
     final = torch.cat([head, x[:, :, -(W - 1):]], dim=-1)[:, :, -(W - 1):]
-    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+    if use_triton(x):
         from longctx.kernels.ssd.triton_conv import conv_forward
 
         y = conv_forward(x.contiguous(), weight.contiguous(), None if bias is None else bias.contiguous(),
