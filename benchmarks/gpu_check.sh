@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call: kernel tests at full size without the interpreter, then `evals bench` and `evals probe`
 # at the issue's shape (B=1, H=8, D=128, bf16, n up to 1M), JSON and logs under $OUT.
-# Needs the wheels in .whl (typer, rich, pytest and their deps; see kernels/BENCH_NOTES.md).
-# Usage (repo root, on the device): bash kernels/gpu_check.sh [tests|bench|probe ...]
+# Needs the wheels in .whl (typer, rich, pytest and their deps; see benchmarks/README.md).
+# Usage (repo root, on the device): bash benchmarks/gpu_check.sh [tests|bench|probe ...]
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -23,8 +23,8 @@ for stage in $STAGES; do
 # typer on the device wants pydantic, which is not there: call the command's functions directly
 import json, os, sys, torch
 from rich.console import Console
-from evals.bench import print_table, run_bench
-from evals.ctx import parse_ctx
+from longctx.evals.bench import print_table, run_bench
+from longctx.evals.ctx import parse_ctx
 names = os.environ.get("BENCH_KERNELS", "flash_dense,sdpa_flash,sdpa_cudnn,ssa,ssa_select,hyper,dsa,flash_window,flash_decode")
 H_kv = int(os.environ.get("BENCH_HKV", "8"))
 res = run_bench(names.split(","), parse_ctx(os.environ.get("BENCH_N", "16k-1m")), 1, 8, H_kv, 128, torch.bfloat16, "cuda",
@@ -35,8 +35,8 @@ PY
       ;;
     probe) timeout 100 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/probe.log" | tail -20
 import json, os, sys, torch
-from evals.ctx import parse_ctx
-from evals.probe import run_probe
+from longctx.evals.ctx import parse_ctx
+from longctx.evals.probe import run_probe
 names = os.environ.get("PROBE_KERNELS", "ssa,hyper,flash_window,flash_dense,dsa")
 res = run_probe(names.split(","), parse_ctx(os.environ.get("PROBE_N", "16k,128k,1m")), 16, 1, 8, 8, 128, torch.bfloat16,
                 "cuda", float(os.environ.get("PROBE_STRENGTH", "2")), 0, 40.0, log=print)

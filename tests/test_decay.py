@@ -17,6 +17,7 @@ from longctx.tasks.decay import (
     fact_text,
 )
 from longctx.tasks.errors import TaskError
+from longctx.tasks.ruler import RULER_TASKS
 from longctx.tasks.sizing import tolerance
 from longctx.tasks.tokenizers import ByteTokenizer, load_tokenizer
 
@@ -56,17 +57,18 @@ def test_distance_is_exact_and_follows_the_grid(ctx, tok):
         line = " " + fact_text(fact["key"], fact["value"], "numbers")
         assert s.input.count(line) == 1 and s.answers == [fact["value"]]
         f_at = _index_of(tok, s.input, s.input.index(line))
-        q_at = _index_of(tok, s.input, s.input.rindex("\n What are all the special magic numbers") + 1)
-        assert s.meta["distance"] == q_at - f_at
+        q_at = _index_of(tok, s.input, s.input.rindex("\n What is the special magic number for") + 1)
+        assert s.meta["distance"] == q_at - f_at == s.meta["target_distance"]  # exact, by re-tokenizing
         assert s.meta["fact_positions"] == [f_at] and s.meta["question_position"] == q_at
         assert tok.decode(tok.encode(s.input)[f_at:q_at]).strip().startswith("One of the special magic numbers")
-        fact_tokens = len(tok.encode(line)) + 1
-        if s.meta["target_distance"] >= fact_tokens:  # nearer grid points put the fact right before the question
-            assert abs(s.meta["distance"] - s.meta["target_distance"]) <= 2
-    targets = [s.meta["target_distance"] for s in samples]
-    grid = targets[: targets.index(targets[0], 1)] if targets[0] in targets[1:] else targets
-    assert grid[:3] == [16, 32, 64] and grid == sorted(grid)
-    assert targets == [grid[i % len(grid)] for i in range(10)]
+        nearest = len(tok.encode(line + "\n What")) - len(tok.encode(" What"))  # the fact right before the question
+        step = len(tok.encode(" a"))  # the least filler: one character after a space
+        assert s.meta["unmet_distances"] == [g for g in (16, 32, 64, 128) if g < nearest + step and g != nearest]
+    # sample i aims at point i of the log grid (cyclically), or the nearest point above it its fact can reach
+    for i, s in enumerate(samples[:4]):
+        aim = (16, 32, 64, 128)[i]
+        assert s.meta["target_distance"] == min(g for g in (16, 32, 64, 128, 256) if g >= aim
+                                                and g not in s.meta["unmet_distances"])
 
 
 def test_distance_grid_is_logarithmic():
@@ -146,11 +148,14 @@ def test_too_small_ctx_is_a_task_error():
 def test_probes_ask_in_niah_words():
     """A probe differs from niah_single_1 only in where the fact sits: same header, needle, question and
     answer prefix, so a model that answers NIAH is not scored down by the probe's phrasing."""
-    from longctx.tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
+    from longctx.tasks.niah import NEEDLE
+
     for name in ("decay_distance", "decay_depth"):
         s = next(DECAY_TASKS[name].generate(2048, 1, 0, ByteTokenizer()))
+        niah = next(RULER_TASKS["niah_single_1"].generate(2048, 1, 0, ByteTokenizer()))
         (fact,) = s.meta["facts"]
-        assert s.input.startswith(TEMPLATE.format(label="numbers"))
+        assert s.input.startswith(niah.input.split("\n")[0] + "\n")  # "A special magic number is hidden ..."
         assert NEEDLE.format(label="numbers", key=fact["key"], value=fact["value"]) in s.input
-        assert s.input.endswith(QUESTION.format(label="numbers", query=fact["key"]).strip())
-        assert s.answer_prefix == ANSWER_PREFIX.format(label="numbers", query=fact["key"])
+        key = niah.meta["query_keys"][0]
+        assert s.input.endswith(niah.input.rsplit("\n", 1)[1].replace(key, fact["key"]))
+        assert s.answer_prefix == niah.answer_prefix.replace(key, fact["key"])

@@ -22,12 +22,21 @@ def test_tasks_json_lists_the_catalog(evals_cli):
     assert {"mrcr_8needle", "decay_distance"} <= set(rows)
 
 
+def test_tasks_say_which_ruler_tasks_differ_from_rulers_data_and_how(evals_cli):
+    code, out, _ = evals_cli(["tasks", "--json"])
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert all(rows[n]["data_vs_ruler"] for n in rows if rows[n]["group"] == "ruler")
+    assert "--haystack FILE|DIR" in rows["niah_single_2"]["data_vs_ruler"]
+    assert "--set source=" in rows["qa_1"]["data_vs_ruler"] and "SQuAD" in rows["qa_1"]["data_vs_ruler"]
+    assert "HotpotQA" in rows["qa_2"]["data_vs_ruler"] and rows["mrcr_2needle"]["data_vs_ruler"] == ""
+
+
 def test_tasks_piped_prints_each_name_whole_on_its_own_line(evals_cli):
     code, out, _ = evals_cli(["tasks"])   # captured: stdout is not a terminal
     lines = out.splitlines()
     assert code == 0 and lines[0].split("\t")[:3] == ["name", "group", "metric"]
     assert [line.split("\t")[0] for line in lines[1:]] == list(TASKS)
-    assert all(len(line.split("\t")) == 6 for line in lines)
+    assert all(len(line.split("\t")) == 7 for line in lines)
 
 
 @pytest.mark.slow

@@ -68,9 +68,9 @@ def test_chat_prompt_uses_the_tokenizers_own_template_then_prefill(chat_model):
 def test_plain_template_for_a_base_model(base_model):
     assert base_model.template == "plain"
     r = Request([{"role": "user", "content": "context here"}, {"role": "user", "content": "question?"}],
-                prefill="Answer:")
+                prefill=" Answer:")
     ids = base_model.encode(r)
-    assert base_model.tokenizer.decode(ids) == "context here\n\nquestion?\nAnswer:"
+    assert base_model.tokenizer.decode(ids) == "context here\n\nquestion? Answer:"  # RULER's base template
     assert base_model.count_prompt_tokens(r) == len(ids)
 
 

@@ -78,23 +78,20 @@ def test_dsa_selection_redoes_rows_the_sampled_threshold_misjudges(monkeypatch):
     assert torch.equal(sel, dsa_ref.select_ref(qi, ki, w, 24))
 
 
-@pytest.mark.parametrize("version,B,HI,T,DI,topk,step,tiles", [
-    pytest.param(4, 1, 2, 139, 32, 20, 4, {}, id="v4-B1-HI2-T139-DI32-k20-step4"),  # T not a multiple of the tiles
-    pytest.param(4, 1, 3, 75, 32, 72, 1, {}, id="v4-B1-HI3-T75-DI32-k72-near-n"),
-    # v5: 4 rows per program (the last program of a chunk part-filled), 2 word steps per row, several slot steps
-    pytest.param(5, 1, 2, 139, 32, 20, 4, {}, id="v5-B1-HI2-T139-DI32-k20-step4"),
-    pytest.param(5, 1, 3, 75, 32, 72, 1, {}, id="v5-B1-HI3-T75-DI32-k72-near-n"),
-    # v5 at the GPU's shape, one row per program (2 word steps of 64 keys per row)
-    pytest.param(5, 1, 2, 75, 32, 20, 4, {"sel5_rows": 1, "sel5_words": 2}, id="v5-rows1-B1-HI2-T75-DI32-k20-step4"),
-    pytest.param(3, 1, 2, 131, 32, 20, 4, {}, id="v3-B1-HI2-T131-DI32-k20-step4"),
+@pytest.mark.parametrize("B,HI,T,DI,topk,step,tiles", [
+    # 4 rows per program (the last program of a chunk part-filled), 2 word steps per row, several slot steps
+    pytest.param(1, 2, 139, 32, 20, 4, {}, id="B1-HI2-T139-DI32-k20-step4"),  # T not a multiple of the tiles
+    pytest.param(1, 3, 75, 32, 72, 1, {}, id="B1-HI3-T75-DI32-k72-near-n"),
+    # the GPU's shape, one row per program (2 word steps of 64 keys per row)
+    pytest.param(1, 2, 75, 32, 20, 4, {"rows": 1, "rows_words": 2}, id="rows1-B1-HI2-T75-DI32-k20-step4"),
 ])
-def test_dsa_selection_versions_exact(monkeypatch, version, B, HI, T, DI, topk, step, tiles):
-    """Every selection path (ops.Tiles.version) equals the reference on tie-free rows, with rows past the
-    candidate cap (thresholds from the sample, v4's and v5's sure keys and rescored band) and several row chunks."""
+def test_dsa_selection_exact_past_the_cap(monkeypatch, B, HI, T, DI, topk, step, tiles):
+    """The selection equals the reference on tie-free rows, with rows past the candidate cap (thresholds from the
+    sample, sure keys and a rescored band) and several row chunks."""
     from longctx.kernels.dsa import ops
 
-    monkeypatch.setattr(ops, "INTERP_TILES", dataclasses.replace(ops.INTERP_TILES, version=version, **tiles))
-    monkeypatch.setattr(ops, "TILES", dataclasses.replace(ops.TILES, version=version, **tiles))
+    monkeypatch.setattr(ops, "INTERP_TILES", dataclasses.replace(ops.INTERP_TILES, **tiles))
+    monkeypatch.setattr(ops, "TILES", dataclasses.replace(ops.TILES, **tiles))
     T *= SCALE
     qi, ki, w = indexer_inputs(B, HI, T, DI)
     sel = dsa_select(qi, ki, w, topk, chunk_elems=B * T * 200, sample_step=step).long()

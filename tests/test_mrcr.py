@@ -198,3 +198,70 @@ def test_official_parquet_runs_through_evals_run_by_token_bin(tmp_path, tiny_lla
     assert code == 2 and "--set path=" in err
     code, _, err = evals_cli(["run", "vt", "--ctx", "4k", "--set", "colour=red", "--out", str(out)])
     assert code == 2 and "colour" in err
+
+
+# --- the grader through the runner's records ---------------------------------------------------
+
+class _EchoAnswerModel:
+    """Replies to each request with its sample's expected answer, wrapped as ``shape`` says.
+
+    Stands in for a model so the runner's own scoring path sees a chosen reply, byte for byte."""
+
+    spec, tokenizer_spec, template, max_context = "test:echo-answer", "byte", "plain", 1 << 30
+
+    def __init__(self, answers: dict[str, str], shape: str):
+        self.answers, self.shape = answers, shape
+
+    def count_prompt_tokens(self, request):
+        from longctx.models.prompting import plain_prompt
+
+        return len(plain_prompt(request).encode("utf-8"))
+
+    def generate(self, batch):
+        from longctx.models.base import Completion
+
+        return [Completion(self.shape.format(self.answers[r.meta["id"]]), output_tokens=1) for r in batch]
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("shape, expect", [
+    ("{}", "one"),
+    (" {}", "zero"),  # OpenAI: the reply must start with the prefix itself
+    ("\n{}", "zero"),
+    ("{}\n", "below-one"),  # the trailing newline stays in the ratio
+    ("{} ", "below-one"),
+], ids=["exact", "leading-space", "leading-newline", "trailing-newline", "trailing-space"])
+def test_runner_records_score_the_raw_reply_as_openais_grader(tmp_path, shape, expect):
+    from longctx.evals.runner import Job, Overhead, RunConfig, job_dir, run_job
+    from longctx.evals.store import read_records
+
+    task, ctx = "mrcr_2needle", 8192
+    samples = list(MRCR_TASKS[task].generate(ctx, 3, 0, ByteTokenizer()))
+    answers = {s.id: s.answers[0] for s in samples}
+    model = _EchoAnswerModel(answers, shape)
+    cfg = RunConfig([task], [ctx], 3, 0, tmp_path, use_cache=False)
+    run_job(model, ByteTokenizer(), Job(task, ctx), cfg, Overhead(0, 0))
+    records = read_records(job_dir(tmp_path, model.spec, Job(task, ctx)) / "samples.jsonl")
+    assert len(records) == 3
+    for r in records:
+        prefix = r["meta"]["random_prefix"]
+        assert r["prediction"] == shape.format(answers[r["id"]])
+        assert {"one": r["score"] == 1.0, "zero": r["score"] == 0.0, "below-one": 0.9 < r["score"] < 1.0}[expect]
+        assert r["score"] == grade_mrcr(r["prediction"], answers[r["id"]], prefix)
+
+
+def test_scoring_reads_the_issue_cases_as_openai_does():
+    from longctx.evals.scoring import score
+    from longctx.tasks.sample import make_sample
+
+    def sample(answer: str):
+        return make_sample(id="m", task="mrcr_2needle", ctx=4096, tokenizer="byte", answers=[answer], metric="mrcr",
+                           max_new_tokens=8, prompt_tokens=1, messages=[{"role": "user", "content": "q"}],
+                           meta={"random_prefix": "Xy12345678"})
+
+    s = sample("Xy12345678hello world")
+    assert score(" Xy12345678hello world", s) == {"mrcr": 0.0}
+    assert score("Xy12345678hello world\n", s)["mrcr"] == pytest.approx(22 / 23)  # 0.9565
+    assert score("Xy12345678hello world", s) == {"mrcr": 1.0}

@@ -19,7 +19,7 @@ def test_every_answer_is_the_value_of_its_key_among_the_rows_needles(width):
         assert len(ids) == len(weights) == width and ids[0] == BOS
         text = bytes(i for i in ids if i < 256).decode()
         needles = dict(re.findall(r"One of the special magic \w+ for ([\w-]+) is: ([\w-]+)\.", text))
-        asked = re.findall(r"The special magic \w+ for ([\w-]+) mentioned in the provided text are ([\w-]+)\.", text)
+        asked = re.findall(r"The special magic \w+ for ([\w-]+) mentioned in the provided text is ([\w-]+)\.", text)
         assert asked and len(needles) >= len(asked)
         for key, value in asked:
             assert needles[key] == value

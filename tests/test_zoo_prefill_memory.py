@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from longctx.models.zoo import prefill_memory
+from benchmarks.zoo import prefill_memory
 
 
 def test_cpu_smoke_writes_one_row_per_arch_and_length(tmp_path, monkeypatch):

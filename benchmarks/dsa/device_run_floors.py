@@ -2,19 +2,20 @@
 parts can cost (the floors that decide whether 3x SDPA flash is reachable). GPU only; about 2 minutes.
 
 Shape of the issue's target: B=1, H=8, H_kv=1, D=128, bf16, k=2048; indexer HI=4, DI=64. Stages:
-- ``exact_16k``, ``agree_128k``: the default selection against torch.topk at 16K and against v3 at 128K;
-- ``bench_v5``, ``bench_v3``: SDPA flash, cuDNN, ``dsa_select`` and ``dsa`` in one run, for the ratios;
-- ``attention``: ``sparse_attention`` alone on v5's indices, and the bytes it gathers per ms; ``gather_floor``:
+- ``exact_16k``: the selection against torch.topk at 16K;
+- ``bench``: SDPA flash, cuDNN, ``dsa_select`` and ``dsa`` in one run, for the ratios;
+- ``attention``: ``sparse_attention`` alone on the selected indices, and the bytes it gathers per ms; ``gather_floor``:
   the same gathers with no arithmetic (``_gather_sum``), all keys at once and in two halves that fit L2;
 - ``score_floor``: ``_score_sum``, the indexer's scores and nothing else (every causal (query, key) pair, all HI
   heads, summed per row so nothing is dead), at a few tile shapes, in bf16 and in fp8 e4m3 (DeepSeek's indexer
   precision): the least one full O(T^2) indexer pass costs in Triton here;
-- ``parts``: v5's parts alone, summed over dsa_select's row chunks: sampled scores, thresholds, the mask pass,
-  the row stage cut after each of its five steps (``ops._rows_v5(upto=...)``), the row stage at other shapes;
-- ``bench_best_rows``: v3 and v5 (at the fastest shape of ``parts``) twice in turn; ``bench_256k``: SDPA flash
-  and the default DSA at 256K.
+- ``parts``: the selection's parts alone, summed over dsa_select's row chunks: sampled scores, thresholds, the
+  mask pass, the row stage cut after each of its five steps (``ops._rows(upto=...)``), the row stage at other
+  shapes;
+- ``bench_best_rows``: the default and the fastest row-stage shape of ``parts``, twice in turn; ``bench_256k``:
+  SDPA flash and DSA at 256K.
 
-Run (device, repo root): ``PYTHONPATH=$PWD:/tmp/site python -m benchmarks.dsa.device_run_floors [OUT_DIR [STAGE ...]]``
+Run (device, repo root): ``PYTHONPATH=$PWD python -m benchmarks.dsa.device_run_floors [OUT_DIR [STAGE ...]]``
 (all stages when none are named). Writes OUT_DIR/results.json and prints a table last.
 """
 from __future__ import annotations
@@ -27,16 +28,21 @@ import triton
 import triton.language as tl
 
 from longctx.evals.bench import run_bench
-from longctx.kernels.dsa import device_run_v3, ops, sparse_attention
-from benchmarks.dsa.device_run_v3 import K128, RESULTS, TOPK, begin, finish, indexer_inputs, stage, tiles
-from benchmarks.dsa.device_run_v5 import agree_128k, bench, check_exact, select_as
-from longctx.kernels.dsa.triton_dsa import _index_tile, _load_queries
+from benchmarks.dsa import device_run
+from benchmarks.dsa.device_run import K128, RESULTS, TOPK, begin, check_exact, finish, indexer_inputs, stage, tiles
 from benchmarks.gpu_check_utils import timed
+from longctx.kernels.dsa import dsa_select, ops, sparse_attention
+from longctx.kernels.dsa.triton_dsa import _index_tile, _load_queries
 
 # (BLOCK_M, BLOCK_N, warps, stages); 128 x 128 spills at 255 registers (offline sm_90 compile) and is left out
 SCORE_SHAPES = [(64, 64, 4, 3), (128, 64, 8, 3), (64, 128, 4, 3), (128, 64, 4, 2), (64, 64, 4, 4)]
-# v5 row-stage launch shapes (the default: 1 row, 1 warp, 128 words, 128 slots, 32 band keys per step, 2 stages)
-ROW_SHAPES = [{"sel5_words": 64}, {"sel5_slots": 256}, {"sel5_rescore": 16}, {"sel5_stages": 3}]
+# row-stage launch shapes (the default: 1 row, 1 warp, 128 words, 128 slots, 32 band keys per step, 2 stages)
+ROW_SHAPES = [{"rows_words": 64}, {"rows_slots": 256}, {"rows_rescore": 16}, {"rows_stages": 3}]
+
+
+def bench(kernels: list[str], n: int = K128) -> dict:
+    """run_bench at n, B=1, H=8, H_kv=1, D=128, bf16 (the shape of the issue's target)."""
+    return run_bench(kernels, [n], 1, 8, 1, 128, torch.bfloat16, "cuda", 30.0, log=print)
 
 
 @triton.jit
@@ -101,9 +107,9 @@ def score_floor(T: int = K128) -> dict:
 
 
 def attention(T: int = K128) -> dict:
-    """sparse_attention alone on v5's indices (H=8, H_kv=1, D=128, bf16): ms and GB/s of gathered K and V rows."""
+    """sparse_attention alone on the selected indices (H=8, H_kv=1, D=128, bf16): ms and GB/s of gathered K and V rows."""
     qi, ki, w = indexer_inputs(T)
-    idx = select_as(5, qi, ki, w)[None]
+    idx = dsa_select(qi, ki, w, TOPK)
     q = torch.randn(1, 8, T, 128, device="cuda", dtype=torch.bfloat16)
     k, v = (torch.randn(1, 1, T, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     ms = timed(lambda: sparse_attention(q, k, v, idx), "cuda", 0.5)
@@ -112,7 +118,7 @@ def attention(T: int = K128) -> dict:
 
 
 def parts(T: int = K128) -> dict:
-    """v5's parts at 128K, each timed alone (median ms), summed over dsa_select's row chunks (one chunk of masks
+    """The selection's parts at 128K, each timed alone (median ms), summed over dsa_select's row chunks (one chunk of masks
     past 2^31 bytes would overflow the kernels' int32 offsets)."""
     qi, ki, w = indexer_inputs(T)
     step = 16
@@ -120,7 +126,7 @@ def parts(T: int = K128) -> dict:
     cap = triton.next_power_of_2(2 * TOPK)
     r_lo = -(-3 * TOPK // (2 * step))
     r_hi = 3 * TOPK // (4 * step)
-    rows = ops._chunk_rows(1, T, step, cap, 5)
+    rows = ops._chunk_rows(1, T, step, cap)
     out = torch.empty(1, T, TOPK, dtype=torch.int32, device="cuda")
     res: dict = {"chunks": 0}
 
@@ -138,12 +144,12 @@ def parts(T: int = K128) -> dict:
             lambda: ops._masks(qi, ki, k_sample, w, t0, t1, step, r_lo, cap, TOPK), "cuda", 0.2))
         words = ops._masks(qi, ki, k_sample, w, t0, t1, step, r_lo, cap, TOPK)
         for upto in (1, 2, 3, 4, 5):
-            add(f"rows_upto{upto}", timed(lambda u=upto: ops._rows_v5(qi, ki, w, words, t0, cap, TOPK, out, u),
+            add(f"rows_upto{upto}", timed(lambda u=upto: ops._rows(qi, ki, w, words, t0, cap, TOPK, out, u),
                                           "cuda", 0.2))
         for var in ROW_SHAPES:
             try:
                 with tiles(**var):
-                    add(f"rows {var}", timed(lambda: ops._rows_v5(qi, ki, w, words, t0, cap, TOPK, out), "cuda", 0.2))
+                    add(f"rows {var}", timed(lambda: ops._rows(qi, ki, w, words, t0, cap, TOPK, out), "cuda", 0.2))
             except Exception as e:  # noqa: BLE001
                 res[f"rows {var}"] = f"{type(e).__name__}: {str(e)[:160]}"
     return res
@@ -166,10 +172,10 @@ def _gather_sum(K, V, IDX, O, stride_kt, stride_it, lo, hi, KSEL: tl.constexpr, 
 
 
 def gather_floor(T: int = K128) -> dict:
-    """``_gather_sum`` on v5's indices: all keys in one launch, and the keys in two halves (two launches whose K and V
+    """``_gather_sum`` on the selected indices: all keys in one launch, and the keys in two halves (two launches whose K and V
     halves, 32 MB each, fit the 50 MB L2): median ms and GB/s."""
     qi, ki, w = indexer_inputs(T)
-    idx = select_as(5, qi, ki, w)
+    idx = dsa_select(qi, ki, w, TOPK)[0]
     k, v = (torch.randn(T, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     o = torch.empty(T, 128, device="cuda")
     gathered = int((idx >= 0).sum()) * 2 * 128 * 2
@@ -186,27 +192,25 @@ def gather_floor(T: int = K128) -> dict:
 
 
 def bench_best_rows() -> dict:
-    """dsa_select and dsa at 128K: v3, then v5 at the fastest row-stage shape of ``parts`` (the default if none is
-    faster), twice in turn (the spread between repeats says whether a difference is real); SDPA flash and cuDNN
-    in the first run."""
+    """dsa_select and dsa at 128K: the default row-stage shape, then the fastest shape of ``parts`` (the default if
+    none is faster), twice in turn (the spread between repeats says whether a difference is real)."""
     timing = [(RESULTS.get("parts", {}).get(f"rows {var}"), i) for i, var in enumerate(ROW_SHAPES)]
     timing = [(ms, i) for ms, i in timing if isinstance(ms, float)]
     default = RESULTS.get("parts", {}).get("rows_upto5")
     best = ROW_SHAPES[min(timing)[1]] if timing and default and min(timing)[0] < default else {}
-    res: dict = {"v5_shape": best, "runs": []}
-    for i in range(2):
-        for v, shape in ((3, {}), (5, best)):
-            sdpa = ["sdpa_flash", "sdpa_cudnn"] if i == 0 and v == 3 else []
+    res: dict = {"best_shape": best, "runs": []}
+    for _ in range(2):
+        for name, shape in (("default", {}), ("best", best)):
             with tiles(**shape):
-                rows = bench(v, sdpa + ["dsa_select", "dsa"])["results"]
-            res["runs"].append({"version": v, **{r["kernel"]: r["ms"] for r in rows}})
+                rows = bench(["dsa_select", "dsa"])["results"]
+            res["runs"].append({"shape": name, **{r["kernel"]: r["ms"] for r in rows}})
     return res
 
 
 def table() -> list[str]:
     lines = [f"DSA floors on {RESULTS['device']}, {RESULTS['wall_s']:.0f} s; errors: {RESULTS['errors'] or 'none'}",
-             f"exact_16k: {RESULTS.get('exact_16k')}", f"agree_128k: {RESULTS.get('agree_128k')}"]
-    for name in ("bench_v5", "bench_v3", "bench_256k"):
+             f"exact_16k: {RESULTS.get('exact_16k')}"]
+    for name in ("bench", "bench_256k"):
         for r in RESULTS.get(name, {}).get("results", []):
             lines.append(f"{name:9s} {r['kernel']:12s} {r['ms']:9.2f} ms  x flash {r['ratio_vs_sdpa_flash'] or '-'}")
     for name in ("attention", "gather_floor", "score_floor", "parts", "bench_best_rows"):
@@ -216,16 +220,14 @@ def table() -> list[str]:
 
 
 def main() -> None:
-    device_run_v3.BUDGET_S = 420.0
+    device_run.BUDGET_S = 420.0
     out = begin("/tmp/dsa_floors")
     only = set(sys.argv[2:])  # stage names to run; all when none are given
-    stages = [("exact_16k", check_exact), ("agree_128k", agree_128k),
-              ("bench_v5", lambda: bench(5, ["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"])),
-              ("bench_v3", lambda: bench(3, ["dsa_select", "dsa"])), ("attention", attention),
+    stages = [("exact_16k", check_exact),
+              ("bench", lambda: bench(["sdpa_flash", "sdpa_cudnn", "dsa_select", "dsa"])), ("attention", attention),
               ("gather_floor", gather_floor), ("score_floor", score_floor), ("parts", parts),
               ("bench_best_rows", bench_best_rows),
-              ("bench_256k", lambda: run_bench(["sdpa_flash", "dsa_select", "dsa"], [2 * K128], 1, 8, 1, 128,
-                                               torch.bfloat16, "cuda", 30.0, log=print))]
+              ("bench_256k", lambda: bench(["sdpa_flash", "dsa_select", "dsa"], 2 * K128))]
     for name, fn in stages:
         if not only or name in only:
             stage(name, fn)

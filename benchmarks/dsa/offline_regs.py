@@ -1,7 +1,8 @@
-"""Offline sm_90 compile of the DSA per-row kernels at T = 128K shapes (no GPU needed): registers, spills, shared
+"""Offline sm_90 compile of DSA's row-stage kernel at T = 128K shapes (no GPU needed): registers, spills, shared
 memory (``ptxas -v``, ``cuobjdump -res-usage``; Triton's own ptxas). Cubin, PTX and SASS go to /tmp/offc.
 
-Run: ``PYTHONPATH=$PWD python -m benchmarks.dsa.offline_regs v4 v3 v5:ROWS:WORDS:SLOTS:RESCORE:WARPS:STAGES ...``
+Run: ``PYTHONPATH=$PWD python -m benchmarks.dsa.offline_regs ROWS:WORDS:SLOTS:RESCORE:WARPS:STAGES ...``
+(the default shape: ``1:128:128:32:1:2``)
 """
 import inspect
 import os
@@ -12,9 +13,7 @@ import triton
 from triton.compiler import ASTSource
 from triton.backends.compiler import GPUTarget
 
-from longctx.kernels.dsa.triton_select4 import _select_rows
-from longctx.kernels.dsa.triton_select5 import _select_rows5
-from longctx.kernels.dsa.triton_topk import _row_topk
+from longctx.kernels.dsa.triton_rows import _select_rows
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin")
 
@@ -47,22 +46,16 @@ def build(fn, ptr_types, consts, warps, stages, name):
     open(f"/tmp/offc/{name}.sass", "w").write(sass)
 
 
-def main(which: list[str]) -> None:
+def main(shapes: list[str]) -> None:
     P = "*i32"
-    if "v4" in which:
-        build(_select_rows, {"MASK": P, "QI": "*bf16", "KI": "*bf16", "W": "*bf16", "CID": P, "BID": P, "BVAL": "*fp32",
+    for spec in shapes:
+        rows, wch, sch, rch, warps, stages = spec.split(":")
+        build(_select_rows, {"MASK": P, "QI": "*bf16", "KI": "*bf16", "W": "*bf16", "CID": P, "BID": P, "KEY": P,
                              "CNT": P, "OUT": P},
-              dict(HI=4, DI=64, HP=16, NW=4096, CAP=4096, RCH=256, PRECISION="tf32", INTERP=False), 4, 3, "select_rows_v4")
-    if "v3" in which:
-        build(_row_topk, {"VAL": "*fp32", "IDX": P, "CNT": P, "OUT": P}, dict(CAP=4096, ROWS=1), 4, 2, "row_topk_v3")
-    for spec in [w for w in which if w.startswith("v5")]:
-        _, rows, wch, sch, rch, warps, stages = spec.split(":")
-        build(_select_rows5, {"MASK": P, "QI": "*bf16", "KI": "*bf16", "W": "*bf16", "CID": P, "BID": P, "KEY": P,
-                              "CNT": P, "OUT": P},
               dict(HI=4, DI=64, HP=max(16, 4 * int(rows)), ROWS=int(rows), WCH=int(wch), SCH=int(sch), CAP=4096,
                    RCH=int(rch), PRECISION="tf32", INTERP=False), int(warps), int(stages),
-              f"select_rows5_r{rows}_w{wch}_s{sch}_r{rch}")
+              f"select_rows_r{rows}_w{wch}_s{sch}_r{rch}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1:] or ["1:128:128:32:1:2"])

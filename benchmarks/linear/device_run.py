@@ -1,4 +1,4 @@
-"""One GPU session for the recurrent families (linear attention, Mamba-2 SSD): launch-shape sweep, checks, timings.
+"""One GPU call for the recurrent families (linear attention, Mamba-2 SSD): launch-shape sweep, checks, timings.
 
 Run on the device (flash-linear-attention's wheel on PYTHONPATH where available, ``TRITON_CACHE_DIR`` set):
 ``PYTHONUNBUFFERED=1 python -m benchmarks.linear.device_run --out $OUT --no-tests``. Steps, each guarded by

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SSA v3 on the device in one call (see benchmarks/ssa/device_run_v3.py): check, bench, probe; JSON under $1 or $OUT.
-# Needs typer/rich (imported by evals): installed from the wheels in .whl when present, as kernels/gpu_check.sh does.
+# Needs typer/rich (imported by evals): installed from the wheels in .whl when present, as benchmarks/gpu_check.sh does.
 # Usage (repo root, on the device): bash benchmarks/ssa/device_run_v3.sh [OUT_DIR]
 set -u
 OUT=${1:-${OUT:-/tmp/gpu_out}}

@@ -1,4 +1,4 @@
-"""The ``evals`` command line: run, generate, tasks, bench, probe, plot, leaderboard, merge, train.
+"""The ``evals`` command line: run, generate, tasks, bench, probe, plot, leaderboard, results, merge, train.
 
 Each command is a thin wrapper: it turns options into arguments of a library call (``run_eval``,
 ``generate_sets``, ``run_bench``, ``run_probe``, ``make_plots``, ``build_leaderboard``, ``plan_merge``,
@@ -34,6 +34,30 @@ app = typer.Typer(
 board_app = typer.Typer(no_args_is_help=True, help="Build, merge and publish leaderboards (JSON + a static page).")
 app.add_typer(board_app, name="leaderboard")
 err = Console(stderr=True)
+results_app = typer.Typer(no_args_is_help=True, help="Pack a results folder into one file (for a published board), or unpack it.")
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("pack")
+def results_pack(
+    folder: Path = typer.Argument(..., help="results folder written by `evals run` (a root of model folders, or one)"),
+    out: Path = typer.Option(..., "--out", "-o", help="the packed file, *.jsonl.gz (`evals leaderboard build --results` reads it)"),
+) -> None:
+    """Pack every file of FOLDER into one gzipped JSON-lines file: one row per sample record or JSON file."""
+    from longctx.evals.results_pack import pack
+
+    print(f"{out}: {pack(folder, out)} rows")
+
+
+@results_app.command("unpack")
+def results_unpack(
+    file: Path = typer.Argument(..., help="a file written by `evals results pack`"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder to write the results into (none of its files may exist yet)"),
+) -> None:
+    """Write the files of a packed results file back into a folder, byte for byte."""
+    from longctx.evals.results_pack import unpack
+
+    print(f"{out}: {unpack(file, out)} files")
 TASK_HELP = "A task, a group (ruler, mrcr, decay, all) or a comma list."
 SET_HELP = ("KEY=VALUE: a task option for the tasks that have it, e.g. depth=50, source=squad.json, "
             "path=mrcr/ (mrcr_official). Repeatable.")
@@ -167,7 +191,7 @@ def merge(
 @app.command("plot")
 def plot_cmd(
     kind: str = typer.Argument(..., help=f"one of {', '.join(KINDS)}"),
-    results: Path = typer.Option(None, "--results", help="results folder written by `evals run` (root or one model folder)"),
+    results: Path = typer.Option(None, "--results", help="results folder written by `evals run` (root or one model folder), or a file packed by `evals results pack`"),
     bench: Path = typer.Option(None, "--bench", help="JSON written by `evals bench --out`"),
     probe: Path = typer.Option(None, "--probe", help="JSON written by `evals probe --out` (trilemma retrieval)"),
     out: Path = typer.Option(Path("plots"), "--out", help="folder for the pictures"),
@@ -183,7 +207,7 @@ def plot_cmd(
 
 @board_app.command("build")
 def build_cmd(
-    results: list[Path] = typer.Option(..., "--results", help="results folder(s) written by `evals run` (repeat the option for several)"),
+    results: list[Path] = typer.Option(..., "--results", help="results folder(s) written by `evals run`, or files packed by `evals results pack` (repeat the option for several)"),
     name: str = typer.Option("main", "--name", help="board name: writes OUT/<name>.json"),
     out: Path = typer.Option(Path("leaderboards"), "--out", help="folder for the board"),
     bench: Path = typer.Option(None, "--bench", help="`evals bench --out` JSON whose kernels match the models' attention"),

@@ -15,20 +15,22 @@ from rich.table import Table
 from longctx.evals.ctx import fmt_ctx
 from longctx.evals.errors import EvalError
 from longctx.tasks.cache import check_options, generate_samples
-from longctx.tasks.registry import GROUPS, TASKS, get_task
+from longctx.tasks.registry import GROUPS, TASKS, data_vs_ruler, get_task
 from longctx.tasks.tokenizers import load_tokenizer
 
 
 def catalog() -> list[dict[str, Any]]:
-    """Every task with its group, metric, answer budget, version and one-line description (``evals tasks``)."""
+    """Every task with its group, metric, answer budget, version, one-line description and, for RULER's
+    tasks, how their default data differs from RULER's (templates and layout are RULER's) (``evals tasks``)."""
     group_of = {t: g for g, names in GROUPS.items() if g != "all" for t in names}
     return [{"name": n, "group": group_of.get(n, ""), "metric": t.metric, "answer_budget": t.answer_budget,
-             "version": t.version, "description": t.description} for n, t in TASKS.items()]
+             "version": t.version, "description": t.description, "data_vs_ruler": data_vs_ruler(n)}
+            for n, t in TASKS.items()]
 
 
 def catalog_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="tasks (groups: " + ", ".join(GROUPS) + ")")
-    for col in ("name", "group", "metric", "answer_budget", "version", "description"):
+    for col in ("name", "group", "metric", "answer_budget", "version", "description", "data_vs_ruler"):
         table.add_column(col.replace("_", " "), overflow="fold")
     for r in rows:
         table.add_row(*(str(v) for v in r.values()))

@@ -1,6 +1,7 @@
 """``evals leaderboard build | merge | publish``: a citable, rebuildable leaderboard from results folders.
 
     evals leaderboard build --results results/ --name main --bench bench.json   # -> leaderboards/main.json
+    evals leaderboard build --results leaderboards/zoo.samples.jsonl.gz --name zoo   # from a packed results file
     evals leaderboard merge leaderboards/main.json other.json --name main        # refuses mismatched sample sets
     evals leaderboard publish leaderboards/main.json --plots plots/              # -> leaderboards/index.html
 
@@ -214,7 +215,7 @@ def write_board(board: dict[str, Any], out_dir: Path) -> Path:
 
 def build_leaderboard(results: list[Path], name: str = "main", out: Path = Path("leaderboards"), bench: Path | None = None,
                       threshold: float = DEFAULT_THRESHOLD) -> Path:
-    """Build board ``name`` from results folders, validate it against the schema and write ``out/<name>.json``."""
+    """Build board ``name`` from results folders or files packed by ``evals results pack``, validate it against the schema and write ``out/<name>.json``."""
     return write_board(build_board(results, name, threshold, bench), out)
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from longctx.evals.aggregate import ruler_average
 from longctx.evals.errors import EvalError
+from longctx.evals.results_pack import is_pack, read_pack
 from longctx.tasks.registry import GROUPS
 
 _METRICS_KEYS = ("model", "task", "ctx", "n", "mean", "stderr")
@@ -109,8 +111,8 @@ def _point(d: Any, where: str) -> Point:
     return Point(float(d["mean"]), float(stderr) if stderr is not None else math.nan, int(d["n"]))
 
 
-def _read_cell(path: Path) -> Cell:
-    m = read_json(path, "metrics file")
+def _read_cell(path: Path, m: Any) -> Cell:
+    """One cell from the parsed ``metrics.json`` at ``path``."""
     if not isinstance(m, dict):
         raise EvalError(f"metrics file {path} holds {type(m).__name__}, not an object")
     missing = [k for k in _METRICS_KEYS if k not in m]
@@ -143,17 +145,23 @@ def is_model_dir(path: Path) -> bool:
 
 def load_model_dir(path: Path) -> ModelResults:
     """Read ``results/<model_slug>/``: every ``<task>/<ctx>/metrics.json`` plus manifest and summary."""
+    names = {p.relative_to(path).as_posix() for p in path.glob("*/*/*") if p.is_file()}
+    names |= {p.name for p in path.iterdir() if p.is_file()}
+    return _model_results(path, names, lambda rel, what: read_json(path / rel, what))
+
+
+def _model_results(path: Path, names: set[str], read: Callable[[str, str], Any]) -> ModelResults:
+    """One model's results from the relative file names of its folder and ``read(name, what)`` -> parsed JSON."""
     cells: list[Cell] = []
-    for ctx_dir in sorted(p for p in path.glob("*/*") if p.is_dir()):
-        metrics, samples = ctx_dir / "metrics.json", ctx_dir / "samples.jsonl"
-        if metrics.is_file():
-            cells.append(_read_cell(metrics))
-        elif samples.is_file():
-            raise EvalError(f"results folder {ctx_dir} has samples.jsonl but no metrics.json: the run is half-written; rerun the same command to finish it")
+    for ctx_dir in sorted({n.rsplit("/", 1)[0] for n in names if n.count("/") == 2}):
+        if f"{ctx_dir}/metrics.json" in names:
+            cells.append(_read_cell(path / ctx_dir / "metrics.json", read(f"{ctx_dir}/metrics.json", "metrics file")))
+        elif f"{ctx_dir}/samples.jsonl" in names:
+            raise EvalError(f"results folder {path / ctx_dir} has samples.jsonl but no metrics.json: the run is half-written; rerun the same command to finish it")
     if not cells:
         raise EvalError(f"results folder {path} holds no <task>/<ctx>/metrics.json: is the run finished?")
-    manifest = read_json(path / "manifest.json", "manifest") if (path / "manifest.json").exists() else None
-    summary = read_json(path / "summary.json", "summary") if (path / "summary.json").exists() else None
+    manifest = read("manifest.json", "manifest") if "manifest.json" in names else None
+    summary = read("summary.json", "summary") if "summary.json" in names else None
     names = {c.model for c in cells}
     if len(names) > 1:
         raise EvalError(f"results folder {path} mixes models {sorted(names)}; one folder holds one model")
@@ -162,9 +170,37 @@ def load_model_dir(path: Path) -> ModelResults:
     return ModelResults(model=model, path=path, cells=cells, manifest=manifest, summary=summary)
 
 
+def _load_pack(path: Path) -> list[ModelResults]:
+    """The models of a packed results file (``results_pack``), read as their folders would be."""
+    files = read_pack(path)
+
+    def reader(prefix: str) -> Callable[[str, str], Any]:
+        def read(rel: str, what: str) -> Any:
+            try:
+                return json.loads(files[prefix + rel])
+            except json.JSONDecodeError as e:
+                raise EvalError(f"{what} {path}:{prefix + rel} is not valid JSON: {e.msg} at line {e.lineno}") from e
+        return read
+
+    if any(n == "manifest.json" or n == "summary.json" or n.count("/") == 2 for n in files):
+        return [_model_results(path, set(files), reader(""))]
+    folders = sorted({n.split("/", 1)[0] for n in files if "/" in n and not n.startswith(".")})
+    models = []
+    for folder in folders:
+        names = {n[len(folder) + 1:] for n in files if n.startswith(folder + "/")}
+        if any(n in ("manifest.json", "summary.json") or n.endswith(("/metrics.json", "/samples.jsonl")) for n in names):
+            models.append(_model_results(path / folder, names, reader(folder + "/")))
+    if not models:
+        raise EvalError(f"pack file {path} holds no model results (expected <model>/<task>/<ctx>/metrics.json)")
+    return models
+
+
 def load_results(path: Path | str) -> list[ModelResults]:
-    """Read a results root (``results/``, one sub-folder per model) or a single model folder."""
+    """Read a results root (``results/``, one sub-folder per model), a single model folder, or either packed into
+    one file by ``results_pack.pack``."""
     path = Path(path)
+    if is_pack(path):
+        return _load_pack(path)
     if not path.is_dir():
         raise EvalError(f"results folder {path} does not exist")
     if is_model_dir(path):

@@ -39,7 +39,8 @@ def build_summary(model_dir: Path, model_spec: str) -> dict[str, Any]:
 
 
 def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) -> Table:
-    """Tasks x ctx, scores in percent with their standard error, the RULER average last."""
+    """Tasks x ctx, scores in percent to two decimals (as RULER reports them) with their standard error,
+    the RULER average last."""
     table = Table(title=f"{summary['model']}: score (%) ± standard error, n samples per cell")
     table.add_column("task")
     for c in ctxs:
@@ -50,7 +51,7 @@ def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) ->
     ruler = [t for t in tasks if t in GROUPS["ruler"]]
     if ruler:
         avg = summary["ruler_average"]
-        table.add_row("[bold]RULER average[/]", *(f"[bold]{100 * avg[str(c)]:.1f}[/]" if str(c) in avg else "-" for c in ctxs),
+        table.add_row("[bold]RULER average[/]", *(f"[bold]{100 * avg[str(c)]:.2f}[/]" if str(c) in avg else "-" for c in ctxs),
                       end_section=True)
     return table
 
@@ -58,4 +59,4 @@ def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) ->
 def _cell(m: dict[str, Any] | None) -> str:
     if not m or not m["n"]:
         return "-"
-    return f"{100 * m['mean']:.1f} ± {100 * m['stderr']:.1f} (n={m['n']})"
+    return f"{100 * m['mean']:.2f} ± {100 * m['stderr']:.2f} (n={m['n']})"

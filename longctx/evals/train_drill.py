@@ -14,7 +14,7 @@ import random
 
 from longctx.tasks import vocab
 from longctx.tasks.haystack import essay_haystack, noise_haystack
-from longctx.tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE
+from longctx.tasks.niah import NEEDLE, wording
 
 KINDS = ("numbers", "numbers", "uuids")  # value kinds drawn (RULER's single-needle tasks: numbers twice, uuids once)
 
@@ -26,14 +26,15 @@ def drill_row(width: int, rng: random.Random, answer_weight: float) -> tuple[lis
 
     label = rng.choice(KINDS)
     hay = noise_haystack() if rng.random() < 0.5 else essay_haystack(0)
-    head = TEMPLATE.format(label=label).encode()
+    head = wording(label, "", True)[0].encode()  # the single-needle tasks' header, as RULER words it
     n = rng.randint(2, 8)
     keys = vocab.draw_distinct("words", rng, "train", n)
     values = vocab.draw_distinct(label, rng, "train", n)  # type: ignore[arg-type]
     needles = [(" " + NEEDLE.format(label=label, key=k, value=v)).encode() for k, v in zip(keys, values)]
-    # the first question is the task's own (question, then answer prefix); later ones are answer prefixes only
-    first = [QUESTION.format(label=label, query=k).encode() for k in keys]
-    asks = [("\n" + ANSWER_PREFIX.format(label=label, query=k)).encode() for k in keys]
+    # the first question is the task's own (question, then answer prefix, as the plain template joins them);
+    # later ones are answer prefixes only, each on a new line
+    first = [wording(label, k, True)[1].encode() for k in keys]  # "\nWhat is the special magic ...?"
+    asks = [wording(label, k, True)[2].encode() for k in keys]
     answers = [f" {v}.".encode() for v in values]
     room = width - 1 - len(head) - width // 16  # a sixteenth of the row at least is haystack
     while n > 1 and sum(map(len, needles[:n])) + max(map(len, first)) + max(map(len, asks)) + max(map(len, answers)) + 1 > room:
@@ -42,7 +43,7 @@ def drill_row(width: int, rng: random.Random, answer_weight: float) -> tuple[lis
     order = rng.sample(range(n), k=n)
     qa: list[tuple[bytes, bytes]] = []
     for i in order:
-        q = (first[i] if not qa else b"") + asks[i]
+        q = first[i] + asks[i] if not qa else b"\n" + asks[i]
         if len(q) + len(answers[i]) + 1 > room:
             break
         qa.append((q, answers[i]))

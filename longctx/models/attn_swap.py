@@ -53,8 +53,8 @@ METHODS = {
 SHARED = {"dense_layers": 0, "sink": 0, "recent": 0}
 KEEPS_SINK_RECENT = ("blocks", "dsa", "ssa")
 # The swap's ssa routes with the selector's v2 rule (top level pruned to ``beam``, identity basis only, no
-# query truncation; top_cap comes from its own arguments), as before the kernel's defaults changed
-# (kernels/ssa/NOTES.md, v3): swapped-model results stay comparable with earlier runs.
+# query truncation; top_cap comes from its own arguments), not the selector's two-basis defaults
+# (longctx/kernels/ssa/README.md), so swapped-model results keep one routing rule.
 SSA_V2 = {"top_beam": None, "bases": 1, "trunc": 0.0}
 BLOCK_SIZES = (16, 32, 64, 128)
 HEAD_DIMS = (16, 32, 64, 128, 256)

@@ -7,9 +7,13 @@ Two templates, nothing else:
   generation prompt. The text already holds whatever special tokens the template puts in
   (BOS included), so it is tokenized with ``add_special_tokens=False``.
 * ``plain`` (base models, or a tokenizer without a chat template): the message contents in
-  order, roles dropped, joined by one blank line (``"\\n\\n"``); when there is a prefill,
-  a newline and the prefill follow (``contents + "\\n" + prefill``). It is tokenized with
+  order, roles dropped, joined by one blank line (``"\\n\\n"``); a prefill follows the last
+  content directly (``contents + prefill``), as RULER's ``base`` template appends its answer
+  prefix (which brings its own leading space) straight after the question. It is tokenized with
   ``add_special_tokens=True`` so the tokenizer adds its BOS if it has that habit.
+
+Both match RULER's ``template.py``: a chat model's prompt is its template around the task text with
+the answer prefix appended after the assistant header; a base model's is the task text and prefix.
 
 Never a hard-coded template of some other model family.
 """
@@ -30,10 +34,10 @@ class Rendered:
 
 
 def plain_prompt(request: Request) -> str:
-    """Contents joined by a blank line; ``"\\n" + prefill`` appended when there is a prefill."""
+    """Contents joined by a blank line, then the prefill (if any) with nothing in between."""
     text = "\n\n".join(m["content"] for m in request.messages)
     if request.prefill:
-        text += "\n" + request.prefill
+        text += request.prefill
     return text
 
 

@@ -1,14 +1,18 @@
 """RULER's aggregation tasks: common words extraction (``cwe``) and frequent words extraction (``fwe``).
 
 ``cwe``: a numbered list in which ten common words appear 30 times each and the others 3 times
-(RULER's ``freq_cw``, ``freq_ucw``, ``num_cw``), after one solved example; the answer is the ten
-common words. Words are the split's English words, then pseudo-words once the list needs more.
-``fwe``: coded text of made-up six-letter words whose counts follow Zipf's law (alpha 2, a
-vocabulary of 2,000, rank 1 is the dots ``...`` as in RULER); the answer is ranks 2-4.
+(RULER's ``freq_cw``, ``freq_ucw``, ``num_cw``; below 4096 tokens of ctx RULER's 6 and 1), after
+RULER's one solved example (40 words repeated 10 and 3 times; below 4096, 20 words repeated 3 and
+1) and its answer, then a single newline. The answer is the ten common words. Words are the split's
+English words, then pseudo-words once the list needs more. The list grows by whole words (each
+uncommon word with all its repeats) until the next would pass the budget; later words that still
+fit close the gap. Where RULER's repeats of the ten common words alone cannot fit the context
+(RULER's own script would not finish), they repeat fewer times, recorded in ``freq_common``.
 
-The list grows by whole items until the next would pass the budget (counts add up because each
-item starts with a space); the rest is filled with items that appear once, which cannot change
-the answer.
+``fwe``: coded text of made-up six-letter words whose counts follow Zipf's law (alpha 2, rank 1 is
+the dots ``...``), over RULER's vocabulary of ``(ctx - 50) // 50`` words; the answer is ranks 2-4.
+The text grows by whole Zipf draws; the last gap is closed with single extra occurrences of
+low-ranked words, which cannot change the answer.
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ FWE_QUESTION = ("\nQuestion: Do not provide any explanation. Please ignore the d
                 "What are the three most frequently appeared words in the above coded text?")
 FWE_PREFIX = " Answer: According to the coded text above, the three most frequently appeared words are:"
 _PSEUDO_POOL = 30_000
-_FILL_TRIES = 64  # single words tried for a last gap the first misfit left out of tolerance
+_FILL_TRIES = 64  # later words tried for the last gap once one does not fit
+RULER_SHORT_CTX = 4096  # below it RULER's cwe uses a smaller example and repeats (6 and 1)
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,12 @@ class CWEConfig:
     freq_common: int = 30
     freq_uncommon: int = 3
     num_common: int = 10
-    example_words: int = 20  # words in the solved example (RULER: 20, repeats 3 and 1)
 
 
 @dataclass(frozen=True)
 class FWEConfig:
     alpha: float = 2.0
-    vocab_size: int = 2000
+    vocab_size: int | None = None  # None: RULER's (ctx - answer budget) // 50
     word_len: int = 6
     num_answers: int = 3
 
@@ -71,25 +75,28 @@ def _numbered(words: list[str]) -> str:
 
 class CWETask(RulerTask):
     config: CWEConfig
+    version = "2"
 
     def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
                 ) -> tuple[Layout, list[str], dict[str, Any]]:
         c, count = self.config, fitter.count
+        short = fitter.ctx < RULER_SHORT_CTX
+        ex_words, ex_common, ex_uncommon = (20, 3, 1) if short else (40, 10, 3)  # RULER's one-shot example
+        freq_c, freq_u = (6, 1) if short else (c.freq_common, c.freq_uncommon)
         real = list(vocab.words(split))
         rng.shuffle(real)
-        n_ex = c.num_common + c.example_words
-        example, common, rest = real[:n_ex], real[n_ex:n_ex + c.num_common], real[n_ex + c.num_common:]
+        example, common, rest = real[:ex_words], real[ex_words:ex_words + c.num_common], real[ex_words + c.num_common:]
         pseudo = _pseudo_pool(split)
         # a random walk through the pseudo-word pool (offset and stride coprime with its size)
         offset, stride = rng.randrange(len(pseudo)), rng.randrange(1, len(pseudo))
         while math.gcd(stride, len(pseudo)) != 1:
             stride += 1
-        ex_list = example[:c.num_common] * 3 + example[c.num_common:]
+        ex_list = example[:c.num_common] * ex_common + example[c.num_common:] * ex_uncommon
         rng.shuffle(ex_list)
-        head = (f"{CWE_TEMPLATE}{_numbered(ex_list)}{CWE_QUESTION.format(n=c.num_common)}"
-                f"{CWE_PREFIX.format(n=c.num_common)} {_numbered(example[:c.num_common])}\n\n{CWE_TEMPLATE}")
-        tail, prefix = CWE_QUESTION.format(n=c.num_common), CWE_PREFIX.format(n=c.num_common)
-        fixed = count(head) + count(tail) + count(prefix)
+        question, prefix = CWE_QUESTION.format(n=c.num_common), CWE_PREFIX.format(n=c.num_common)
+        head = (f"{CWE_TEMPLATE}{_numbered(ex_list)}{question}{prefix} {_numbered(example[:c.num_common])}\n"
+                f"{CWE_TEMPLATE}")
+        fixed = count(head) + count(question) + count(prefix)
         cost_of = _word_costs(count, split)
         item_seed = rng.random()
 
@@ -110,9 +117,11 @@ class CWETask(RulerTask):
 
         def layout(budget: int) -> Built:
             room = budget - fixed
-            freq = c.freq_common + 1
-            cost = room + 1
-            while cost > room // 2 and freq > c.freq_uncommon + 2:  # short contexts: fewer repeats
+            # RULER's repeats; fewer only where its own cannot fit this context (RULER would not finish)
+            freq = freq_c
+            items = [w for w in common for _ in range(freq)]
+            cost = sum(cost_of[w] for w in items) + _numbers(count, len(items))
+            while cost > room and freq > freq_u + 2:
                 freq -= 1
                 items = [w for w in common for _ in range(freq)]
                 cost = sum(cost_of[w] for w in items) + _numbers(count, len(items))
@@ -120,29 +129,24 @@ class CWETask(RulerTask):
                 raise fitter.too_small(fixed + cost)
             n = len(items)
             nums = _numbers(count, n + room // 2 + 8, cumulative=True)
-            misses, listing = 0, None
-            for w in words_in_order():  # uncommon words, freq_uncommon each, then single ones to fill
-                reps = c.freq_uncommon if room - cost > fitter.tol // 2 + 3 * (cost_of[w] + 4) else 1
-                step = reps * cost_of[w] + nums[n + reps] - nums[n]
+            misses, smallest = 0, 0
+            for w in words_in_order():  # uncommon words, freq_u times each; later ones close the last gap
+                step = freq_u * cost_of[w] + nums[n + freq_u] - nums[n]
                 if cost + step > room:
-                    if reps == 1:
-                        if misses == 0:  # the first single word that does not fit: stop here if close enough
-                            first = numbered(list(items), cost, budget, freq)
-                            if first[1] >= budget - fitter.tol:
-                                listing = first
-                                break
-                        misses += 1
-                        if misses > _FILL_TRIES:  # no short enough word came up: the gap is as small as it gets
-                            break
+                    smallest = step if not misses else min(smallest, step)
+                    misses += 1
+                    if misses > _FILL_TRIES:
+                        break
                     continue
-                items.extend([w] * reps)
+                items.extend([w] * freq_u)
                 cost += step
-                n += reps
+                n += freq_u
                 if room - cost <= fitter.tol // 2:
                     break
-            items, total = listing or numbered(items, cost, budget, freq)
-            return Built(head + _numbered(items) + tail, prefix, total, [],
-                         {"list_items": len(items), "freq_common": freq})
+            items, total = numbered(items, cost, budget, freq)
+            return Built(head + _numbered(items) + question, prefix, total, [],
+                         {"list_items": len(items), "freq_common": freq, "freq_uncommon": freq_u,
+                          "fill_unit_tokens": smallest})
 
         return layout, list(common), {"common_words": list(common)}
 
@@ -187,11 +191,13 @@ def _coded(rng: random.Random, split: Split, n: int, length: int) -> list[str]:
 
 class FWETask(RulerTask):
     config: FWEConfig
+    version = "2"
 
     def prepare(self, rng: random.Random, fitter: Fitter, split: Split, index: int
                 ) -> tuple[Layout, list[str], dict[str, Any]]:
         c, count = self.config, fitter.count
-        words = ["..."] + _coded(rng, split, c.vocab_size - 1, c.word_len)
+        size = c.vocab_size or max(2 * c.num_answers + 2, (fitter.ctx - self.answer_budget) // 50)
+        words = ["..."] + _coded(rng, split, size - 1, c.word_len)
         cost = count.many([" " + w for w in words])
         zeta = _zeta(c.alpha)
         weights = [k ** -c.alpha / zeta for k in range(1, len(words) + 1)]
@@ -233,4 +239,4 @@ class FWETask(RulerTask):
                          {"coded_words": len(text), "counts_top": cnt[:c.num_answers + 2]})
 
         answers = words[1:1 + c.num_answers]
-        return layout, answers, {"alpha": c.alpha}
+        return layout, answers, {"alpha": c.alpha, "vocab_size": size}

@@ -15,8 +15,10 @@ Values are numbers (default), uuids or words (``DecayConfig.value``; ``DECAY_VAR
 the fact's first token to the question's first token. The fact and the question each begin with a
 space after a sentence end (a pre-tokenizer split for byte-level BPE and SentencePiece alike), and
 every position is checked by comparing token lists; a tokenizer that merges across that boundary
-is refused rather than reported approximately. Grid points nearer than the fact's own length put
-the fact right before the question (``target_distance`` keeps the grid point). Filler is ``tasks.haystack`` text.
+is refused rather than reported approximately. Grid points nearer than the fact's own length get
+no fact there: a sample whose grid point its fact cannot reach takes the nearest reachable point above it
+and records every grid point its fact is too long for in ``meta["unmet_distances"]``; the distance it
+reports is exactly its ``target_distance`` (re-tokenized), or generation stops with an error. Filler is ``tasks.haystack`` text.
 Metric ``string_match_all``. Header, fact, question and answer prefix (kept apart from the prompt) are
 NIAH's own (``tasks.niah``), so a probe differs from niah_single_1 only in where the fact sits.
 """
@@ -30,7 +32,7 @@ from typing import Any, Iterator
 from longctx.tasks import vocab
 from longctx.tasks.errors import TaskError
 from longctx.tasks.haystack import Haystack, load_haystack
-from longctx.tasks.niah import ANSWER_PREFIX, NEEDLE, QUESTION, TEMPLATE, query_text
+from longctx.tasks.niah import NEEDLE, query_text, wording
 from longctx.tasks.sample import Sample, make_sample
 from longctx.tasks.sizing import tolerance
 from longctx.tasks.task import Split, Task
@@ -39,6 +41,7 @@ from longctx.tasks.trim import fit_prefix
 
 _KINDS = ("numbers", "uuids", "words")
 _ROUNDS = 4
+_SHIFTS = 6  # filler starts tried for an exact distance
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,12 @@ def fact_text(key: str, value: str, kind: str) -> str:
     return NEEDLE.format(label=kind, key=key, value=value)
 
 
-def question_text(keys: list[str], kind: str) -> tuple[str, str]:
-    """(question, answer prefix) asking for the value of one key or of several, in NIAH's own words
-    (``tasks.niah``), so a probe differs from niah_single only in where the fact sits."""
-    query = query_text(keys)
-    return QUESTION.format(label=kind, query=query).strip(), ANSWER_PREFIX.format(label=kind, query=query)
+def question_text(keys: list[str], kind: str) -> tuple[str, str, str]:
+    """(header, question, answer prefix) asking for the value of one key or of several, in NIAH's own
+    words (``tasks.niah.wording``, singular for one key), so a probe differs from niah_single only in
+    where the fact sits."""
+    head, question, prefix = wording(kind, query_text(keys), len(keys) == 1)
+    return head, question.strip(), prefix
 
 
 def distance_grid(lo: int, hi: int) -> list[int]:
@@ -116,7 +120,7 @@ class _Filler:
 class DecayTask:
     """A recall probe (see the module docstring); ``config`` is its row of the variant table."""
 
-    version = "2"   # 2: NIAH's question, answer prefix and header (1 had its own wording)
+    version = "3"
     metric = "string_match_all"
 
     def replace(self, **changes: Any) -> "DecayTask":
@@ -165,8 +169,7 @@ class DecayTask:
         cfg = self.config
         rng = random.Random(f"{self.name}|{ctx}|{seed}|{i}")
         facts, distractors, query = self._facts(rng, split)
-        question, answer_prefix = question_text(query, cfg.value)
-        header = TEMPLATE.format(label=cfg.value)
+        header, question, answer_prefix = question_text(query, cfg.value)
         target = ctx - overhead - self.answer_budget - len(tok.encode(answer_prefix))
         before = _Filler(hay, tok, rng.randrange(len(hay.units)))
         between = _Filler(hay, tok, rng.randrange(len(hay.units)))
@@ -183,15 +186,19 @@ class DecayTask:
             spread = room > 2 * sum(fact_ns)  # filler lines between the facts only where there is room
             tail, tail_n = self._cluster(rng, rows, question, between, cfg.value, spread)
         else:
-            lo = fact_ns[0] + 1  # the fact and its line break: the nearest it can be
+            fact = fact_text(rows[0][0], rows[0][1], cfg.value)
+            lo = len(tok.encode(f" {fact}\n {question}")) - len(tok.encode(f" {question}"))  # the nearest it can be
             if cfg.mode == "distance":
                 grid = distance_grid(cfg.min_distance, room + lo)
-                meta["target_distance"] = grid[i % len(grid)]
-                want = max(meta["target_distance"], lo)
+                # reachable: the fact right before the question, or it and at least one filler character
+                met = [g for g in grid if g == lo or g >= lo + len(tok.encode(" a"))]
+                meta["unmet_distances"] = [g for g in grid if g not in met]
+                aim = grid[i % len(grid)]
+                meta["target_distance"] = want = min(g for g in met if g >= aim)
             else:
                 meta["depth"] = cfg.depths[i % len(cfg.depths)]
                 want = lo + round(room * (100 - meta["depth"]) / 100)
-            rounds = _ROUNDS if cfg.mode == "distance" else 1  # depth is a share of the haystack, not a count
+            rounds = 2 * _ROUNDS if cfg.mode == "distance" else 1  # depth is a share of the haystack, not a count
             tail, tail_n = self._tail(rows[0], question, want, between, tok, cfg.value, rounds)
         head, full, full_ids = self._head(header, tail, tail_n, target, before, tok)
         q_at = token_index(full_ids, full, len(full) - len(question) - 1, tok)
@@ -199,6 +206,10 @@ class DecayTask:
         distances = [q_at - p for p in positions]
         if cfg.mode == "distance":
             meta["distance"] = distances[0]
+            if distances[0] != meta["target_distance"]:
+                raise TaskError(f"{self.name} at ctx {ctx}: sample {i} could not put its fact exactly "
+                                f"{meta['target_distance']} tokens of {tok.name} before the question "
+                                f"(nearest found: {distances[0]}); please report")
         elif cfg.mode == "depth":
             hay_tokens = q_at - header_n - (fact_ns[0] + 1)
             meta["depth_measured"] = round(100 * (positions[0] - header_n) / max(1, hay_tokens), 2)
@@ -219,23 +230,28 @@ class DecayTask:
 
     def _tail(self, row: tuple[str, str, bool], question: str, want: int, between: _Filler, tok: Tokenizer,
               kind: str, rounds: int) -> tuple[str, int]:
-        """The fact, filler, and the question ``want`` tokens after the fact's first token (as near as
-        whole tokens allow; corrected for a few rounds by the measured distance)."""
+        """The fact, filler, and the question ``want`` tokens after the fact's first token: exact where
+        the filler can make it so (corrected by the measured distance for a few rounds, then tried with
+        filler from further on in the haystack), else as near as whole tokens allow."""
         fact = fact_text(row[0], row[1], kind)
         question_n = len(tok.encode(f" {question}"))
-        budget = want - len(tok.encode(f" {fact}")) - 1
         best: tuple[str, int] = ("", 0)
         best_err = None
-        for _ in range(rounds):
-            filler = between.text(budget, cut_first=False)
-            tail = f" {fact} {filler}\n {question}" if filler else f" {fact}\n {question}"
-            n = len(tok.encode(tail))
-            err = n - question_n - want
-            if best_err is None or abs(err) < abs(best_err):
-                best, best_err = (tail, n), err
-            if err == 0 or (err > 0 and not filler):
+        for shift in range(_SHIFTS if rounds > 1 else 1):
+            filler_of = _Filler(between.hay, tok, between.start + 7 * shift)
+            budget = want - len(tok.encode(f" {fact}")) - 1
+            for _ in range(rounds):
+                filler = filler_of.text(budget, cut_first=False)
+                tail = f" {fact} {filler}\n {question}" if filler else f" {fact}\n {question}"
+                n = len(tok.encode(tail))
+                err = n - question_n - want
+                if best_err is None or abs(err) < abs(best_err):
+                    best, best_err = (tail, n), err
+                if err == 0 or (err > 0 and not filler):
+                    break
+                budget -= err
+            if best_err == 0:
                 break
-            budget -= err
         return best
 
     def _cluster(self, rng: random.Random, rows: list[tuple[str, str, bool]], question: str, between: _Filler,

@@ -1,4 +1,4 @@
-"""Haystacks: the filler text that needles and questions hide in, cut to a token budget.
+"""Haystacks: the filler text that needles and questions hide in, taken in whole units to a token budget.
 
 A ``Haystack`` is one cycle of sentence units, each starting with its own separator (``" "`` or a
 newline), so ``"".join(units)`` is the text and a needle can go in at any unit boundary. The
@@ -6,11 +6,14 @@ separator leads (``" The sky is blue."``) because BPE pre-tokenizers split befor
 unit's token count is the same alone as inside the haystack. It
 repeats when a context needs more than one cycle. Sources, none downloaded:
 
-- ``noise_haystack()``: RULER's repeated sentence block "The grass is green. ...".
+- ``noise_haystack()``: RULER's repeated sentence block "The grass is green. ..." (``noise_lines()``
+  keeps each block whole, one per line, as RULER's niah and vt use it).
 - ``essay_haystack(seed)``: varied, grammatical English from a small seeded grammar (different
   clause shapes, a lexicon of ~1,300 words, paragraphs), the same bytes for the same seed.
 - ``file_haystack(path)``: the user's own text: a text file, a folder of ``.txt`` files, or a
   ``datasets`` dataset saved to disk (its ``text`` column), split into sentences.
+
+``one_line(hay)`` gives any of them as RULER reads an essay: whitespace runs made single spaces.
 
 Each unit is tokenized once per tokenizer (``UnitTable``) and cached, so cutting a 128K
 haystack is a bisect over running sums, not a tokenizer call.
@@ -99,6 +102,24 @@ def noise_haystack() -> Haystack:
     sentences = re.findall(r"[^.]+\.", NOISE)
     units = tuple(("\n" if i == 0 else " ") + s.strip() for i, s in enumerate(sentences))
     return Haystack("noise", units)
+
+
+@lru_cache(maxsize=None)
+def noise_lines() -> Haystack:
+    """RULER's noise as RULER's niah and vt lay it out: the whole five-sentence block is one line."""
+    return Haystack("noise-lines", ("\n" + NOISE,))
+
+
+def one_line(hay: Haystack) -> Haystack:
+    """``hay`` with every run of whitespace made one space, as RULER reads its essays."""
+    cached = _ONE_LINE.get(hay.name)
+    if cached is None or cached[0] is not hay:
+        units = tuple(" " + " ".join(u.split()) for u in hay.units if u.strip())
+        cached = _ONE_LINE[hay.name] = (hay, Haystack(f"{hay.name}:one-line", units))
+    return cached[1]
+
+
+_ONE_LINE: dict[str, tuple[Haystack, Haystack]] = {}
 
 
 @lru_cache(maxsize=4)

@@ -154,7 +154,7 @@ class _PairStream:
 class MRCRTask:
     """``mrcr_{n}needle``: recall the i-th of n identical asks' replies in a long conversation."""
 
-    version = "1"
+    version = "2"
     metric = "mrcr"
     answer_budget = 512
 

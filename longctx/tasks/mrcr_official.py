@@ -109,7 +109,7 @@ class OfficialMRCRTask:
     """The published MRCR rows as a task: at ``ctx`` it serves the first ``n`` rows of the token bin
     that ends at ``ctx`` (sized by the given tokenizer). Run it with ``--set path=DIR``."""
 
-    name, version, metric, answer_budget, multi_turn = TASK, "1", "mrcr", MRCRTask.answer_budget, True
+    name, version, metric, answer_budget, multi_turn = TASK, "2", "mrcr", MRCRTask.answer_budget, True
     description = "OpenAI's published MRCR parquet files from a local path (--set path=DIR), rows of the bin ending at ctx"
 
     def __init__(self, config: OfficialConfig = OfficialConfig()):

@@ -10,6 +10,10 @@ pieces fit from those sums (``bisect`` over running totals, no tokenizer call pe
 of every 100th after it. Where the two differ (a tokenizer that merges across spaces), the fitter
 switches to measuring every prompt of the set and corrects the budget by the measured error, so
 the numbers written into a sample are always those of a real tokenization or of the checked sum.
+
+A prompt is made of whole units (no cut sentence, needle or document, as in RULER), so it lands within
+the tolerance of its target, or, where every unit that could close the gap is larger than that, within
+one unit of it (``Fitter.slack``).
 """
 from __future__ import annotations
 
@@ -110,7 +114,7 @@ class Fitter:
         self.measured = True
         budget = self.target
         for _ in range(_MAX_TRIES):
-            if self.target - self.tol <= real <= self.target:
+            if self.target - self.slack(b) <= real <= self.target:
                 return self._exact_marks(b, real)
             # the summed counts run ahead of (or behind) the real ones by a roughly fixed ratio
             budget += round(((self.target - self.tol // 2) - real) * budget / max(real, 1))
@@ -119,8 +123,13 @@ class Fitter:
         raise TaskError(f"{task_ctx(self.task, self.ctx)}: could not size the prompt within {self.tol} tokens "
                         f"of {self.target} under {self.tokenizer.name} (last try {real})")
 
+    def slack(self, b: Built) -> int:
+        """How far under the target ``b`` may land: the tolerance, or less than one whole unit where
+        the layout's units (a noise line, a distractor needle) are all coarser than the tolerance."""
+        return max(self.tol, b.extra.get("fill_unit_tokens", 0))
+
     def _full(self, b: Built) -> Built:
-        if b.tokens < self.target - self.tol:
+        if b.tokens < self.target - self.slack(b):
             raise TaskError(f"{task_ctx(self.task, self.ctx)}: could fill only {b.tokens} of the {self.target} "
                             f"prompt tokens (tolerance {self.tol}); the haystack or QA source may be too small "
                             "for this ctx, or the ctx too small for the task's pieces")
@@ -136,18 +145,3 @@ class Fitter:
 
 def task_ctx(task: str, ctx: int) -> str:
     return f"{task} at ctx {ctx}"
-
-
-def fill_prefix(count: Counter, text: str, gap: int) -> str:
-    """The longest prefix of ``text`` (a piece with its leading separator) of at most ``gap`` tokens."""
-    if gap <= 0 or not text:
-        return ""
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(text[:mid]) <= gap:
-            lo = mid
-        else:
-            hi = mid - 1
-    cut = text[:lo].rstrip()
-    return cut if cut.strip() and count(cut) <= gap else ""

@@ -7,7 +7,10 @@ country was Vorin Talesku born?" needs the person's town, then the town's countr
 built from it says ``"source": "synthetic"`` in its meta.
 
 ``external_pool(path)``: SQuAD (``data/paragraphs/qas``) or HotpotQA (``question``, ``answer``,
-``context``, ``supporting_facts``) json read through ``datasets`` from a local file.
+``context``, ``supporting_facts``) json read through ``datasets`` from a local file, into RULER's
+documents: a SQuAD paragraph's text (its article's other paragraphs are the question's first
+distractors), a HotpotQA paragraph as ``title\ntext`` (all of the question's paragraphs go in; the
+supporting ones are its gold documents).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class QAItem:
     answers: tuple[str, ...]
     gold: tuple[int, ...]  # indices into the pool's documents
     hops: int
+    related: tuple[int, ...] = ()  # the question's other documents, first among the distractors (RULER)
 
 
 @dataclass(frozen=True)
@@ -107,29 +111,39 @@ def external_pool(path: str) -> QAPool:
     cols = set(ds.column_names)
     docs: list[str] = []
     items: list[QAItem] = []
-    if "paragraphs" in cols:  # SQuAD
-        for row in ds:
-            for para in row["paragraphs"]:
-                docs.append(f"{row['title']}\n{para['context']}")
-                for qa in para["qas"]:
-                    answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers") or []))
-                    if answers:
-                        items.append(QAItem(qa["question"], answers, (len(docs) - 1,), 1))
-        return QAPool(f"squad:{p.name}", tuple(docs), tuple(items), tuple(items))
-    if {"question", "answer", "context"} <= cols:  # HotpotQA
+    if "paragraphs" in cols:  # SQuAD: a document is a paragraph's text; its article's others come first
         index: dict[str, int] = {}
         for row in ds:
-            gold = []
+            article = []
+            for para in row["paragraphs"]:
+                if para["context"] not in index:
+                    index[para["context"]] = len(docs)
+                    docs.append(para["context"])
+                article.append(index[para["context"]])
+            for para in row["paragraphs"]:
+                at = index[para["context"]]
+                for qa in para["qas"]:
+                    answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers") or []))
+                    if answers and not qa.get("is_impossible"):
+                        items.append(QAItem(qa["question"], answers, (at,), 1,
+                                            tuple(d for d in dict.fromkeys(article) if d != at)))
+        return QAPool(f"squad:{p.name}", tuple(docs), tuple(items), tuple(items))
+    if {"question", "answer", "context"} <= cols:  # HotpotQA: "title\ntext"; all the question's paragraphs go in
+        index = {}
+        for row in ds:
+            gold, context = [], []
             titles, sents = _hotpot_context(row["context"])
             for title, body in zip(titles, sents):
-                if title not in index:
-                    index[title] = len(docs)
-                    docs.append(f"{title}\n{''.join(body)}")
-            for title in dict.fromkeys(f[0] for f in _supporting(row.get("supporting_facts"))):
-                if title in index:
-                    gold.append(index[title])
+                text = f"{title}\n{''.join(body)}"
+                if text not in index:
+                    index[text] = len(docs)
+                    docs.append(text)
+                context.append((title, index[text]))
+            facts = set(f[0] for f in _supporting(row.get("supporting_facts")))
+            gold = [d for title, d in dict(context).items() if title in facts]
             if gold:
-                items.append(QAItem(row["question"], (row["answer"],), tuple(gold), len(gold)))
+                items.append(QAItem(row["question"], (row["answer"],), tuple(gold), len(gold),
+                                    tuple(d for _, d in context if d not in gold)))
         return QAPool(f"hotpotqa:{p.name}", tuple(docs), tuple(items), tuple(items))
     raise TaskError(f"{p} is neither SQuAD (data/paragraphs/qas) nor HotpotQA (question/answer/context) json")
 

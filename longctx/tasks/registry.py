@@ -7,7 +7,7 @@ from longctx.tasks.decay import DECAY_TASKS
 from longctx.tasks.errors import TaskError
 from longctx.tasks.mrcr import MRCR_TASKS
 from longctx.tasks.mrcr_official import OfficialMRCRTask
-from longctx.tasks.ruler import RULER_TASKS
+from longctx.tasks.ruler import DATA_VS_RULER, RULER_TASKS
 from longctx.tasks.task import Task
 
 # tasks that read a user's files (run them by name, with --set path=...): in no group
@@ -21,6 +21,11 @@ GROUPS: dict[str, list[str]] = {
     "decay": list(DECAY_TASKS),
     "all": [*RULER_TASKS, *MRCR_TASKS, *DECAY_TASKS],
 }
+
+
+def data_vs_ruler(name: str) -> str:
+    """How a RULER task's default data differs from RULER's own ("" for tasks outside RULER)."""
+    return DATA_VS_RULER.get(name, "")
 
 
 def get_task(name: str) -> Task:

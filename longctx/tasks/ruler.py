@@ -54,3 +54,24 @@ RULER_TASKS: dict[str, RulerTask] = {
     "qa_2": QATask("qa_2", "two-hop QA over documents with distractors (synthetic unless a HotpotQA path)",
                    QAConfig(hops=2), PART, 32),
 }
+
+_ESSAY = ("generated English essays instead of Paul Graham's (which cannot be fetched offline); "
+          "--haystack FILE|DIR uses the originals")
+_WORDS = "keys from the suite's word lists (eval split) instead of wonderwords' adjective-noun pairs"
+
+# How each RULER task's default data differs from RULER's own (FIDELITY.md has the full table)
+DATA_VS_RULER: dict[str, str] = {
+    "niah_single_1": _WORDS,
+    "niah_single_2": f"{_ESSAY}; {_WORDS}",
+    "niah_single_3": f"{_ESSAY}; {_WORDS}",
+    "niah_multikey_1": f"{_ESSAY}; {_WORDS}",
+    "niah_multikey_2": f"{_WORDS}; distractor needles from a fixed pool of 10,000",
+    "niah_multikey_3": "distractor needles from a fixed pool of 10,000",
+    "niah_multivalue": f"{_ESSAY}; {_WORDS}",
+    "niah_multiquery": f"{_ESSAY}; {_WORDS}",
+    "vt": "variable names and values drawn from the eval split",
+    "cwe": "words from the suite's English word list (eval split) instead of wonderwords' lists",
+    "fwe": "coded words drawn from the eval split",
+    "qa_1": "synthetic single-hop documents and questions instead of SQuAD; --set source=SQUAD.json uses SQuAD",
+    "qa_2": "synthetic two-hop documents and questions instead of HotpotQA; --set source=HOTPOT.json uses HotpotQA",
+}

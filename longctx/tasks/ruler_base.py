@@ -13,13 +13,14 @@ from typing import Any, Callable, Iterator
 from longctx.tasks import vocab
 from longctx.tasks.errors import TaskError
 from longctx.tasks.haystack import Haystack
-from longctx.tasks.prompt_fit import Built, Fitter, Layout, fill_prefix
+from longctx.tasks.prompt_fit import Built, Fitter, Layout
 from longctx.tasks.sample import Sample, make_sample
 from longctx.tasks.task import Split
 from longctx.tasks.tokenizers import Tokenizer
 
 # RULER's 40 evenly spaced insertion depths in [0, 100] (np.linspace(0, 100, 40), rounded)
 DEPTHS: tuple[int, ...] = tuple(round(i * 100 / 39) for i in range(40))
+_FILL_LOOKAHEAD = 512  # later haystack units searched for whole ones that close the last gap
 
 
 class RulerTask:
@@ -87,17 +88,31 @@ def pick_depths(rng: random.Random, n: int, depth: float | None) -> list[float]:
     return sorted(rng.sample(DEPTHS, n))
 
 
+def line_slots(seed: float, n: int) -> Callable[[int], list[int]]:
+    """RULER's placement in a haystack of lines (noise, distractor needles): ``n`` distinct line indices
+    drawn uniformly from ``range(k)``, sorted; the inserts go before those lines."""
+    def slots(k: int) -> list[int]:
+        if k < n:
+            return [min(i, k) for i in range(n)]
+        return sorted(random.Random(seed).sample(range(k), n))
+    return slots
+
+
 def haystack_layout(fitter: Fitter, hay: Haystack, start: int, head: str, tail: str, answer_prefix: str,
-                    inserts: list[str], slots: Callable[[int], list[int]]) -> Layout:
-    """A layout of ``head + haystack (with inserts) + tail``.
+                    inserts: list[str], slots: Callable[[int], list[int]], asked: int | None = None) -> Layout:
+    """A layout of ``head + haystack (with inserts) + tail``, built from whole haystack units only.
 
     ``inserts`` start with their separator; ``slots(k)`` says at which unit boundary (0..k) each
-    goes once ``k`` haystack units fit (non-decreasing). The haystack gets whole units and then a
-    prefix of the next unit when the gap to the budget is still above the tolerance.
+    goes once ``k`` haystack units fit (non-decreasing). The haystack takes as many units from
+    ``start`` as fit; while the gap to the budget is above half the tolerance, the longest later unit
+    of the cycle that still fits is added (a few units skipped, none cut: a cut needle is a wrong
+    needle). What gap is left is smaller than every unit that could have closed it; the prompt
+    records the smallest in ``fill_unit_tokens``. With ``asked`` (the index of the asked insert),
+    the depths are the slots' positions in the haystack (``100 * slot / k``) and are recorded too.
     """
     tok, count = fitter.tokenizer, fitter.count
     fixed = count(head) + count(tail) + count(answer_prefix) + sum(count.many(inserts))
-    hay.table(tok)
+    table = hay.table(tok)
     m = len(hay.units)
 
     def layout(budget: int) -> Built:
@@ -106,37 +121,47 @@ def haystack_layout(fitter: Fitter, hay: Haystack, start: int, head: str, tail: 
             raise fitter.too_small(fixed)
         k = hay.take(tok, room, start)
         while True:
-            built = _assemble(k)
+            built = _assemble(k, [])
             if built.tokens <= budget or k == 0:
                 break
             k -= 1
         if built.tokens > budget:
             raise fitter.too_small(built.tokens)
         gap = budget - built.tokens
-        if gap > fitter.tol // 2:
-            part = fill_prefix(count, hay.units[(start + k) % m], gap)
-            if part:
-                longer = _assemble(k, part)
-                if longer.tokens <= budget:
-                    built = longer
+        ahead = {(start + k + i) % m for i in range(min(_FILL_LOOKAHEAD, m))}
+        fill: list[int] = []
+        while gap > fitter.tol // 2:
+            fits = [u for u in ahead if table.counts[u] <= gap]
+            if not fits:
+                break
+            u = max(fits, key=lambda u: (table.counts[u], -((u - start - k) % m)))
+            fill.append(u)
+            ahead.discard(u)
+            gap -= table.counts[u]
+        if fill:
+            longer = _assemble(k, fill)
+            if longer.tokens <= budget:
+                built = longer
+        built.extra["fill_unit_tokens"] = min((table.counts[u] for u in ahead), default=0)
         return built
 
-    def _assemble(k: int, partial: str = "") -> Built:
+    def _assemble(k: int, fill: list[int]) -> Built:
         at = slots(k)
-        # segments in order: ("hay", a, b) for units a..b of the run, or (text, count, is_insert)
+        # segments in order: ("hay", a, b) for units a..b of the run, ("fill", unit), ("insert", j)
         segs: list[tuple] = []
-        prev = 0
+        prev, filled = 0, not fill
         for j, slot in enumerate(at):
             if slot > prev:
                 segs.append(("hay", prev, slot))
                 prev = slot
-            if slot == k and partial and not any(s[0] == "part" for s in segs):
-                segs.append(("part", partial, count(partial)))
-            segs.append(("insert", inserts[j], count.many([inserts[j]])[0]))
+            if slot == k and not filled:
+                segs.extend(("fill", u) for u in fill)
+                filled = True
+            segs.append(("insert", j))
         if k > prev:
             segs.append(("hay", prev, k))
-        if partial and not any(s[0] == "part" for s in segs):
-            segs.append(("part", partial, count(partial)))
+        if not filled:
+            segs.extend(("fill", u) for u in fill)
         text, marks, pos, char = [head], [], count(head), len(head)
         for n, seg in enumerate(segs):
             if seg[0] == "hay":
@@ -147,7 +172,8 @@ def haystack_layout(fitter: Fitter, hay: Haystack, start: int, head: str, tail: 
                     units[0] = units[0].lstrip()
                 piece = "".join(units)
             else:
-                piece, c = seg[1], seg[2]
+                piece = hay.units[seg[1]] if seg[0] == "fill" else inserts[seg[1]]
+                c = table.counts[seg[1]] if seg[0] == "fill" else count.many([piece])[0]
                 if n == 0:
                     piece, c = piece.lstrip(), count(piece.lstrip())
                 if seg[0] == "insert":
@@ -157,6 +183,10 @@ def haystack_layout(fitter: Fitter, hay: Haystack, start: int, head: str, tail: 
             char += len(piece)
         text.append(tail)
         total = pos + count(tail) + count(answer_prefix)
-        return Built("".join(text), answer_prefix, total, marks, {"haystack_units": k})
+        extra: dict[str, Any] = {"haystack_units": k + len(fill)}
+        if asked is not None:
+            depths = [round(100 * slot / max(k, 1), 1) for slot in at]
+            extra.update(depths=depths, depth=depths[asked])
+        return Built("".join(text), answer_prefix, total, marks, extra)
 
     return layout

@@ -12,9 +12,8 @@ from longctx.kernels.flash.checks import FLOAT_DTYPES, check_qkv
 
 triton = lazy_module("triton")
 _indexer, _sparse_attn = lazy_names("longctx.kernels.dsa.triton_dsa", "_indexer", "_sparse_attn")
-_mask_above, _sample_tau2, _select_rows = lazy_names("longctx.kernels.dsa.triton_select4", "_mask_above", "_sample_tau2", "_select_rows")
-_select_rows5, = lazy_names("longctx.kernels.dsa.triton_select5", "_select_rows5")
-_gather_above, _row_topk, _sample_tau = lazy_names("longctx.kernels.dsa.triton_topk", "_gather_above", "_row_topk", "_sample_tau")
+_mask_above, _sample_tau2 = lazy_names("longctx.kernels.dsa.triton_mask", "_mask_above", "_sample_tau2")
+_select_rows, = lazy_names("longctx.kernels.dsa.triton_rows", "_select_rows")
 
 _LOG2E = 1.4426950408889634
 
@@ -69,51 +68,34 @@ def _scores(q_idx, k_idx, w, t0: int, t1: int, step: int = 1) -> torch.Tensor:
 
 @dataclass
 class Tiles:
-    """Selection path and launch shapes of the DSA kernels (module-level ``TILES`` on a GPU, ``INTERP_TILES`` under
-    the interpreter).
+    """Launch shapes of the DSA kernels (module-level ``TILES`` on a GPU, ``INTERP_TILES`` under the interpreter).
 
-    version: 5 (v4's masks, ``kernels.dsa.triton_select5``'s row stage), 4 (bit masks,
-    ``kernels.dsa.triton_select4``) or 3 (scattered candidates, ``triton_topk``);
-    mask_*: v4's (and v5's) ``_mask_above`` tile, warps, stages; rows_warps / rows_stages / rescore_n: v4's
-    ``_select_rows`` warps, stages of its band rescoring loop, band keys rescored per step; tau_steps: v4's
-    (and v5's) threshold bisection steps. sel5_*: v5's ``_select_rows5`` rows per
-    program, mask words per step, candidate slots per step (bisection, output), band keys per row per
-    rescoring step, warps, stages of its rescoring loop. gather_*:
-    ``_gather_above`` query rows x key columns per tile, warps, pipeline
-    stages; topk_rows / topk_warps: rows per ``_row_topk`` program and its warps; tau_warps: ``_sample_tau``
-    and ``_sample_tau2`` (one row per program); attn_*: ``_sparse_attn`` selected keys per step, warps, stages.
+    mask_*: ``_mask_above``'s query rows x key columns per tile, warps, stages; tau_steps / tau_warps:
+    ``_sample_tau2``'s bisection steps and warps (one row per program); rows_*: ``_select_rows``'s rows per
+    program, mask words per step, candidate slots per step (bisection, output), band keys per row per rescoring
+    step, warps, stages of its rescoring loop; attn_*: ``_sparse_attn``'s selected keys per step, warps, stages.
     """
 
-    version: int = 5        # NOTES.md, session 13: dsa 58.2 ms (1.86x SDPA flash) at 128K on the H100, v3 67.6
-    mask_m: int = 64        # v4's shapes: the fastest of device_run_v4.py's sweep
+    mask_m: int = 64        # the fastest of the swept mask-pass shapes (H100, 128K; README.md beside this file)
     mask_n: int = 64
     mask_warps: int = 4
     mask_stages: int = 3
-    rows_warps: int = 4
-    rows_stages: int = 3
-    rescore_n: int = 256
     tau_steps: int = 12
-    sel5_rows: int = 1      # v5: one row and one warp per program, 32 programs (the most an SM holds) in flight per
-    sel5_words: int = 128   # SM: the row stage is latency-bound (14.3 ms against 22.0 at 4 rows / 4 warps, NOTES.md);
-    sel5_slots: int = 128   # offline sm_90 compile: 66 registers, no spills, 6 KB shared
-    sel5_rescore: int = 32
-    sel5_warps: int = 1
-    sel5_stages: int = 2
-    gather_m: int = 64      # defaults: the fastest of each family in device_run_v3.py's sweep (H100, 128K)
-    gather_n: int = 64
-    gather_warps: int = 4
-    gather_stages: int = 2
-    topk_rows: int = 1
-    topk_warps: int = 4
     tau_warps: int = 8
+    rows: int = 1           # one row and one warp per program, 32 programs (the most an SM holds) in flight per
+    rows_words: int = 128   # SM: the row stage is latency-bound (14.7 ms against 22.2 at 4 rows / 4 warps, 128K,
+    rows_slots: int = 128   # README.md); offline sm_90 compile: 66 registers, no spills, 6 KB shared
+    rows_rescore: int = 32
+    rows_warps: int = 1
+    rows_stages: int = 2
     attn_n: int = 32
     attn_warps: int = 2
     attn_stages: int = 3
 
 
 TILES = Tiles()
-INTERP_TILES = Tiles(gather_m=32, gather_n=32, gather_warps=4, topk_rows=2, attn_n=32, mask_m=32, mask_n=32,
-                     rescore_n=16, sel5_rows=4, sel5_words=4, sel5_slots=32, sel5_rescore=8)
+# four rows per program and short word / slot steps, so small interpreter shapes cover part-filled programs and loops
+INTERP_TILES = Tiles(mask_m=32, mask_n=32, rows=4, rows_words=4, rows_slots=32, rows_rescore=8, attn_n=32)
 # int32 words per row chunk (masks, scratch, sampled scores): at most this many keeps a chunk's masks under 2^31
 # bytes, the most the kernels' int32 offsets address (all 128K rows' masks at once: an illegal memory access)
 MAX_CHUNK_ELEMS = 1 << 29
@@ -149,9 +131,9 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
 
     Per row chunk: thresholds per row from every ``sample_step``-th key's score (default
     ``clamp(topk // 128, 1, 16)``), then one fused pass that recomputes the scores tile by tile and keeps
-    the keys above the thresholds (about 1.5 ``topk`` per row; ``Tiles.version`` 4 and 5 as bit masks, 3 as
-    scattered candidates), then the exact top-k of the kept keys per row (``kernels.dsa.triton_select5``
-    by default); rows whose kept count cannot hold their top-k are recomputed exactly. Memory
+    the keys above the thresholds as bit masks (about 1.5 ``topk`` per row, ``triton_mask``), then the exact
+    top-k of the kept keys per row (``triton_rows``); rows whose kept count cannot hold their top-k are
+    recomputed exactly. Memory
     O(chunk * (T / sample_step + T / 16 + topk)); indexer FLOPs stay O(T^2).
     q_idx: [B, HI, T, DI]; k_idx: [B, T, DI]; w: [B, T, HI] -> int32 [B, T, topk], ascending, -1 where
     query t has fewer than topk keys (t + 1 < topk). ``idx = dsa_select(qi, ki, w, topk=2048)``
@@ -172,66 +154,23 @@ def dsa_select(q_idx: torch.Tensor, k_idx: torch.Tensor, w: torch.Tensor, topk: 
     r = -(-3 * topk // (2 * step))
     k_sample = k_idx[:, ::step].contiguous()
     out = torch.empty(B, T, topk, dtype=torch.int32, device=q_idx.device)
-    version = _tiles().version
-    rows = _chunk_rows(B, T, step, cap, version, chunk_elems)
+    rows = _chunk_rows(B, T, step, cap, chunk_elems)
     for t0 in range(0, T, rows):
         t1 = min(T, t0 + rows)
         pos = torch.arange(t0, t1, device=q_idx.device)
-        if version in (4, 5):
-            select = _select_v5 if version == 5 else _select_v4
-            counts = select(q_idx, k_idx, k_sample, w, t0, t1, step, r, cap, topk, out)
-        else:
-            tau = torch.full((B, t1 - t0), float("-inf"), device=q_idx.device)
-            if t1 > cap:  # rows with t + 1 <= cap keep every key; the others need a threshold
-                tau = torch.where(pos < cap, tau, _sample_threshold(q_idx, k_sample, w, t0, t1, step, r))
-            counts = _fused_topk(q_idx, k_idx, w, tau, t0, t1, cap, topk, out)
+        words = _masks(q_idx, k_idx, k_sample, w, t0, t1, step, r, cap, topk)
+        counts = _rows(q_idx, k_idx, w, words, t0, cap, topk, out)
         redo = (counts > cap) | (counts < (pos + 1).clamp_max(topk))
         for b, t in redo.nonzero().tolist():
             out[b, t0 + t] = _exact_row(q_idx[b], k_idx[b], w[b], t0 + t, topk)
     return out
 
 
-def _chunk_rows(B: int, T: int, step: int, cap: int, version: int, chunk_elems: int = MAX_CHUNK_ELEMS) -> int:
-    """Query rows per chunk of ``dsa_select``: a multiple of 64 whose int32 words fit chunk_elems. Per row: v4 / v5
-    T / 16 words of masks and 3 cap of scratch; v3 2 cap of candidates; both T / step sampled scores."""
-    per_row = max(-(-T // step), T // 16 + 1, 3 * cap) if version in (4, 5) else max(-(-T // step), cap)
+def _chunk_rows(B: int, T: int, step: int, cap: int, chunk_elems: int = MAX_CHUNK_ELEMS) -> int:
+    """Query rows per chunk of ``dsa_select``: a multiple of 64 whose int32 words fit chunk_elems. Per row: T / 16
+    words of masks, 3 cap of scratch, T / step sampled scores."""
+    per_row = max(-(-T // step), T // 16 + 1, 3 * cap)
     return max(64, min(T, chunk_elems // (B * per_row)) // 64 * 64)
-
-
-def _sample_threshold(q_idx, k_sample, w, t0: int, t1: int, step: int, r: int) -> torch.Tensor:
-    """Rows [t0, t1): the r-th largest score among keys 0, step, 2 step, ... (-inf past the row) -> fp32 [B, t1 - t0]."""
-    s = _scores(q_idx, k_sample, w, t0, t1, step)
-    B, n, n_cols = s.shape
-    r = min(r, n_cols)
-    block = triton.next_power_of_2(n_cols)
-    if block > MAX_SAMPLE_BLOCK:
-        return s.topk(r, dim=-1).values[..., -1]
-    tau = torch.empty(B, n, dtype=torch.float32, device=s.device)
-    _sample_tau[(n, B)](s, tau, n, n_cols, s.stride(0), s.stride(1), tau.stride(0), r, BLOCK=block, ROWS=1,
-                        num_warps=_tiles().tau_warps)
-    return tau
-
-
-def _fused_topk(q_idx, k_idx, w, tau, t0: int, t1: int, cap: int, topk: int, out: torch.Tensor) -> torch.Tensor:
-    """Rows [t0, t1): keep scores >= tau, then the exact top-k of those, ascending, -1 padded, into out[:, t0:t1]
-    -> kept counts [B, t1 - t0]."""
-    B, HI, T, DI = q_idx.shape
-    n = t1 - t0
-    val = torch.empty(B, n, cap, dtype=torch.float32, device=q_idx.device)
-    ids = torch.empty(B, n, cap, dtype=torch.int32, device=q_idx.device)
-    counts = torch.empty(B, n, dtype=torch.int32, device=q_idx.device)
-    c = _tiles()
-    hoist = HI * c.gather_m * DI * q_idx.element_size() <= HOIST_BYTES
-    _gather_above[(triton.cdiv(n, c.gather_m), B)](
-        q_idx, k_idx, w, tau, val, ids, counts, q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0),
-        k_idx.stride(1), w.stride(0), w.stride(1), tau.stride(0), val.stride(0), val.stride(1), counts.stride(0), T, t0, t1, cap, HI=HI, DI=DI, BLOCK_M=c.gather_m, BLOCK_N=c.gather_n,
-        PRECISION=_precision(q_idx), HOIST=hoist, INTERP=interpreting(), num_warps=c.gather_warps,
-        num_stages=c.gather_stages)
-    dst = out[:, t0:t1]
-    _row_topk[(triton.cdiv(n, c.topk_rows), B)](val, ids, counts, dst, n, val.stride(0), val.stride(1),
-                                                counts.stride(0), dst.stride(0), dst.stride(1), topk,
-                                                CAP=cap, ROWS=c.topk_rows, num_warps=c.topk_warps)
-    return counts
 
 
 def _row_ranges(r0: int, r1: int, unit: int, min_block: int):
@@ -258,14 +197,14 @@ def _sample_thresholds(q_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: in
 
 
 def _masks(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int) -> torch.Tensor:
-    """v4 / v5 rows [t0, t1): two thresholds per row, then the bit masks of the scores above them (``_mask_above``)
+    """Rows [t0, t1): two thresholds per row, then the bit masks of the scores above them (``_mask_above``)
     -> int32 words [B, t1 - t0, 2, T / 32 rounded up to the tile]: bit j of word i = key 32 i + j."""
     B, HI, T, DI = q_idx.shape
     n, dev, c = t1 - t0, q_idx.device, _tiles()
     tau = torch.full((B, 2, n), float("-inf"), device=dev)  # rows with t + 1 <= cap keep every key
     if t1 > cap:
         a = max(t0, cap)
-        # lo: r_lo, v3's r (about 1.5 topk of the row's scores pass); hi: about 0.75 topk, the sure part of the top-k
+        # lo: r_lo (about 1.5 topk of the row's scores pass); hi: about 0.75 topk, the sure part of the top-k
         r_hi = max(1, 3 * topk // (4 * step))
         tau[:, :, a - t0:] = _sample_thresholds(q_idx, k_sample, w, a, t1, step, r_lo, r_hi)
     nbytes = triton.cdiv(T, c.mask_n) * c.mask_n // 8
@@ -280,52 +219,24 @@ def _masks(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, ca
     return mask.view(torch.int32)
 
 
-def _select_v4(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int,
-               out: torch.Tensor) -> torch.Tensor:
-    """v4 (``kernels.dsa.triton_select4``): rows [t0, t1): two thresholds, two bit masks, per-row exact top-k
-    into out[:, t0:t1] -> candidate counts [B, t1 - t0] (rows outside [min(topk, t + 1), cap] are wrong)."""
-    B, HI, T, DI = q_idx.shape
-    n, dev, c = t1 - t0, q_idx.device, _tiles()
-    words = _masks(q_idx, k_idx, k_sample, w, t0, t1, step, r_lo, cap, topk)
-    scratch = torch.empty(3, B, n, cap, dtype=torch.int32, device=dev)
-    cid, bid, bval = scratch[0], scratch[1], scratch[2].view(torch.float32)
-    counts = torch.empty(B, n, dtype=torch.int32, device=dev)
-    dst = out[:, t0:t1]
-    for a, e, block in _row_ranges(t0, t1, 32, 16):
-        _select_rows[(e - a, B)](
-            words, q_idx, k_idx, w, cid, bid, bval, counts, dst, a - t0, t0, words.stride(0), words.stride(1),
-            words.stride(2), q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1),
-            w.stride(0), w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1),
-            topk, HI=HI, DI=DI, HP=max(16, triton.next_power_of_2(HI)), NW=block, CAP=cap, RCH=c.rescore_n,
-            PRECISION=_precision(q_idx), INTERP=interpreting(), num_warps=c.rows_warps, num_stages=c.rows_stages)
-    return counts
-
-
-def _select_v5(q_idx, k_idx, k_sample, w, t0: int, t1: int, step: int, r_lo: int, cap: int, topk: int,
-               out: torch.Tensor) -> torch.Tensor:
-    """v5 (``kernels.dsa.triton_select5``): v4's thresholds and masks, then ``sel5_rows`` rows per program of the
-    exact per-row top-k into out[:, t0:t1] -> candidate counts [B, t1 - t0] (as ``_select_v4``)."""
-    words = _masks(q_idx, k_idx, k_sample, w, t0, t1, step, r_lo, cap, topk)
-    return _rows_v5(q_idx, k_idx, w, words, t0, cap, topk, out)
-
-
-def _rows_v5(q_idx, k_idx, w, words: torch.Tensor, t0: int, cap: int, topk: int, out: torch.Tensor,
-             upto: int = 5) -> torch.Tensor:
-    """v5's row stage (``_select_rows5``) on the masks ``words`` [B, n, 2, W] of rows [t0, t0 + n) -> candidate
-    counts [B, n]; ``upto`` < 5 stops after that step (the per-step timing of ``device_run_floors.py``)."""
+def _rows(q_idx, k_idx, w, words: torch.Tensor, t0: int, cap: int, topk: int, out: torch.Tensor,
+          upto: int = 5) -> torch.Tensor:
+    """The row stage (``_select_rows``) on the masks ``words`` [B, n, 2, W] of rows [t0, t0 + n): the exact top-k
+    into out[:, t0:t0 + n] -> candidate counts [B, n] (rows outside [min(topk, t + 1), cap] are wrong); ``upto``
+    < 5 stops after that step (the per-step timing of ``benchmarks/dsa/device_run_floors.py``)."""
     B, HI, T, DI = q_idx.shape
     n, dev, c = words.shape[1], q_idx.device, _tiles()
     scratch = torch.empty(3, B, n, cap, dtype=torch.int32, device=dev)
     cid, bid, key = scratch[0], scratch[1], scratch[2]
     counts = torch.empty(B, n, dtype=torch.int32, device=dev)
     dst = out[:, t0:t0 + n]
-    _select_rows5[(triton.cdiv(n, c.sel5_rows), B)](
+    _select_rows[(triton.cdiv(n, c.rows), B)](
         words, q_idx, k_idx, w, cid, bid, key, counts, dst, n, t0, words.stride(0), words.stride(1), words.stride(2),
         q_idx.stride(0), q_idx.stride(1), q_idx.stride(2), k_idx.stride(0), k_idx.stride(1), w.stride(0),
         w.stride(1), cid.stride(0), cid.stride(1), counts.stride(0), dst.stride(0), dst.stride(1), topk, HI=HI,
-        DI=DI, HP=max(16, triton.next_power_of_2(HI * c.sel5_rows)), ROWS=c.sel5_rows, WCH=c.sel5_words,
-        SCH=c.sel5_slots, CAP=cap, RCH=c.sel5_rescore, PRECISION=_precision(q_idx), INTERP=interpreting(),
-        UPTO=upto, num_warps=c.sel5_warps, num_stages=c.sel5_stages)
+        DI=DI, HP=max(16, triton.next_power_of_2(HI * c.rows)), ROWS=c.rows, WCH=c.rows_words,
+        SCH=c.rows_slots, CAP=cap, RCH=c.rows_rescore, PRECISION=_precision(q_idx), INTERP=interpreting(),
+        UPTO=upto, num_warps=c.rows_warps, num_stages=c.rows_stages)
     return counts
 
 

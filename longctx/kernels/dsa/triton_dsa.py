@@ -3,7 +3,8 @@
 ``_indexer``: one program per (query tile, key tile, batch) of a row chunk; it loops over the few
 indexer heads, so a score matrix is written once, in fp32, and never per head (``lightning_indexer``
 and the sampled thresholds of ``dsa_select``). ``_index_tile`` is the score arithmetic, shared with the
-fused selection in ``triton_topk`` (which can hold a tile's queries, ``_load_queries``, across its key loop). This is the honestly O(n^2) part of DSA.
+mask pass in ``triton_mask`` (which can hold a tile's queries, ``_load_queries``, across its key loop). This is
+the honestly O(n^2) part of DSA.
 ``_sparse_attn``: one program per (query token, batch * kv head) serves every query head of the
 group (GQA), gathering the selected key/value rows in tiles of BLOCK_N with an online softmax.
 """

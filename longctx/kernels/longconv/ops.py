@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from longctx.kernels.backend import use_triton
 
 # Crossover of method="auto": the direct kernel for filters of at most this many taps, FFT above.
-# Set from the H100 sweep of `python -m benchmarks.longconv.gpu_check` (n = 64K, C = 1024, bf16; NOTES.md):
+# Set from the H100 sweep of `python -m benchmarks.longconv.gpu_check` (n = 64K, C = 1024, bf16; README.md):
 # direct 4.30 ms vs FFT 6.39 ms at 128 taps, 8.60 vs 6.40 at 256. A CPU or interpreter timing says nothing here.
 DIRECT_MAX_TAPS = 128
 METHODS = ("auto", "fft", "direct")

@@ -138,7 +138,7 @@ def train_backward(dy: torch.Tensor, dhT: torch.Tensor | None, x: torch.Tensor, 
                    A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None,
                    z: torch.Tensor | None, hc: torch.Tensor, block_d: int = 2, block_t: int = BLOCK_T,
                    num_warps: int = 2) -> tuple[torch.Tensor, ...]:
-    """Backward on contiguous inputs (2 channels and 2 warps per program: the H100 sweep's fastest, NOTES.md);
+    """Backward on contiguous inputs (2 channels and 2 warps per program: the H100 sweep's fastest, README.md);
     dy [B, D, T], dhT [B, D, N] (the final state's gradient) or None, hc from
     ``train_forward`` with the same ``block_t``. Returns (dx, ddt, dA, dB, dC, dD, dz, d initial_state): each in
     its input's dtype, d initial_state float32; dD and dz empty where D or z is None."""

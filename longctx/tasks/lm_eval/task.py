@@ -31,7 +31,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from longctx.tasks.cache import generate_samples
 from longctx.tasks.errors import TaskError
-from longctx.tasks.mrcr import grade_mrcr
+from longctx.tasks.metrics import score_sample
 from longctx.tasks.registry import get_task
 from longctx.tasks.sample import Sample
 from longctx.tasks.tokenizers import load_tokenizer
@@ -40,14 +40,8 @@ PREFIX = "longctx_"
 
 
 def score(sample: Sample, prediction: str) -> float:
-    """The sample's published metric (RULER's string-match rules as in ``evals.scoring``, or MRCR's)."""
-    pred = prediction.strip()
-    if sample.metric == "mrcr":
-        return grade_mrcr(pred, sample.answers[0], sample.meta["random_prefix"])
-    found = [a.lower() in pred.lower() for a in sample.answers]
-    if sample.metric == "string_match_part":
-        return float(any(found))
-    return sum(found) / len(found) if found else 0.0
+    """The sample's published metric on the raw reply, as ``evals.scoring`` gives it (see ``tasks.metrics``)."""
+    return score_sample(prediction, sample)
 
 
 def tokenizer_spec(meta: dict[str, Any]) -> str:
