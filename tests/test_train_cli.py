@@ -104,8 +104,9 @@ def test_compiled_forward_trains_to_the_same_weights(tmp_path):
         assert r.exit_code == 0, r.output
     a, _ = checkpoint.load(tmp_path / "eager" / "dense")
     b, _ = checkpoint.load(tmp_path / "compiled" / "dense")
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
-        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
+    step = trainer.Recipe().lr  # Adam moves a weight by up to one learning rate per step, so float32 rounding of a
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):  # near-zero gradient shows as a
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=0.01 * step, msg=name)     # small fraction of that step
 
 
 def test_length_phase_continues_the_task_phase_with_position_skips(tmp_path):
