@@ -377,6 +377,8 @@ def train(
                                                                 "fewer launches; compiles once per phase)."),
     stop_after: float | None = typer.Option(None, min=0, help="Save and stop after this many seconds; "
                                                                "the same command resumes (for time-limited machines)."),
+    init: Path | None = typer.Option(None, "--init", help="Start each architecture from INIT/ARCH, a checkpoint folder "
+                                                          "(e.g. longctx/models/checkpoints) instead of fresh weights."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run folder; one subfolder per architecture."),
     device: str | None = typer.Option(None, help="cuda or cpu (default: cuda when present)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -387,7 +389,7 @@ def train(
     console = Console(stderr=True)
     cfg = TrainConfig(size, tuple(t.strip() for t in tasks.split(",") if t.strip()), seq_len, rows, steps, batch, lr,
                       warmup, answer_weight, lm_fraction, copy_fraction, drill_fraction, copy_len, copy_steps,
-                      length_steps, pose_span, seed, save_every, compiled)
+                      length_steps, pose_span, seed, save_every, compiled, init)
     archs = [a.strip() for a in arch.split(",") if a.strip()]
     result = train_curriculum(archs, cfg, out, device, progress, stop_after, console)
     console.print(train_table(result))

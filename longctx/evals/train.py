@@ -183,6 +183,7 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 500
     compiled: bool = False              # the forward through torch.compile
+    init: Path | None = None            # start each architecture from init/ARCH (e.g. the shipped checkpoints)
 
 
 @dataclass
@@ -239,12 +240,15 @@ def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Pa
         return card["steps"] >= steps
 
     for mc in configs:
-        init = None
+        init = cfg.init / mc.arch if cfg.init is not None else None
+        if init is not None and not (init / "card.json").is_file():
+            raise EvalError(f"--init {cfg.init}: no checkpoint of {mc.arch} there ({init / 'card.json'} is missing)")
         if copy_data is not None:
-            init = out / f"{mc.arch}-copy{cfg.copy_len}"
-            done = train_model(mc, copy_recipe, copy_data, init, device, progress, stop_at=stop_at, compiled=compiled)
+            done = train_model(mc, copy_recipe, copy_data, out / f"{mc.arch}-copy{cfg.copy_len}", device, progress,
+                               init=init, stop_at=stop_at, compiled=compiled)
             if not finished(f"{mc.arch} (copy phase)", done, copy_recipe.steps):
                 break
+            init = out / f"{mc.arch}-copy{cfg.copy_len}"
         task_out = out / (f"{mc.arch}-task" if cfg.length_steps else mc.arch)
         card = train_model(mc, recipe, data, task_out, device, progress, init=init, stop_at=stop_at, compiled=compiled)
         if not finished(task_out.name, card, recipe.steps):
