@@ -20,7 +20,7 @@ from longctx.evals.ctx import fmt_ctx, parse_ctx
 from longctx.evals.errors import EvalError
 from longctx.evals.generate_cmd import task_options
 from longctx.evals.manifest import manifest, now
-from longctx.evals.runner import Job, Overhead, RunConfig, run_job, template_overhead
+from longctx.evals.runner import Job, Overhead, RunConfig, generation_settings, run_job, template_overhead
 from longctx.evals.store import model_slug, write_json_atomic
 from longctx.evals.aggregate import RULER_AVERAGE_METHOD
 from longctx.evals.summary import build_summary, summary_table
@@ -89,8 +89,7 @@ def run(
         model_dir = out / model_slug(model)
         man = manifest(sys.argv, model=model, tasks=names, ctxs=runnable, skipped_ctxs=skipped, seed=seed,
                        samples=samples, tokenizer=tok.name, task_options=options,
-                       generation={"greedy": True, "max_new_tokens": max_new_tokens, "answer_prefix": not no_answer_prefix,
-                                   "batch_size": batch_size, "template": m.template})
+                       generation=generation_settings(m, cfg))
         write_json_atomic(model_dir / "manifest.json", man)
         overhead = template_overhead(m, tok, cfg.answer_prefix)
         if executor == "ray":
