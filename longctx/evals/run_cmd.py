@@ -23,9 +23,9 @@ from longctx.evals.manifest import manifest, now
 from longctx.evals.runner import Job, Overhead, RunConfig, generation_settings, run_job, template_overhead
 from longctx.evals.store import model_slug, write_json_atomic
 from longctx.evals.aggregate import RULER_AVERAGE_METHOD
-from longctx.evals.summary import build_summary, summary_table
+from longctx.evals.summary import build_summary, summary_table, table_has_ruler_average
 from longctx.models.load import load_model
-from longctx.tasks.registry import GROUPS, resolve
+from longctx.tasks.registry import resolve
 from longctx.tasks.tokenizers import load_tokenizer
 
 # The shipped zoo checkpoint `evals run` uses when no --model is given (the best sub-quadratic one:
@@ -104,7 +104,7 @@ def run(
     finally:
         m.close()
     console.print(summary_table(summary, runnable, names))
-    if any(n in GROUPS["ruler"] for n in names):
+    if table_has_ruler_average(names):
         console.print(f"RULER average: {RULER_AVERAGE_METHOD}.", soft_wrap=True)
     console.print(f"results in {model_dir}")
     if as_json:
