@@ -69,7 +69,7 @@ def test_average_line_keeps_only_the_lengths_with_the_models_full_task_set(tmp_p
 def test_decay_plot_has_a_panel_per_model_and_a_line_per_ctx(files):
     (svg,) = make_plots("decay", files["results"], None, None, files["root"] / "decay", ("svg",), 85.6)
     text = svg.read_text()
-    for label in ("zoo:ssa@tiny", "hf:Llama-3.1-8B (attn=dense)", "ctx 8k", "ctx 16k"):
+    for label in ("zoo:ssa@tiny", "hf:Llama-3.1-8B (attn=dense)", "context 8k", "context 16k"):
         assert label in text
     assert "n=20 samples per point" in text and "95% Wilson" in text
 

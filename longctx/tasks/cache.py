@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import typing
 from pathlib import Path
 
 from longctx.tasks.errors import TaskError
@@ -27,8 +28,19 @@ def with_options(task: Task, options: dict[str, str] | None) -> Task:
     """``task`` with config fields set from ``options`` (``{"haystack": "my.txt", "depth": "50"}``);
     fields the task does not have are left to the tasks that do (``check_options`` says if none has)."""
     config = getattr(task, "config", None)
-    mine = {k: _value(v) for k, v in (options or {}).items() if hasattr(config, k)}
+    mine = {k: _typed(task.name, config, k, _value(v)) for k, v in (options or {}).items() if hasattr(config, k)}
     return task.replace(**mine) if mine else task
+
+
+def _typed(task: str, config: object, key: str, value: int | float | str) -> int | float | str:
+    """``value`` if it suits the field's declared type (a number where the field holds numbers); else TaskError."""
+    hints = typing.get_type_hints(type(config)) if dataclasses.is_dataclass(config) else {}
+    kinds = set(typing.get_args(hints[key])) | {hints[key]} if key in hints else set()
+    if kinds and kinds & {int, float} and str not in kinds and isinstance(value, str):
+        raise TaskError(f"option {key}={value!r} of {task} must be a number")
+    if kinds and int in kinds and float not in kinds and isinstance(value, float):
+        raise TaskError(f"option {key}={value!r} of {task} must be a whole number")
+    return value
 
 
 def check_options(tasks: list[Task], options: dict[str, str] | None) -> None:

@@ -27,13 +27,13 @@ class Series:
 
 
 def plot_panels(panels: dict[str, list[Series]], threshold: float, out_dir: Path, stem: str,
-                formats: tuple[str, ...], title: str) -> list[Path]:
+                formats: tuple[str, ...], title: str, cols: int = 3) -> list[Path]:
     """One axes per panel title; ``threshold`` is in percent (RULER's 85.6 by default). Series without
     points are left out, and so are panels left empty; no panel at all is an EvalError."""
     panels = {name: kept for name, series in panels.items() if (kept := [s for s in series if s.ctxs])}
     if not panels:
         raise EvalError("nothing to plot against context length: no scored cells in these results")
-    cols = min(3, len(panels))
+    cols = min(cols, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = new_figure(rows, cols, width=5.6, height=3.8)
     fig.set_layout_engine("constrained")  # keeps the figure title clear of the panel titles
