@@ -92,7 +92,7 @@ def test_trilemma_card_shows_three_measures_per_architecture(files):
     text = svg.read_text()
     assert "n^1.20" in text and "sub-quadratic" in text  # ssa compute exponent
     assert "90%" in text  # ssa probe accuracy
-    assert "at 4,096-8,192 tokens" in text  # recall of the facts a quarter of the context or more away
+    assert "at 2,048-8,192 tokens" in text  # recall of the facts a quarter of the context or more away
     assert "not measured" in text  # sdpa kernels have no retrieval figures
 
 
