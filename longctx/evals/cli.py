@@ -9,11 +9,13 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: brackets such as zoo:ARCH[@CKPT] or [default: ...] stay as written
     help="Long-context evaluation suite: RULER, MRCR and recall-decay tasks over any model, at any context length.",
 )
 err = Console(stderr=True)
@@ -37,5 +39,5 @@ def main() -> None:
     try:
         app()  # usage errors (unknown option, bad value) are click's: it prints them and exits 2
     except user_errors() as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # brackets in e stay
         sys.exit(2)

@@ -127,6 +127,10 @@ def _run_grid(m, tok, cfg: RunConfig, names: list[str], ctxs: list[int], overhea
                     fields = {"tps": f"{sent[0] / (time.perf_counter() - t0):,.0f}"} if tokens else {}
                     progress.update(bar, advance=n, **fields)
 
-                result = run_job(m, tok, Job(name, c), cfg, overhead, advance)
+                try:
+                    result = run_job(m, tok, Job(name, c), cfg, overhead, advance)
+                except BaseException:
+                    progress.update(bar, visible=False)  # the error that follows is the job's last word, not "0/n"
+                    raise
                 if result.metrics["n"]:
                     progress.update(bar, description=f"{label}: {100 * result.metrics['mean']:.1f}")
