@@ -165,7 +165,7 @@ def test_in_repo_attention_without_triton_is_one_line_or_runs(tiny_llama_dir, ev
     monkeypatch.setitem(sys.modules, "triton", None)  # `import triton` now raises ImportError
     for name in [m for m in sys.modules if m.startswith("longctx.kernels") or m == "longctx.models.attn_swap"]:
         monkeypatch.delitem(sys.modules, name)
-    argv = ["run", "niah_single_1", "--ctx", "256", "-n", "1", "--max-new-tokens", "2", "-o", str(tmp_path),
+    argv = ["run", "niah_single_1", "--ctx", "1k", "-n", "1", "--max-new-tokens", "2", "-o", str(tmp_path),
             "--model", f"hf:{tiny_llama_dir},device=cpu,attn=dsa:topk=16"]
     check("dsa-without-triton", argv, 0, lambda a: _either(evals_cli, a))
 
