@@ -197,7 +197,8 @@
       tr.appendChild(el("td", name + (t.version ? " (v" + t.version + ")" : ""), "text"));
       ectx.forEach(c => {
         const s = t.scores[String(c)];
-        tr.appendChild(el("td", s ? pct(s.score) + (s.stderr !== null ? " ± " + (100 * s.stderr).toFixed(1) : "") + " (n=" + s.n + ")" : "—"));
+        // one sample has no standard error: none is shown rather than "± 0.0"
+        tr.appendChild(el("td", s ? pct(s.score) + (s.stderr !== null && s.n > 1 ? " ± " + (100 * s.stderr).toFixed(1) : "") + " (n=" + s.n + ")" : "—"));
       });
       table.appendChild(tr);
     });
