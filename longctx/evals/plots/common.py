@@ -43,7 +43,10 @@ def color(i: int) -> tuple[float, float, float]:
 def short_model(spec: str, width: int = 36) -> str:
     """A model spec short enough for a line label: the last path part, cut to ``width``."""
     scheme, _, rest = spec.partition(":")
-    body = rest.split(",")[0].rstrip("/").split("/")[-1] if rest else spec
+    target = rest.split(",")[0]
+    if scheme == "openai":  # MODEL@URL: the served model's name says more than the URL's last part ("v1")
+        target = target.split("@http")[0]
+    body = target.rstrip("/").split("/")[-1] if rest else spec
     name = f"{scheme}:{body}" if rest and scheme in ("zoo", "hf", "vllm", "openai", "lm-eval") else spec
     extra = [o for o in rest.split(",")[1:] if o.startswith("attn=")]
     name = name + (f" ({extra[0]})" if extra else "")
