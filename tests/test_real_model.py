@@ -46,16 +46,19 @@ def run_samples(model, out: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def hf_records(tmp_path_factory):
+def smol():
     t0 = time.perf_counter()
     model = load_model(f"hf:{GGUF},device=cpu")
-    loaded = time.perf_counter() - t0
-    try:
-        assert model.max_context == 8192 and model.template == "chat"  # read from the GGUF's own metadata
-        records = run_samples(model, tmp_path_factory.mktemp("hf"))
-    finally:
-        model.close()
-    print(f"\nSmolLM2 hf: loaded in {loaded:.0f} s; {TASK}@1k scores {[r['score'] for r in records]}, "
+    print(f"\nSmolLM2 hf: loaded in {time.perf_counter() - t0:.0f} s")
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def hf_records(smol, tmp_path_factory):
+    assert smol.max_context == 8192 and smol.template == "chat"  # read from the GGUF's own metadata
+    records = run_samples(smol, tmp_path_factory.mktemp("hf"))
+    print(f"\nSmolLM2 hf: {TASK}@1k scores {[r['score'] for r in records]}, "
           f"{sum(r['timing']['seconds'] for r in records):.0f} s for {SAMPLES} samples")
     return records
 
@@ -131,3 +134,18 @@ def test_lm_eval_bridge_scores_the_same_samples(hf_records, tmp_path):
     assert [r["hash"] for r in records] == [r["hash"] for r in hf_records]
     assert sum(r["score"] for r in records) > 0, [r["prediction"] for r in records]
     assert [r["prompt_tokens"] for r in records] == [r["prompt_tokens"] for r in hf_records]
+
+
+def test_export_writes_a_plain_folder_with_the_same_weights(smol, tmp_path):
+    """``save_pretrained`` refuses a GGUF-loaded model; ``models.gguf.export`` writes one hf: loads as is."""
+    from safetensors.torch import load_file
+
+    from longctx.models.gguf import export
+
+    out = export(GGUF, tmp_path / "smol")
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+    saved, loaded = load_file(out / "model.safetensors"), smol.model.state_dict()
+    assert set(saved) <= set(loaded) and all(saved[k].equal(loaded[k]) for k in saved)
+    tok = load_tokenizer(f"hf:{out}")
+    assert tok.encode("The secret number is 7421.") == load_tokenizer(f"hf:{GGUF}").encode("The secret number is 7421.")

@@ -34,10 +34,10 @@ URL is the API base, e.g. ``http://127.0.0.1:8000/v1`` (a bare ``http://host:por
   body last, so it can also override the neutral sampling settings below.
 
 Greedy on every server: each request carries ``temperature=0`` and the neutral value of every
-sampling knob the common servers add with their own defaults (``NEUTRAL``: ``top_p=1``,
-``presence_penalty=0``, ``frequency_penalty=0``, and the extensions ``top_k=-1`` (all tokens, as
-vLLM, SGLang and llama.cpp read it), ``repetition_penalty=1`` (vLLM, SGLang), ``repeat_penalty=1``
-(llama.cpp, whose server otherwise applies 1.1 even at temperature 0)). A server that refuses
+sampling knob the common servers add with their own defaults: the OpenAI fields ``top_p=1``,
+``presence_penalty=0``, ``frequency_penalty=0`` (``OPENAI_NEUTRAL``) and the extensions ``top_k=-1`` (all
+tokens, as vLLM, SGLang and llama.cpp read it), ``repetition_penalty=1`` (vLLM, SGLang), ``repeat_penalty=1``
+(llama.cpp, whose server otherwise applies 1.1 even at temperature 0) (``EXTENSION_NEUTRAL``). A server that refuses
 unknown fields (``transformers serve``, hosted APIs) is asked once with the extensions and then,
 for the rest of the run, without them (a warning says so). Every completion carries the exact
 settings its request went out with (``Completion.params``; the runner writes them into each record).
