@@ -74,6 +74,9 @@ def cases(f: dict, tiny: Path) -> list[tuple[str, list[str], int]]:
         ("run-dead-server", ["run", "niah_single_1", "--model", f"openai:m@{dead}"], 2),
         ("run-server-without-models-entry", ["run", "niah_single_1", "--model", f"openai:m@{nomodels}"], 2),
         ("run-extra-not-json", ["run", "niah_single_1", "--model", f"openai:m@{dead},max_context=8k,extra={{bad"], 2),
+        ("run-spec-longer-than-a-file-name", ["run", "niah_single_1", "--ctx", "1k", "-n", "1", "--tokenizer", "byte", "-o", out,
+                                               "--model", f"openai:m@{nomodels},max_context=8k,retries=0,extra=" +
+                                               json.dumps({"stop": [f"stop word {i}" for i in range(30)]}, separators=(",", ":"))], 2),
         ("run-bad-dtype", ["run", "niah_single_1", "--model", f"hf:{tiny},dtype=float8"], 2),
         ("run-bad-option", ["run", "niah_single_1", "--model", f"hf:{tiny},colour=blue"], 2),
         ("run-unknown-attention", ["run", "niah_single_1", "--model", f"hf:{tiny},attn=magic"], 2),

@@ -208,7 +208,7 @@ class OpenAIModel:
         except httpx.HTTPError:
             return None
         if resp.status_code in (401, 403):
-            raise ModelError(self._scrub(f"{url} refused the API key: HTTP {resp.status_code}: {resp.text[:200]}"))
+            raise ModelError(self._scrub(f"{url} refused the API key: HTTP {resp.status_code}: {_snippet(resp.text, 200)}"))
         try:
             data = resp.json() if resp.status_code == 200 else None
         except ValueError:
@@ -313,11 +313,11 @@ class OpenAIModel:
                 last = f"connection failed ({type(e).__name__}: {e})"
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
-                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                last = f"HTTP {resp.status_code}: {_snippet(resp.text, 200)}"
                 wait_hint = _retry_after(resp.headers.get("Retry-After"))
                 continue
             if resp.status_code >= 400:
-                raise ModelError(self._scrub(f"{url} refused the request: HTTP {resp.status_code}: {resp.text[:300]}"))
+                raise ModelError(self._scrub(f"{url} refused the request: HTTP {resp.status_code}: {_snippet(resp.text, 300)}"))
             try:
                 return parse(resp.json())
             except (ValueError, KeyError, IndexError, TypeError) as e:
@@ -340,6 +340,11 @@ class OpenAIModel:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
+
+
+def _snippet(text: str, limit: int) -> str:
+    """A reply body cut to ``limit`` characters on one line (an HTML error page has many)."""
+    return " ".join(text.split())[:limit]
 
 
 def _names_a_knob(message: str, knobs: set[str]) -> bool:
