@@ -104,3 +104,40 @@ def test_screenshot_is_a_png(driver, page, tmp_path):
     png = driver.get_screenshot_as_png()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     (tmp_path / "leaderboard.png").write_bytes(png)
+
+
+@pytest.fixture(scope="module")
+def mixed_page(tmp_path_factory) -> Path:
+    """One model scored on one RULER task at 4K and 8K and on three at 16K, by two runs."""
+    import json
+
+    root = tmp_path_factory.mktemp("mixed")
+    scores = {"niah_single_1": {4096: 1.0, 8192: 0.9, 16384: 0.8}, "vt": {16384: 0.2}, "cwe": {16384: 0.2}}
+    folder = write_model(root / "results", "hf:/m/smol.gguf", scores, n=4)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary.pop("ruler_average")  # the board recomputes the average from the cells, with its task sets
+    (folder / "summary.json").write_text(json.dumps(summary))
+    man = json.loads((folder / "manifest.json").read_text())
+    runs = [{**man, "command": "evals run niah_single_1 --ctx 4k,8k -n 4", "samples": 4},
+            {**man, "command": "evals run niah_single_1,vt,cwe --ctx 16k -n 4 --model openai:smol@http://x/v1", "samples": 4,
+             "generation": {"endpoint": "chat", "answer_prefix": False}}]
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    board = build_board([root / "results"], "mixed")
+    out = root / "lb"
+    write_board(board, out)
+    path = out / "index.html"
+    path.write_text(render_page(board, out, None), encoding="utf-8")
+    return path
+
+
+def test_a_length_with_fewer_tasks_shows_the_count_not_a_score(driver, mixed_page):
+    driver.get(mixed_page.as_uri())
+    cells = driver.execute_script("return Array.from(document.querySelector('#board tbody tr').cells).map(c => c.textContent)")
+    assert cells[6:9] == ["(1/3 tasks)", "(1/3 tasks)", "40.0"]  # 4K and 8K averaged one task, 16K three
+
+
+def test_model_details_list_every_run(driver, mixed_page):
+    driver.get(mixed_page.as_uri())
+    text = driver.execute_script("return document.querySelector('#model-0 dl').textContent")
+    assert "evals run niah_single_1 --ctx 4k,8k -n 4" in text and "openai:smol@http://x/v1" in text
+    assert "(run 2 of 2)" in text and "endpoint chat; no answer prefix" in text

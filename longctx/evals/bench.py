@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from longctx.evals import cpu_budget
 from longctx.evals.ctx import fmt_ctx
 from longctx.evals.errors import EvalError
 
@@ -124,14 +125,22 @@ def run_bench(kernels: list[str], ns: list[int], B: int, H: int, H_kv: int, D: i
     """Time each kernel at each n; skip an n where the last time, scaled by (n / n_prev)^2, exceeds max_seconds."""
     cases = {**collect_cases(), **REFERENCE_CASES}
     rows: list[Row] = []
+    refused: list[str] = []
     for name in kernels:
         last: tuple[int, float] | None = None
+        calibrated: cpu_budget.Calibration | None = None
         for n in ns:
             if last and last[1] / 1000 * (n / last[0]) ** 2 > max_seconds:
                 log(f"{name} n={fmt_ctx(n)}: skipped, predicted over {max_seconds:g} s")
                 continue
             if name in REFERENCE_CASES and device != "cuda":
                 continue
+            if device == "cpu" and n > cpu_budget.CALIBRATION[-1]:  # the OOM killer gives no message: estimate first
+                build = lambda size, name=name: cases[name](size, device, dtype, B, H, H_kv, D)[0]  # noqa: E731
+                calibrated = calibrated or cpu_budget.calibrate(build)
+                if (why := cpu_budget.refusal(name, fmt_ctx(n), calibrated.at(n), max_seconds)) is not None:
+                    refused.append(why)
+                    continue
             try:
                 if device == "cuda":
                     torch.cuda.empty_cache()
@@ -148,6 +157,10 @@ def run_bench(kernels: list[str], ns: list[int], B: int, H: int, H_kv: int, D: i
             rows.append(Row(name, n, ms, flops / ms / 1e9 if flops else None, mem))
             last = (n, ms)
             log(f"{name} n={fmt_ctx(n)}: {ms:.3f} ms")
+    if refused and not rows:
+        raise EvalError(f"nothing to time: {refused[0]}" + (f" (and {len(refused) - 1} more like it)" if len(refused) > 1 else ""))
+    for why in refused:
+        log(why)
     ref = {(r.kernel, r.n): r.ms for r in rows if r.kernel in REFERENCES}
     for r in rows:
         if ("sdpa_flash", r.n) in ref:

@@ -29,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: brackets such as zoo:ARCH[@CKPT] or [default: ...] stay as written
     help="Long-context evaluation suite: RULER, MRCR and recall-decay tasks over any model, at any context length.",
 )
 board_app = typer.Typer(no_args_is_help=True, help="Build, merge and publish leaderboards (JSON + a static page).")
@@ -89,8 +90,7 @@ def run(
     from longctx.evals.aggregate import RULER_AVERAGE_METHOD
     from longctx.evals.run import run_eval
     from longctx.evals.runner import RunConfig
-    from longctx.evals.summary import summary_table
-    from longctx.tasks.registry import GROUPS
+    from longctx.evals.summary import summary_table, table_has_ruler_average
 
     console = Console(stderr=True)
     names = resolve(tasks)
@@ -103,7 +103,7 @@ def run(
                     not no_cache, options)
     result = run_eval(model, cfg, tokenizer, strict, executor, ray_address, console=console)
     console.print(summary_table(result.summary, result.ctxs, names))
-    if any(n in GROUPS["ruler"] for n in names):
+    if table_has_ruler_average(names):
         console.print(f"RULER average: {RULER_AVERAGE_METHOD}.", soft_wrap=True)
     console.print(f"results in {result.folder}")
     if as_json:

@@ -21,22 +21,32 @@ from typing import Any
 from longctx.evals.plots.common import short_model, slug
 from longctx.evals.aggregate import full_lengths
 from longctx.evals.plots.length import AVERAGE, Series, plot_panels
+from longctx.tasks.registry import GROUPS
 
 PAGE_DIR = resources.files("longctx.evals") / "board" / "page"
 
 
+FAMILIES = (("RULER tasks", set(GROUPS["ruler"])), ("MRCR", set(GROUPS["mrcr"])), ("recall decay", set(GROUPS["decay"])))
+
+
 def _model_plot(entry: dict[str, Any], threshold: float) -> str:
-    """A PNG data URI: this model's score vs context length, one panel per task plus the average."""
+    """A PNG data URI: this model's score vs context length in at most four panels (the RULER-style average
+    when it covers two or more tasks, then one panel per task family with a line per task), two across,
+    so it stays readable at page width however many tasks the model has."""
     avg = {int(k): v for k, v in entry["summary"]["ruler_average"].items()}
     used = {int(k): v for k, v in entry["summary"].get("ruler_average_tasks", {}).items()}
     keep = full_lengths(avg, used)
-    panels = {AVERAGE: [Series(short_model(entry["model"]), keep, [avg[c] for c in keep], [0] * len(keep))]}
+    panels: dict[str, list[Series]] = {}
+    if keep and len(used.get(keep[0], ())) > 1:
+        panels[AVERAGE] = [Series(short_model(entry["model"]), keep, [avg[c] for c in keep], [0] * len(keep))]
     for task, t in sorted(entry["tasks"].items()):
+        family = panels.setdefault(next((name for name, members in FAMILIES if task in members), "other tasks"), [])
         ctxs = sorted(int(c) for c in t["scores"])
         cells = [t["scores"][str(c)] for c in ctxs]
-        panels[task] = [Series(short_model(entry["model"]), ctxs, [c["score"] for c in cells], [c["n"] for c in cells])]
+        family.append(Series(task, ctxs, [c["score"] for c in cells], [c["n"] for c in cells], len(family)))
     with tempfile.TemporaryDirectory() as tmp:
-        (path,) = plot_panels(panels, threshold, Path(tmp), "model", ("png",), f"{short_model(entry['model'], 60)}: score vs context length")
+        (path,) = plot_panels(panels, threshold, Path(tmp), "model", ("png",),
+                              f"{short_model(entry['model'], 60)}: score vs context length", cols=2)
         return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
@@ -70,7 +80,7 @@ def images(board: dict[str, Any], page_dir: Path, plots: Path | None) -> dict[st
     for i, e in enumerate(board["entries"]):
         own = [p for p in files if slug(e["model"]) in p.stem]
         claimed.update(own)
-        models[str(i)] = [{"title": "score vs context length (from this board)", "src": _model_plot(e, board["threshold"])}]
+        models[str(i)] = [{"title": "score vs context length (from this board)", "src": _model_plot(e, board["threshold"]), "wide": True}]
         models[str(i)] += [{"title": p.stem, "src": rel[p]} for p in own]
     general = [{"title": p.stem, "src": rel[p]} for p in files if p not in claimed]
     return {"general": general, "models": models}

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from longctx.evals.ctx import fmt_ctx
 from longctx.evals.errors import EvalError
 from longctx.evals.manifest import manifest, now
-from longctx.evals.runner import Job, Overhead, RunConfig, run_job, template_overhead
+from longctx.evals.runner import Job, Overhead, RunConfig, generation_settings, run_job, template_overhead
 from longctx.evals.store import model_slug, write_json_atomic
 from longctx.evals.summary import build_summary
 from longctx.models.load import load_model
@@ -75,8 +75,7 @@ def run_eval(model: str, cfg: RunConfig, tokenizer: str | None = None, strict: b
         model_dir = cfg.out / model_slug(model)
         man = manifest(command or sys.argv, model=model, tasks=names, ctxs=runnable, skipped_ctxs=skipped, seed=cfg.seed,
                        samples=cfg.samples, tokenizer=tok.name, task_options=cfg.options,
-                       generation={"greedy": True, "max_new_tokens": cfg.max_new_tokens, "answer_prefix": cfg.answer_prefix,
-                                   "batch_size": cfg.batch_size, "template": m.template})
+                       generation=generation_settings(m, cfg))
         write_json_atomic(model_dir / "manifest.json", man)
         overhead = template_overhead(m, tok, cfg.answer_prefix)
         if executor == "ray":
@@ -109,6 +108,10 @@ def _run_grid(m, tok, cfg: RunConfig, names: list[str], ctxs: list[int], overhea
                     fields = {"tps": f"{sent[0] / (time.perf_counter() - t0):,.0f}"} if tokens else {}
                     progress.update(bar, advance=n, **fields)
 
-                result = run_job(m, tok, Job(name, c), cfg, overhead, advance)
+                try:
+                    result = run_job(m, tok, Job(name, c), cfg, overhead, advance)
+                except BaseException:
+                    progress.update(bar, visible=False)  # the error that follows is the job's last word, not "0/n"
+                    raise
                 if result.metrics["n"]:
                     progress.update(bar, description=f"{label}: {100 * result.metrics['mean']:.1f}")

@@ -57,6 +57,19 @@ class JobResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def generation_settings(model: Model, cfg: RunConfig) -> dict[str, Any]:
+    """How the run decodes, for its manifest: whether the answer prefix really reaches the model (an
+    ``openai:`` chat endpoint drops it by default), the endpoint, and the sampling settings a server is sent."""
+    g = {"greedy": True, "max_new_tokens": cfg.max_new_tokens,
+         "answer_prefix": cfg.answer_prefix and getattr(model, "sends_prefill", True),
+         "batch_size": cfg.batch_size, "template": model.template}
+    if getattr(model, "endpoint", None):
+        g["endpoint"] = model.endpoint
+    if isinstance(getattr(model, "params", None), dict):
+        g["params"] = model.params
+    return g
+
+
 def job_dir(out: Path, model_spec: str, job: Job) -> Path:
     return out / model_slug(model_spec) / job.task / fmt_ctx(job.ctx)
 
@@ -150,9 +163,20 @@ def make_record(s: Sample, req: Request, prompt_tokens: int, c: Any, model: Mode
         "scores": scores, "score": scores[s.metric], "prediction": c.text, "answers": s.answers,
         "prompt_tokens": prompt_tokens, "output_tokens": c.output_tokens, "meta": s.meta,
         "timing": {"seconds": round(seconds, 6)},
-        "sent": {"template": model.template, "prefill": req.prefill if getattr(model, "sends_prefill", True) else None, "prompt_sha256": prompt_sha256(req),
-                 "max_new_tokens": req.max_new_tokens},
+        "sent": sent_record(model, req, c),
     }
+
+
+def sent_record(model: Model, req: Request, c: Any) -> dict[str, Any]:
+    """What the model was actually sent: template, endpoint (HTTP backends), the answer prefix if it went
+    out (the chat endpoint leaves it out by default), and the server's decoding settings where known."""
+    sent = {"template": model.template, "prefill": req.prefill if getattr(model, "sends_prefill", True) else None,
+            "prompt_sha256": prompt_sha256(req), "max_new_tokens": req.max_new_tokens}
+    if getattr(model, "endpoint", None):
+        sent["endpoint"] = model.endpoint
+    if getattr(c, "params", None) is not None:
+        sent["params"] = c.params
+    return sent
 
 
 def write_metrics(path: Path, samples: list[Sample], model_spec: str, tokenizer: str, seed: int) -> dict[str, Any]:

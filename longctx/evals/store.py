@@ -7,6 +7,7 @@ the file was damaged by something other than a crash, and is refused with the li
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,9 +17,16 @@ from typing import Any
 from longctx.evals.errors import EvalError
 
 
+MAX_SLUG = 200  # file systems refuse names over 255 bytes; plots add a prefix and a task name
+
+
 def model_slug(spec: str) -> str:
-    """A folder name for a model spec: ``hf:/m/llama,attn=ssa`` -> ``hf_m_llama_attn_ssa``."""
-    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9.-]", "_", spec)).strip("_.") or "model"
+    """A folder name for a model spec: ``hf:/m/llama,attn=ssa`` -> ``hf_m_llama_attn_ssa``; a spec too long
+    for a file name (an ``extra=`` JSON, deep paths) keeps its start and gets a digest of the whole."""
+    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9.-]", "_", spec)).strip("_.") or "model"
+    if len(name) > MAX_SLUG:
+        name = name[: MAX_SLUG - 20].rstrip("_.-") + "-" + hashlib.sha256(spec.encode("utf-8")).hexdigest()[:12]
+    return name
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

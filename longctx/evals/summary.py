@@ -39,8 +39,9 @@ def build_summary(model_dir: Path, model_spec: str) -> dict[str, Any]:
 
 
 def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) -> Table:
-    """Tasks x ctx, scores in percent to two decimals (as RULER reports them) with their standard error,
-    the RULER average last."""
+    """Tasks x ctx, scores in percent to two decimals (as RULER reports them) with their standard error; then, when the table holds two or more
+    RULER tasks, their average per ctx (over exactly those tasks; a length where some of them are missing
+    says how many it covers)."""
     table = Table(title=f"{summary['model']}: score (%) ± standard error, n samples per cell")
     table.add_column("task")
     for c in ctxs:
@@ -49,14 +50,28 @@ def summary_table(summary: dict[str, Any], ctxs: list[int], tasks: list[str]) ->
         row = summary["tasks"].get(t, {})
         table.add_row(t, *(_cell(row.get(str(c))) for c in ctxs))
     ruler = [t for t in tasks if t in GROUPS["ruler"]]
-    if ruler:
-        avg = summary["ruler_average"]
-        table.add_row("[bold]RULER average[/]", *(f"[bold]{100 * avg[str(c)]:.2f}[/]" if str(c) in avg else "-" for c in ctxs),
-                      end_section=True)
+    if len(ruler) > 1:
+        per_task = {t: {int(c): m for c, m in summary["tasks"].get(t, {}).items() if m.get("n")} for t in ruler}
+        avg, used = ruler_average(per_task, ruler)
+        table.add_row(f"[bold]RULER average ({len(ruler)} tasks)[/]",
+                      *(_average_cell(avg.get(c), len(used.get(c, [])), len(ruler)) for c in ctxs), end_section=True)
     return table
 
 
+def table_has_ruler_average(tasks: list[str]) -> bool:
+    return sum(t in GROUPS["ruler"] for t in tasks) > 1
+
+
+def _average_cell(value: float | None, covered: int, of: int) -> str:
+    if value is None:
+        return "-"
+    return f"[bold]{100 * value:.2f}[/]" + ("" if covered == of else f" ({covered} of {of})")
+
+
 def _cell(m: dict[str, Any] | None) -> str:
+    """Mean ± standard error (n); one sample has no standard error, so it shows none."""
     if not m or not m["n"]:
         return "-"
+    if m["n"] == 1:
+        return f"{100 * m['mean']:.2f} (n=1)"
     return f"{100 * m['mean']:.2f} ± {100 * m['stderr']:.2f} (n={m['n']})"

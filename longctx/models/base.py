@@ -22,11 +22,13 @@ class Request:
 
 @dataclass
 class Completion:
-    """One reply: the generated text (without the prefill) and what it cost."""
+    """One reply: the generated text (without the prefill), what it cost, and, for a backend that sends
+    requests to a server, the decoding settings its request went out with (``params``)."""
 
     text: str
     prompt_tokens: int | None = None
     output_tokens: int | None = None
+    params: dict | None = None
 
 
 class Model(Protocol):

@@ -1,4 +1,6 @@
-"""``hf:PATH[,key=value...]``: a Hugging Face transformers causal LM read from a local directory.
+"""``hf:PATH[,key=value...]``: a Hugging Face transformers causal LM read from a local directory
+or a GGUF file (``hf:/models/smollm2.Q4_1.gguf``: config, tokenizer and weights come from the file,
+dequantized on load; see ``models/gguf.py``).
 
 Nothing is fetched from the hub (``local_files_only``). Options:
 
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from longctx.models.base import Completion, Request
 from longctx.models.errors import ModelError
+from longctx.models.gguf import is_gguf, source
 from longctx.models.prompting import check_options, has_chat_template, parse_count, render
 from longctx.models.spec import ModelSpec
 
@@ -111,10 +114,11 @@ def load_causal_config(path: Path):
 
     if not path.exists():
         raise ModelError(f"model path {str(path)!r} does not exist")
-    if not (path / "config.json").is_file():
-        raise ModelError(f"{path} holds no config.json; give the directory of a saved transformers model")
+    if not is_gguf(path) and not (path / "config.json").is_file():
+        raise ModelError(f"{path} holds no config.json; give the directory of a saved transformers model or a .gguf file")
+    where, kw = source(path)
     try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        config = AutoConfig.from_pretrained(where, local_files_only=True, **kw)
     except Exception as e:
         raise ModelError(f"cannot read the transformers config in {path}: {e}") from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
@@ -129,8 +133,9 @@ def load_hf_tokenizer(path: Path):
     """The model's own tokenizer from ``path`` (offline), padding on the left, a pad token set."""
     from transformers import AutoTokenizer
 
+    where, kw = source(path)
     try:
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(where, local_files_only=True, **kw)
     except Exception as e:
         raise ModelError(f"cannot load the tokenizer in {path}: {e}") from None
     tok.padding_side = "left"
@@ -165,7 +170,8 @@ class HFModel:
         self.max_context = max_context
         self.batch_size, self.max_batch_tokens = opts.batch_size, opts.max_batch_tokens
         self.device = opts.device
-        kwargs = {"dtype": getattr(torch, opts.dtype), "local_files_only": True}
+        where, gguf_kw = source(path)
+        kwargs = {"dtype": getattr(torch, opts.dtype), "local_files_only": True, **gguf_kw}
         if opts.attn_implementation:
             kwargs["attn_implementation"] = opts.attn_implementation
         if opts.attn:
@@ -173,7 +179,7 @@ class HFModel:
 
             kwargs["attn_implementation"] = register(opts.attn, config)
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs).to(opts.device).eval()
+            self.model = AutoModelForCausalLM.from_pretrained(where, **kwargs).to(opts.device).eval()
         except Exception as e:
             raise ModelError(f"cannot load the model weights in {path} on {opts.device} ({opts.dtype}): {e}") from None
         self.eos_ids = self._eos_ids()

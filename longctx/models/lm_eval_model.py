@@ -9,7 +9,8 @@ batch_size=4``), passed to ``create_from_arg_string`` unchanged, except three of
   else ``plain`` (``models/prompting.py``). The assistant prefill is appended in both cases.
 * ``max_context=N``: default lm-eval's ``max_length`` of the model.
 * ``tokenizer=SPEC``: the tasks tokenizer spec that sizes prompts; default ``hf:PATH`` when
-  NAME is ``hf`` and ``pretrained`` is a local directory.
+  NAME is ``hf`` and ``pretrained`` is a local directory (``hf:PATH/FILE.gguf`` with lm-eval's
+  ``gguf_file=FILE.gguf``).
 
 Decoding is greedy (``do_sample=False``, ``temperature=0``) and stops at the model's EOS.
 lm-eval's HF backend left-truncates a context that does not fit ``max_length - max_new_tokens``;
@@ -47,7 +48,9 @@ def default_tokenizer_spec(spec: ModelSpec) -> str | None:
         return spec.options["tokenizer"]
     path = spec.options.get("pretrained")
     if spec.target == "hf" and path and Path(path).expanduser().is_dir():
-        return f"hf:{Path(path).expanduser().resolve()}"
+        folder = Path(path).expanduser().resolve()
+        gguf = spec.options.get("gguf_file")
+        return f"hf:{folder / gguf}" if gguf else f"hf:{folder}"
     return None
 
 

@@ -27,8 +27,23 @@ URL is the API base, e.g. ``http://127.0.0.1:8000/v1`` (a bare ``http://host:por
   as local servers expect).
 * ``tokenizer=SPEC`` (a tasks tokenizer spec: ``byte``, ``hf:PATH``, ``tiktoken:NAME``) sizes
   prompts; it is this model's ``tokenizer_spec``.
-* ``max_context=N`` (``128k``): default from the server's ``/models`` entry
-  (``max_model_len``, as vLLM reports), else ModelError asking for it.
+* ``max_context=N`` (``128k``): default from what the server says: its ``/models`` entry
+  (``max_model_len``, as vLLM and SGLang report), else llama.cpp's ``/props``
+  (``default_generation_settings.n_ctx``, the server's own context size); else ModelError asking for it.
+* ``extra=JSON`` (a JSON object, e.g. ``extra={"seed":0,"min_p":0}``): merged into every request
+  body last, so it can also override the neutral sampling settings below.
+
+Greedy on every server: each request carries ``temperature=0`` and the neutral value of every
+sampling knob the common servers add with their own defaults: the OpenAI fields ``top_p=1``,
+``presence_penalty=0``, ``frequency_penalty=0`` (``OPENAI_NEUTRAL``) and the extensions ``top_k=-1`` (all
+tokens, as vLLM, SGLang and llama.cpp read it), ``repetition_penalty=1`` (vLLM, SGLang), ``repeat_penalty=1``
+(llama.cpp, whose server otherwise applies 1.1 even at temperature 0) (``EXTENSION_NEUTRAL``). A server that refuses
+unknown fields (``transformers serve``, hosted APIs) is asked once with the extensions and then,
+for the rest of the run, without them (a warning says so). Every completion carries the exact
+settings its request went out with (``Completion.params``; the runner writes them into each record).
+
+A server that refuses the connection at start-up fails at once with one line; later connection
+failures are retried (a server restarting mid-run).
 
 ``count_prompt_tokens`` is exact when the prompt is rendered here with an ``hf:`` tokenizer
 (completions endpoint, or chat with an ``hf:`` tokenizer that has a chat template). Otherwise
@@ -38,6 +53,7 @@ tokenizer at all contents are counted in UTF-8 bytes (an upper bound for BPE voc
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -47,13 +63,16 @@ from pathlib import Path
 
 from longctx.models.base import Completion, Request
 from longctx.models.errors import ModelError
+from longctx.models.gguf import is_gguf, source
 from longctx.models.prompting import (
     chat_prompt, check_options, has_chat_template, parse_bool, parse_count, plain_prompt,
 )
 from longctx.models.spec import ModelSpec
 
 OPTIONS = ("endpoint", "prefill", "concurrency", "retries", "backoff", "timeout", "api_key_env",
-           "tokenizer", "max_context")
+           "tokenizer", "max_context", "extra")
+OPENAI_NEUTRAL = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+EXTENSION_NEUTRAL = {"top_k": -1, "repetition_penalty": 1.0, "repeat_penalty": 1.0}
 MESSAGE_ALLOWANCE = 8
 REPLY_ALLOWANCE = 8
 MAX_BACKOFF_S = 30.0
@@ -92,7 +111,7 @@ class CountingTokenizer:
         if not path.exists():
             raise ModelError(f"tokenizer path {str(path)!r} does not exist")
         try:
-            if path.is_file():
+            if path.is_file() and not is_gguf(path):
                 from tokenizers import Tokenizer
 
                 rust = Tokenizer.from_file(str(path))
@@ -100,7 +119,8 @@ class CountingTokenizer:
                 return
             from transformers import AutoTokenizer
 
-            self.hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            where, kw = source(path)
+            self.hf = AutoTokenizer.from_pretrained(where, local_files_only=True, **kw)
         except Exception as e:
             raise ModelError(f"cannot load the tokenizer at {path}: {e}") from None
         self._count = lambda text: len(self.hf(text, add_special_tokens=False)["input_ids"])
@@ -140,6 +160,8 @@ class OpenAIModel:
         self.retries = _retries(o.get("retries", "6"))
         self.backoff = _positive_float("backoff", o.get("backoff", "1"))
         self.timeout = _positive_float("timeout", o.get("timeout", "300"))
+        self.extra = _json_object(o["extra"]) if "extra" in o else {}
+        self._extensions = True  # dropped for good once the server refuses them
         self._tok = CountingTokenizer(o.get("tokenizer"))
         self.tokenizer_spec = o.get("tokenizer")
         local_chat = self._tok.hf is not None and has_chat_template(self._tok.hf)
@@ -155,7 +177,11 @@ class OpenAIModel:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai")
         self._warned_prefill = False
         try:
-            self.max_context = parse_count("max_context", o["max_context"]) if "max_context" in o else self._served_context()
+            if "max_context" in o:
+                self.max_context = parse_count("max_context", o["max_context"])
+                self._get("/models")  # a dead server fails here, at once
+            else:
+                self.max_context = self._served_context()
         except ModelError:
             self.close()
             raise
@@ -164,15 +190,49 @@ class OpenAIModel:
     def from_spec(cls, spec: ModelSpec) -> "OpenAIModel":
         return cls(spec)
 
+    @property
+    def params(self) -> dict:
+        """The sampling settings every request goes out with (the prompt and ``max_tokens`` aside)."""
+        return {**OPENAI_NEUTRAL, **(EXTENSION_NEUTRAL if self._extensions else {}), **self.extra}
+
+    def _get(self, url_or_path: str) -> dict | None:
+        """One GET at start-up: the JSON reply, or None when the server has no such route or says nothing
+        usable; a refused connection is a ModelError at once."""
+        import httpx
+
+        url = url_or_path if "://" in url_or_path else self.base_url + url_or_path
+        try:
+            resp = self._client.get(url)
+        except httpx.ConnectError as e:
+            raise ModelError(f"cannot connect to {self.base_url}: {e}; is the server running at that address?") from None
+        except httpx.HTTPError:
+            return None
+        if resp.status_code in (401, 403):
+            raise ModelError(self._scrub(f"{url} refused the API key: HTTP {resp.status_code}: {_snippet(resp.text, 200)}"))
+        try:
+            data = resp.json() if resp.status_code == 200 else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
     def _served_context(self) -> int:
-        data = self._call("GET", "/models", None)
-        for entry in data.get("data", []) if isinstance(data, dict) else []:
-            if entry.get("id") == self.model_name:
+        """The context length the server reports: its ``/models`` entry, else llama.cpp's ``/props``."""
+        models = self._get("/models") or {}
+        entries = models.get("data") if isinstance(models.get("data"), list) else []
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("id") == self.model_name:
                 for key in ("max_model_len", "context_length", "max_context_length"):
-                    if isinstance(entry.get(key), int):
+                    if isinstance(entry.get(key), int) and entry[key] > 0:
                         return entry[key]
-        raise ModelError(f"{self.base_url}/models does not say the context length of {self.model_name!r}; "
-                         "pass max_context=N in the spec")
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        props = self._get(root + "/props") or {}
+        settings = props.get("default_generation_settings")
+        for where in (settings if isinstance(settings, dict) else {}, props):
+            if isinstance(where.get("n_ctx"), int) and where["n_ctx"] > 0:
+                return where["n_ctx"]
+        listed = ", ".join(repr(e.get("id")) for e in entries if isinstance(e, dict)) or "no models"
+        raise ModelError(f"{self.base_url} does not say the context length of {self.model_name!r} (its /models lists "
+                         f"{listed}; no llama.cpp /props n_ctx); pass max_context=N in the spec")
 
     def _prompt_text(self, r: Request) -> tuple[str, bool]:
         """Completions prompt: local chat template if the tokenizer has one, else the plain template."""
@@ -192,7 +252,7 @@ class OpenAIModel:
         return sum(self._tok.count(p) for p in parts) + MESSAGE_ALLOWANCE * len(parts) + REPLY_ALLOWANCE
 
     def _body(self, r: Request) -> tuple[str, dict]:
-        body: dict = {"model": self.model_name, "max_tokens": r.max_new_tokens, "temperature": 0.0}
+        body: dict = {"model": self.model_name, "max_tokens": r.max_new_tokens, **self.params}
         if self.endpoint == "completions":
             body["prompt"] = self._prompt_text(r)[0]
             return "/completions", body
@@ -210,7 +270,20 @@ class OpenAIModel:
 
     def _complete(self, r: Request) -> Completion:
         path, body = self._body(r)
-        return self._call("POST", path, body, parse=self._parse_reply)
+        try:
+            c = self._call("POST", path, body, parse=self._parse_reply)
+        except ModelError as e:
+            sent = (set(EXTENSION_NEUTRAL) & set(body)) - set(self.extra)
+            if not (sent and _names_a_knob(str(e), sent)):
+                raise
+            if self._extensions:
+                self._extensions = False
+                log.warning("%s refuses %s; sending only the OpenAI sampling fields from now on (%s)", self.base_url,
+                            ", ".join(sorted(set(EXTENSION_NEUTRAL) - set(self.extra))), json.dumps(self.params))
+            path, body = self._body(r)
+            c = self._call("POST", path, body, parse=self._parse_reply)
+        c.params = {k: v for k, v in body.items() if k not in ("model", "prompt", "messages", "max_tokens")}
+        return c
 
     def _parse_reply(self, data: dict) -> Completion:
         choice = data["choices"][0]
@@ -240,11 +313,11 @@ class OpenAIModel:
                 last = f"connection failed ({type(e).__name__}: {e})"
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
-                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                last = f"HTTP {resp.status_code}: {_snippet(resp.text, 200)}"
                 wait_hint = _retry_after(resp.headers.get("Retry-After"))
                 continue
             if resp.status_code >= 400:
-                raise ModelError(self._scrub(f"{url} refused the request: HTTP {resp.status_code}: {resp.text[:300]}"))
+                raise ModelError(self._scrub(f"{url} refused the request: HTTP {resp.status_code}: {_snippet(resp.text, 300)}"))
             try:
                 return parse(resp.json())
             except (ValueError, KeyError, IndexError, TypeError) as e:
@@ -267,6 +340,26 @@ class OpenAIModel:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
+
+
+def _snippet(text: str, limit: int) -> str:
+    """A reply body cut to ``limit`` characters on one line (an HTML error page has many)."""
+    return " ".join(text.split())[:limit]
+
+
+def _names_a_knob(message: str, knobs: set[str]) -> bool:
+    """Whether a refusal (HTTP 400/422) is about one of the extension sampling fields."""
+    return any(code in message for code in ("HTTP 400", "HTTP 422")) and any(k in message for k in knobs)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ModelError(f"option extra={text!r} is not JSON ({e}); give an object like extra={{\"seed\":0}}") from None
+    if not isinstance(value, dict):
+        raise ModelError(f"option extra={text!r} is not a JSON object like {{\"seed\":0}}")
+    return value
 
 
 def _positive_float(key: str, value: str) -> float:

@@ -19,13 +19,14 @@ class ModelSpec:
 
 
 def parse_spec(spec: str) -> ModelSpec:
-    """Split a spec into scheme, target and ``key=value`` options (values may hold ':' and '=' after the first)."""
+    """Split a spec into scheme, target and ``key=value`` options (values may hold ':' and '=' after the first,
+    and commas inside a JSON value's braces, brackets or strings: ``extra={"seed":0,"min_p":0}``)."""
     scheme, sep, rest = spec.partition(":")
     if not sep or scheme not in SCHEMES:
         close = difflib.get_close_matches(scheme, SCHEMES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ModelError(f"model spec {spec!r} has an unknown scheme {scheme!r}{hint}; use one of {', '.join(SCHEMES)}")
-    parts = rest.split(",")
+    parts = _split_top_level(rest)
     target, options = parts[0], {}
     if not target:
         raise ModelError(f"model spec {spec!r} names no model after '{scheme}:'")
@@ -35,3 +36,21 @@ def parse_spec(spec: str) -> ModelSpec:
             raise ModelError(f"model spec {spec!r}: option {part!r} is not key=value")
         options[key.strip()] = value.strip()
     return ModelSpec(scheme, target, options, spec)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` cut at the commas that are not inside ``{}``, ``[]`` or a double-quoted string."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if quoted:
+            quoted = not (ch == '"' and text[i - 1] != "\\")
+        elif ch == '"':
+            quoted = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import typing
 from pathlib import Path
 
 from longctx.tasks.errors import TaskError
@@ -27,8 +28,40 @@ def with_options(task: Task, options: dict[str, str] | None) -> Task:
     """``task`` with config fields set from ``options`` (``{"haystack": "my.txt", "depth": "50"}``);
     fields the task does not have are left to the tasks that do (``check_options`` says if none has)."""
     config = getattr(task, "config", None)
-    mine = {k: _value(v) for k, v in (options or {}).items() if hasattr(config, k)}
+    mine = {k: _typed(task.name, config, k, v) for k, v in (options or {}).items() if hasattr(config, k)}
+    if mine and not hasattr(task, "replace"):
+        raise TaskError(f"{task.name} takes no --set options (asked for {', '.join(mine)}); its variants are separate tasks")
     return task.replace(**mine) if mine else task
+
+
+def _typed(task: str, config: object, key: str, text: str) -> object:
+    """``text`` as the field's declared type: a number for a numeric field, the text itself for a string
+    field, comma-separated numbers for a tuple of numbers (``depths=0,50,100``); TaskError when it is not."""
+    try:
+        hint = typing.get_type_hints(type(config)).get(key) if dataclasses.is_dataclass(config) else None
+    except (NameError, TypeError):  # an annotation that names a type only a type checker sees
+        hint = None
+    if hint is None:
+        return _value(text)
+    if typing.get_origin(hint) is tuple:
+        kinds = {k for k in typing.get_args(hint) if k is not Ellipsis}
+        return tuple(_number(task, key, part.strip(), kinds) for part in text.split(",") if part.strip()) or \
+            _number(task, key, "", kinds)
+    kinds = (set(typing.get_args(hint)) or {hint}) - {type(None)}
+    if str in kinds:
+        return text
+    if kinds <= {int, float}:
+        return _number(task, key, text, kinds)
+    return _value(text)
+
+
+def _number(task: str, key: str, text: str, kinds: set) -> int | float:
+    value = _value(text)
+    if isinstance(value, str):
+        raise TaskError(f"option {key}={text!r} of {task} must be a number" + (" or comma-separated numbers" if "," in text else ""))
+    if kinds == {int} and isinstance(value, float):
+        raise TaskError(f"option {key}={text!r} of {task} must be a whole number")
+    return value
 
 
 def check_options(tasks: list[Task], options: dict[str, str] | None) -> None:

@@ -1,7 +1,8 @@
 """Tokenizers that size prompts: byte-level (built in), Hugging Face from a local path, tiktoken.
 
-Spec strings: ``byte``, ``hf:PATH`` (a tokenizer.json file or a directory holding one, or any
-directory ``transformers.AutoTokenizer`` loads offline), ``tiktoken:ENCODING`` (e.g.
+Spec strings: ``byte``, ``hf:PATH`` (a tokenizer.json file or a directory holding one, any
+directory ``transformers.AutoTokenizer`` loads offline, or a GGUF model file, whose vocabulary
+transformers reads with the ``gguf`` package), ``tiktoken:ENCODING`` (e.g.
 ``tiktoken:cl100k_base``, needs its file in ``TIKTOKEN_CACHE_DIR``) or ``tiktoken:PATH.tiktoken``.
 """
 from __future__ import annotations
@@ -54,7 +55,10 @@ class HFTokenizer:
         file = p / "tokenizer.json" if p.is_dir() else p
         if not p.exists():
             raise TaskError(f"tokenizer path {str(path)!r} does not exist")
-        if file.is_file():
+        if file.suffix.lower() == ".gguf":
+            self._tok = _auto_tokenizer_backend(p.parent, gguf_file=p.name)
+            digest = hashlib.sha256(self._tok.to_str().encode()).hexdigest()[:12]
+        elif file.is_file():
             try:
                 self._tok = RustTokenizer.from_file(str(file))
             except Exception as e:  # the Rust library raises a bare Exception on bad files
@@ -75,12 +79,12 @@ class HFTokenizer:
         return self._tok.decode(list(ids), skip_special_tokens=False)
 
 
-def _auto_tokenizer_backend(path: Path):
-    """The Rust tokenizer behind a directory that only transformers knows how to load (offline)."""
+def _auto_tokenizer_backend(path: Path, **kw):
+    """The Rust tokenizer behind a directory (or ``gguf_file=`` in it) that only transformers loads (offline)."""
     try:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kw)
     except Exception as e:
         raise TaskError(f"no tokenizer could be loaded from {path}: {e}") from None
     if not getattr(tok, "is_fast", False):

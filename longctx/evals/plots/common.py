@@ -2,6 +2,7 @@
 each line (no legend hunt), context-length tick names, and saving one figure as PNG and/or SVG."""
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -43,7 +44,10 @@ def color(i: int) -> tuple[float, float, float]:
 def short_model(spec: str, width: int = 36) -> str:
     """A model spec short enough for a line label: the last path part, cut to ``width``."""
     scheme, _, rest = spec.partition(":")
-    body = rest.split(",")[0].rstrip("/").split("/")[-1] if rest else spec
+    target = rest.split(",")[0]
+    if scheme == "openai":  # MODEL@URL: the served model's name says more than the URL's last part ("v1")
+        target = target.split("@http")[0]
+    body = target.rstrip("/").split("/")[-1] if rest else spec
     name = f"{scheme}:{body}" if rest and scheme in ("zoo", "hf", "vllm", "openai", "lm-eval") else spec
     extra = [o for o in rest.split(",")[1:] if o.startswith("attn=")]
     name = name + (f" ({extra[0]})" if extra else "")
@@ -91,6 +95,10 @@ def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...]) -> lis
     return paths
 
 
-def slug(text: str) -> str:
-    """File-name-safe form of a model or task name (same rule as the runner's model folders)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+def slug(text: str, limit: int = 120) -> str:
+    """File-name-safe form of a model or task name; a long one keeps its start and gets a digest of the
+    whole, so ``heatmap_<model>_<task>.png`` stays under the file systems' 255 bytes."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    if len(name) > limit:
+        name = name[: limit - 13] + "-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return name

@@ -64,7 +64,8 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
         ctxs = sorted({c.ctx for _, cells in shown for c in cells})
         cols = min(4, len(shown))
         rows = -(-len(shown) // cols)
-        fig, axes = new_figure(rows, cols, width=4.2, height=3.0)
+        fig, axes = new_figure(rows, cols, width=max(4.2, 9.0 / cols), height=3.0)
+        fig.set_layout_engine("constrained")  # title, panels and the legend below them never overlap
         ns = []
 
         def ctx_color(ctx: int) -> tuple:
@@ -74,9 +75,10 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_locator(LogLocator(base=4))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_ctx(int(x)) if x >= 1 else ""))
-            for cell in cells:
+            for k, cell in enumerate(cells):
                 pts = log2_bins(cell.by_distance)
-                xs, ys = [x for x, _, _ in pts], [100 * y for _, y, _ in pts]
+                dodge = 2 ** (0.08 * (k - (len(cells) - 1) / 2))  # context lengths side by side at a shared octave
+                xs, ys = [x * dodge for x, _, _ in pts], [100 * y for _, y, _ in pts]
                 bands = [wilson(y, n) for _, y, n in pts]
                 ns += [n for _, _, n in pts]
                 col = ctx_color(cell.ctx)
@@ -92,10 +94,10 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
         for ax in axes[::cols]:
             ax.set_ylabel("accuracy (%)", fontsize=8)
         handles = [Line2D([], [], color=ctx_color(c), marker="o", ms=3, lw=1.6) for c in ctxs]
-        fig.legend(handles, [f"ctx {fmt_ctx(c)}" for c in ctxs], loc="upper right", ncol=len(ctxs), fontsize=8, frameon=False)
-        fig.suptitle(f"Recall vs distance: {task}  ({n_range(ns)} samples per point, distances pooled by octave; "
-                     "bands: 95% Wilson)", fontsize=10, x=0.01, ha="left")
-        fig.tight_layout()
+        fig.legend(handles, [f"context {fmt_ctx(c)}" for c in ctxs], loc="outside lower center", ncol=min(len(ctxs), 6),
+                   fontsize=8, frameon=False)
+        fig.suptitle(f"Recall vs distance: {task}\n{n_range(ns)} samples per point; distances pooled by octave; "
+                     "bands: 95% Wilson", fontsize=10)
         paths += save(fig, out_dir, f"decay_{slug(task)}", formats)
     return paths
 

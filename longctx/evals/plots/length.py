@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longctx.evals.aggregate import full_lengths
+from longctx.evals.errors import EvalError
 from longctx.evals.plots.common import color, ctx_axis, direct_labels, new_figure, save, short_model, wilson
 from longctx.evals.results_io import ModelResults
 
@@ -26,11 +27,16 @@ class Series:
 
 
 def plot_panels(panels: dict[str, list[Series]], threshold: float, out_dir: Path, stem: str,
-                formats: tuple[str, ...], title: str) -> list[Path]:
-    """One axes per panel title; ``threshold`` is in percent (RULER's 85.6 by default)."""
-    cols = min(3, len(panels))
+                formats: tuple[str, ...], title: str, cols: int = 3) -> list[Path]:
+    """One axes per panel title; ``threshold`` is in percent (RULER's 85.6 by default). Series without
+    points are left out, and so are panels left empty; no panel at all is an EvalError."""
+    panels = {name: kept for name, series in panels.items() if (kept := [s for s in series if s.ctxs])}
+    if not panels:
+        raise EvalError("nothing to plot against context length: no scored cells in these results")
+    cols = min(cols, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = new_figure(rows, cols, width=5.6, height=3.8)
+    fig.set_layout_engine("constrained")  # keeps the figure title clear of the panel titles
     for ax, (name, series) in zip(axes, panels.items()):
         ctxs = sorted({c for s in series for c in s.ctxs})
         ends, ns = [], []
@@ -57,7 +63,6 @@ def plot_panels(panels: dict[str, list[Series]], threshold: float, out_dir: Path
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
     return save(fig, out_dir, stem, formats)
 
 
@@ -68,9 +73,12 @@ def length_panels(models: list[ModelResults]) -> dict[str, list[Series]]:
     """Average first, then tasks in name order; each model keeps its colour across panels."""
     panels: dict[str, list[Series]] = {AVERAGE: []}
     for i, m in enumerate(models):
-        avg = m.ruler_average()
-        keep = full_lengths(avg, m.ruler_average_tasks())
-        panels[AVERAGE].append(Series(short_model(m.model), keep, [avg[c] for c in keep], [0] * len(keep), i))
+        avg, used = m.ruler_average(), m.ruler_average_tasks()
+        keep = full_lengths(avg, used)
+        if keep and (not used or len(used.get(keep[0], ())) > 1):  # one task's "average" is its own panel
+            panels[AVERAGE].append(Series(short_model(m.model), keep, [avg[c] for c in keep], [0] * len(keep), i))
+    if not panels[AVERAGE]:
+        del panels[AVERAGE]
     for task in sorted({c.task for m in models for c in m.cells}):
         for i, m in enumerate(models):
             cells = sorted((c for c in m.cells if c.task == task), key=lambda c: c.ctx)

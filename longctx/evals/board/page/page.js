@@ -20,6 +20,14 @@
   }
   function pct(x) { return x === null || x === undefined ? "—" : (100 * x).toFixed(1); }
 
+  function fullSet(e, c) {
+    const lengths = e.summary.summary_lengths;
+    return !lengths || lengths.indexOf(c) >= 0;
+  }
+  function taskCount(e) {
+    const used = Object.values(e.summary.ruler_average_tasks || {});
+    return used.length ? Math.max.apply(null, used.map(t => t.length)) : null;
+  }
   const ctxs = Array.from(new Set(board.entries.flatMap(e => Object.keys(e.summary.ruler_average).map(Number)))).sort((a, b) => a - b);
   const columns = [
     { key: "model", label: "model", text: true, get: e => e.model },
@@ -29,9 +37,12 @@
     { key: "effective", label: "effective length", get: e => e.summary.effective_length, show: fmtCtx },
     { key: "auc", label: "AUC", get: e => e.summary.auc, show: x => (x === null || x === undefined ? "—" : x.toFixed(3)) },
   ].concat(ctxs.map(c => ({
-    key: "ctx" + c, label: fmtCtx(c), get: e => e.summary.ruler_average[String(c)], show: pct,
+    // a length whose average covers fewer tasks than the model's largest set shows none in the row: beside
+    // a 13-task average, a 1-task one would read as a change with length (the detail table has every cell)
+    key: "ctx" + c, ctx: c, label: fmtCtx(c), get: e => (fullSet(e, c) ? e.summary.ruler_average[String(c)] : undefined), show: pct,
     good: x => x !== undefined && 100 * x >= board.threshold,
     tasks: e => (e.summary.ruler_average_tasks || {})[String(c)],
+    partial: e => !fullSet(e, c) && e.summary.ruler_average[String(c)] !== undefined,
   }))).concat([
     { key: "exponent", label: "time exponent", get: e => (e.bench ? e.bench.exponent : null), show: x => (x === null || x === undefined ? "—" : "n^" + x.toFixed(2)) },
     { key: "date", label: "date", text: true, get: e => e.run.date },
@@ -74,6 +85,13 @@
         if (col.good && col.good(value)) td.classList.add("good");
         const tasks = col.tasks && col.tasks(entry);
         if (tasks) td.title = "average of " + tasks.length + " task" + (tasks.length === 1 ? "" : "s") + ": " + tasks.join(", ");
+        if (col.partial && col.partial(entry)) {
+          td.textContent = "(" + tasks.length + "/" + taskCount(entry) + " tasks)";
+          td.classList.add("partial");
+          td.title = "only " + tasks.length + " of the " + taskCount(entry) + " tasks scored at the other lengths: " +
+            pct(entry.summary.ruler_average[String(col.ctx)]) +
+            " over " + tasks.join(", ") + " (not comparable across this row)";
+        }
         tr.appendChild(td);
       });
       tbody.appendChild(tr);
@@ -102,7 +120,7 @@
   renderRows();
 
   function figure(img) {
-    const fig = el("figure");
+    const fig = el("figure", null, img.wide ? "model-plot" : "");
     const image = el("img");
     image.src = img.src;
     image.alt = img.title;
@@ -135,6 +153,20 @@
     plots.appendChild(kt);
   }
 
+  // one line per run that wrote into the model's results: its command and samples per cell, and how it decoded
+  function runFacts(e) {
+    const runs = e.run.runs && e.run.runs.length ? e.run.runs : [{ command: e.run.command, samples: e.run.samples, generation: e.run.generation }];
+    return runs.flatMap((r, k) => {
+      const tag = runs.length > 1 ? " (run " + (k + 1) + " of " + runs.length + ")" : "";
+      const g = r.generation || {};
+      const how = [g.endpoint ? "endpoint " + g.endpoint : null,
+        g.answer_prefix === undefined ? null : (g.answer_prefix ? "answer prefix sent" : "no answer prefix"),
+        g.params ? "sampling " + JSON.stringify(g.params) : null].filter(x => x).join("; ");
+      return [["command" + tag, r.command], ["samples per cell" + tag, r.samples],
+        ["generation" + tag, how || JSON.stringify(r.generation)]];
+    });
+  }
+
   const details = document.getElementById("details");
   details.appendChild(el("h2", "Models"));
   board.entries.forEach((e, i) => {
@@ -145,11 +177,12 @@
     const facts = [
       ["architecture", e.architecture], ["attention", e.attention], ["source", e.source.scheme + ":" + e.source.target],
       ["revision", e.source.revision], ["weight hash", e.source.weight_hash], ["tokenizer", e.tokenizer],
-      ["command", e.run.command], ["suite version", e.run.suite_version], ["git hash", e.run.git_hash],
-      ["date", e.run.date], ["seeds", e.run.seeds.join(", ")], ["samples", e.run.samples],
-      ["generation", JSON.stringify(e.run.generation)], ["hardware", JSON.stringify(e.run.hardware)],
+      ["RULER tasks averaged", taskCount(e)],
+    ].concat(runFacts(e)).concat([
+      ["suite version", e.run.suite_version], ["git hash", e.run.git_hash],
+      ["date", e.run.date], ["seeds", e.run.seeds.join(", ")], ["hardware", JSON.stringify(e.run.hardware)],
       ["average method", e.summary.average_method],
-    ];
+    ]);
     facts.forEach(([k, v]) => { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v === null || v === undefined ? "—" : v)); });
     d.appendChild(dl);
     const table = el("table");
@@ -164,7 +197,8 @@
       tr.appendChild(el("td", name + (t.version ? " (v" + t.version + ")" : ""), "text"));
       ectx.forEach(c => {
         const s = t.scores[String(c)];
-        tr.appendChild(el("td", s ? pct(s.score) + (s.stderr !== null ? " ± " + (100 * s.stderr).toFixed(1) : "") + " (n=" + s.n + ")" : "—"));
+        // one sample has no standard error: none is shown rather than "± 0.0"
+        tr.appendChild(el("td", s ? pct(s.score) + (s.stderr !== null && s.n > 1 ? " ± " + (100 * s.stderr).toFixed(1) : "") + " (n=" + s.n + ")" : "—"));
       });
       table.appendChild(tr);
     });
