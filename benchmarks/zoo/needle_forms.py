@@ -12,7 +12,7 @@ Two forms of the question, everything else equal:
   before the answer are those that preceded the value in the needle (the associative-recall form
   Zoology's MQAR has: the query is the key, the answer follows it).
 
-Each architecture trains its shipped-size config (``registry.config(arch, 'small')``) from scratch with the
+Each architecture trains its shipped-size config (``registry.config(arch, 'small')``; ``--size tiny`` for a CPU) from scratch with the
 zoo's optimizer and schedule; held-out rows (eval split) count as right when every answer byte is the
 argmax. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``:
 
@@ -93,12 +93,12 @@ def exact(model, batches: list[Batch], device: str) -> float:
 
 
 def run_one(arch: str, form: str, lr: float, a: argparse.Namespace) -> dict:
-    cfg = registry.config(arch, "small")
+    cfg = registry.config(arch, a.size)
     start = time.time()
     model, log = train_recall(cfg, lambda s: needle_batch(form, a.batch, a.width, f"{form}|{s}"), a.steps, lr,
                               a.device, stop_at=a.stop_at)
     test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval") for i in range(a.test // 100)]
-    return {"arch": arch, "form": form, "lr": lr, "parameters": model.num_params(), "width": a.width,
+    return {"arch": arch, "form": form, "lr": lr, "size": a.size, "parameters": model.num_params(), "width": a.width,
             "steps": log[-1]["step"], "batch": a.batch, "exact": round(exact(model, test, a.device), 4),
             "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1), "loss_log": log}
 
@@ -109,6 +109,7 @@ def main() -> None:
     p.add_argument("--forms", default="ruler,echo")
     p.add_argument("--lrs", default="1e-3", help="learning rates, comma-separated (each arch and form at each)")
     p.add_argument("--extra", default="", help="more runs, ARCH:FORM:LR comma-separated")
+    p.add_argument("--size", default="small", choices=list(registry.SIZES), help="registry size (small: the shipped one)")
     p.add_argument("--width", type=int, default=512, help="row length in bytes")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32)
@@ -142,7 +143,7 @@ def main() -> None:
                "wall_s": round(time.time() - start, 1), "failed": ["-".join(r) for r, c in zip(runs, codes) if c],
                "runs": results}
     (a.out / "needle_forms.json").write_text(json.dumps(summary, indent=1))
-    print(f"exact answers on held-out rows, {a.width} bytes, two needles, shipped-size configs")
+    print(f"exact answers on held-out rows, {a.width} bytes, two needles, size {a.size}")
     print("arch".ljust(10) + "form".ljust(7) + "lr".rjust(8) + "steps".rjust(7) + "exact".rjust(8) + "loss".rjust(8))
     for r in results:
         print(r["arch"].ljust(10) + r["form"].ljust(7) + f"{r['lr']:g}".rjust(8) + str(r["steps"]).rjust(7)
