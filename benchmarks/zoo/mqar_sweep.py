@@ -73,7 +73,7 @@ def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, l
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
         opt.step()
         if (step + 1) % 50 == 0 or step + 1 == steps:
-            log.append({"step": step + 1, "loss": round(float(loss), 4)})
+            log.append({"step": step + 1, "loss": round(float(loss.detach()), 4)})
     return model, log
 
 
