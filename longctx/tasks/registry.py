@@ -5,6 +5,7 @@ import difflib
 
 from longctx.tasks.decay import DECAY_TASKS
 from longctx.tasks.errors import TaskError
+from longctx.tasks.mqar import MQAR_TASKS
 from longctx.tasks.mrcr import MRCR_TASKS
 from longctx.tasks.mrcr_official import OfficialMRCRTask
 from longctx.tasks.ruler import DATA_VS_RULER, RULER_TASKS
@@ -13,7 +14,8 @@ from longctx.tasks.task import Task
 # tasks that read a user's files (run them by name, with --set path=...): in no group
 USER_DATA_TASKS: dict[str, Task] = {"mrcr_official": OfficialMRCRTask()}
 
-TASKS: dict[str, Task] = {**RULER_TASKS, **MRCR_TASKS, **DECAY_TASKS, **USER_DATA_TASKS}
+# MQAR (Zoology's recall probe) is in the catalog but in no group: `evals run mqar` names it
+TASKS: dict[str, Task] = {**RULER_TASKS, **MRCR_TASKS, **DECAY_TASKS, **MQAR_TASKS, **USER_DATA_TASKS}
 
 GROUPS: dict[str, list[str]] = {
     "ruler": list(RULER_TASKS),

@@ -1,0 +1,165 @@
+"""Zoology's MQAR with the zoo's mixers: two layers, each architecture at a few widths, one recipe.
+
+Every run trains a fresh two-layer zoo trunk (the shared embedding, SwiGLU MLP and tied head; the
+mixer's own knobs from ``registry.KNOBS['small']``, sliding windows at a quarter of the sequence) on
+fresh ``tasks.mqar.mqar_tokens`` batches (vocabulary 8192, as in Zoology), then scores held-out
+sequences: a query is right when the argmax at its position is its value. Runs go ``--jobs`` at a
+time, one process each, on one GPU; each writes ``OUT/ARCH-dWIDTH.json`` and the parent writes
+``OUT/mqar_sweep.json`` and prints the table. From the repository root:
+
+    python -m benchmarks.zoo.mqar_sweep --widths 64,128 --seq-len 256 --pairs 16 --steps 1500 --jobs 8 --out /tmp/mqar
+    python -m benchmarks.zoo.mqar_sweep --arch dense,mamba2 --widths 64 --seq-len 64 --pairs 4 --steps 300 \
+        --vocab 512 --device cpu --out /tmp/mqar-cpu        # a CPU smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from longctx.models.zoo import registry
+from longctx.models.zoo.trainer import Recipe, lr_at, optimizer
+from longctx.models.zoo.trunk import Trunk, ZooConfig
+from longctx.tasks.mqar import IGNORE, mqar_tokens
+
+Batch = tuple[torch.Tensor, torch.Tensor]   # inputs [B, T] ids, targets [B, T] (IGNORE where not scored)
+
+
+def recall_config(arch: str, width: int, seq_len: int, vocab_size: int, n_layers: int = 2, n_heads: int = 2) -> ZooConfig:
+    """The zoo's ``small`` config of ``arch`` at ``width`` and ``n_layers``, with its own vocabulary;
+    windowed mixers see a quarter of the sequence, so that a window is a real limit at these lengths.
+    (ssa's 8 blocks of 64 and dsa's top 128 cover most of a 256-token sequence: there they are near dense.)"""
+    base = registry.config(arch, "small")
+    mixer = dict(base.mixer)
+    if arch in ("swa", "hyper"):
+        mixer["window"] = seq_len // 4
+    if arch in ("hybrid", "hybrid_ssa"):
+        mixer["attn_every"] = 2      # of two layers, the second attends (at 4, both would be Mamba-2)
+    return replace(base, d_model=width, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
+                   mlp_hidden=round(width * 8 / 3 / 8) * 8, mixer=mixer)
+
+
+def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, lr: float, device: str,
+                 warmup: int = 100, seed: int = 0, stop_at: float | None = None) -> tuple[Trunk, list[dict]]:
+    """Train a fresh model of ``cfg`` on ``batch_at(step)`` with the zoo's optimizer and schedule (AdamW,
+    warm-up, cosine to 10%, clip 1.0, bf16 autocast on a GPU); only targets other than IGNORE count.
+    ``stop_at``: a ``time.time()`` after which training ends early (the log's last step says where)."""
+    torch.manual_seed(seed)
+    model = registry.build(cfg).to(device)
+    recipe = Recipe(steps=steps, lr=lr, warmup=min(warmup, steps), seed=seed)
+    opt, log = optimizer(model, recipe), []
+    model.train()
+    for step in range(steps):
+        if stop_at is not None and time.time() > stop_at:
+            log.append({"step": step, "loss": log[-1]["loss"] if log else None, "stopped": True})
+            break
+        x, y = (t.to(device) for t in batch_at(step))
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, recipe)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        opt.step()
+        if (step + 1) % 50 == 0 or step + 1 == steps:
+            log.append({"step": step + 1, "loss": round(float(loss.detach()), 4)})
+    return model, log
+
+
+@torch.no_grad()
+def accuracy(model: Trunk, batches: list[Batch], device: str) -> float:
+    """Share of scored positions whose argmax is the target."""
+    model.eval()
+    right = total = 0
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+            pred = model(x).argmax(-1)
+        mask = y != IGNORE
+        right += int((pred[mask] == y[mask]).sum())
+        total += int(mask.sum())
+    return right / max(total, 1)
+
+
+def mqar_batch(step: int, batch: int, seq_len: int, pairs: int, vocab_size: int, seed: int = 0) -> Batch:
+    x, y = mqar_tokens(batch, seq_len, pairs, vocab_size, seed=seed * 1_000_003 + step)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def run_one(arch: str, width: int, a: argparse.Namespace) -> dict:
+    cfg = recall_config(arch, width, a.seq_len, a.vocab)
+    start = time.time()
+    model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, a.lr,
+                              a.device, stop_at=a.stop_at)
+    test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
+    return {"arch": arch, "d_model": width, "parameters": model.num_params(), "seq_len": a.seq_len,
+            "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": a.lr,
+            "accuracy": round(accuracy(model, test, a.device), 4), "final_loss": log[-1]["loss"],
+            "seconds": round(time.time() - start, 1), "loss_log": log}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default=",".join(registry.ARCHS))
+    p.add_argument("--widths", default="64,128")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--pairs", type=int, default=16)
+    p.add_argument("--vocab", type=int, default=8192)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--test", type=int, default=1000, help="held-out sequences scored")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:WIDTH, run by the parent
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.one:
+        arch, width = a.one.split(":")
+        res = run_one(arch, int(width), a)
+        (a.out / f"{arch}-d{width}.json").write_text(json.dumps(res))
+        return
+    runs = [(arch, int(w)) for w in a.widths.split(",") for arch in a.arch.split(",")]
+    skip = ("one", "jobs", "arch", "widths") + (("stop_at",) if a.stop_at is None else ())
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in skip]
+
+    def launch(run: tuple[str, int]) -> int:
+        arch, width = run
+        with (a.out / f"{arch}-d{width}.log").open("w") as log:
+            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.mqar_sweep", *flags, "--one", f"{arch}:{width}"],
+                                  stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+    start = time.time()
+    with ThreadPoolExecutor(a.jobs) as pool:
+        codes = list(pool.map(launch, runs))
+    results = [json.loads(f.read_text()) for arch, w in runs if (f := a.out / f"{arch}-d{w}.json").is_file()]
+    summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
+               "wall_s": round(time.time() - start, 1), "failed": [f"{r[0]}-d{r[1]}" for r, c in zip(runs, codes) if c],
+               "runs": results}
+    (a.out / "mqar_sweep.json").write_text(json.dumps(summary, indent=1))
+    widths = sorted({r["d_model"] for r in results})
+    print(f"MQAR accuracy, seq {a.seq_len}, {a.pairs} pairs, {a.steps} steps x {a.batch}, lr {a.lr}")
+    print("arch".ljust(12) + "".join(f"d{w}".rjust(9) for w in widths))
+    for arch in a.arch.split(","):
+        got = {r["d_model"]: r["accuracy"] for r in results if r["arch"] == arch}
+        cut = {r["d_model"] for r in results if r["arch"] == arch and r["steps"] < a.steps}   # stopped by --stop-at
+        print(arch.ljust(12) + "".join((f"{100 * got[w]:.1f}{'*' if w in cut else ''}" if w in got else "-").rjust(9)
+                                       for w in widths))
+    print("failed:", summary["failed"] or "none", f"wall {summary['wall_s']} s; * = stopped early by --stop-at")
+
+
+if __name__ == "__main__":
+    main()

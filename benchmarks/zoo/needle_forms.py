@@ -1,0 +1,155 @@
+"""Which part of the needle task stops the zoo's recurrent mixers: the question's form, isolated.
+
+Byte rows of ``--width`` tokens: BOS, RULER's noise sentences with two needles ("One of the special
+magic numbers for {key} is: {value}.", word keys and 7-digit values from ``tasks.vocab``'s train
+split), then one question about one of them and its answer (loss on the answer bytes and EOS only).
+Two forms of the question, everything else equal:
+
+- ``ruler``: RULER's question and answer prefix; the key is then followed by 35 bytes of boilerplate
+  (" mentioned in the provided text is") before the answer, so a recurrent model must carry the key
+  across them and match it against what it stored after a different context (" is: ").
+- ``echo``: the needle's own words ("One of the special magic numbers for {key} is:"), so the bytes
+  before the answer are those that preceded the value in the needle (the associative-recall form
+  Zoology's MQAR has: the query is the key, the answer follows it).
+
+Each architecture trains its shipped-size config (``registry.config(arch, 'small')``; ``--size tiny`` for a CPU) from scratch with the
+zoo's optimizer and schedule; held-out rows (eval split) count as right when every answer byte is the
+argmax. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``:
+
+    python -m benchmarks.zoo.needle_forms --arch dense,mamba2,linear,mamba1 --steps 1500 --jobs 8 --out /tmp/nf
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from benchmarks.zoo.mqar_sweep import Batch, train_recall
+from longctx.models.zoo import registry
+from longctx.models.zoo.trunk import BOS, EOS, PAD
+from longctx.tasks import vocab
+from longctx.tasks.haystack import noise_haystack
+from longctx.tasks.mqar import IGNORE
+from longctx.tasks.niah import NEEDLE
+
+FORMS = {
+    "ruler": "\nWhat is the special magic number for {key} mentioned in the provided text?\n"
+             " The special magic number for {key} mentioned in the provided text is",
+    "echo": "\nOne of the special magic numbers for {key} is:",
+}
+
+
+def needle_row(form: str, width: int, rng: random.Random, split: str) -> tuple[list[int], list[int]]:
+    """``ids [width]`` and ``targets [width]`` (the next byte at answer positions, IGNORE elsewhere)."""
+    keys = vocab.draw_distinct("words", rng, split, 2)
+    values = vocab.draw_distinct("numbers", rng, split, 2)
+    needles = [(" " + NEEDLE.format(label="numbers", key=k, value=v)).encode() for k, v in zip(keys, values)]
+    ask = rng.randrange(2)
+    question, answer = FORMS[form].format(key=keys[ask]).encode(), f" {values[ask]}.".encode()
+    room = width + 1 - 1 - len(question) - len(answer) - 1 - sum(map(len, needles))
+    units, start, filler = noise_haystack().units, rng.randrange(7), []
+    while room > 0:
+        s = units[(start + len(filler)) % len(units)].encode()[:room]
+        filler.append(s)
+        room -= len(s)
+    slots = sorted(rng.choices(range(len(filler) + 1), k=2))
+    parts = list(filler)
+    for i, slot in reversed(list(zip(range(2), slots))):
+        parts.insert(slot, needles[i])
+    seq = [BOS, *b"".join(parts), *question, *answer, EOS]
+    seq = (seq + [PAD] * (width + 1))[:width + 1]
+    first = 1 + len(b"".join(parts)) + len(question)
+    target = [IGNORE] * (width + 1)
+    target[first:first + len(answer) + 1] = seq[first:first + len(answer) + 1]
+    return seq[:-1], target[1:]
+
+
+def needle_batch(form: str, n: int, width: int, seed: str, split: str = "train") -> Batch:
+    rng = random.Random(seed)
+    rows = [needle_row(form, width, rng, split) for _ in range(n)]
+    return torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows])
+
+
+@torch.no_grad()
+def exact(model, batches: list[Batch], device: str) -> float:
+    """Share of rows whose every answer byte (and EOS) is the argmax."""
+    model.eval()
+    right = total = 0
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+            pred = model(x).argmax(-1)
+        ok = ((pred == y) | (y == IGNORE)).all(-1)
+        right += int(ok.sum())
+        total += x.shape[0]
+    return right / max(total, 1)
+
+
+def run_one(arch: str, form: str, lr: float, a: argparse.Namespace) -> dict:
+    cfg = registry.config(arch, a.size)
+    start = time.time()
+    model, log = train_recall(cfg, lambda s: needle_batch(form, a.batch, a.width, f"{form}|{s}"), a.steps, lr,
+                              a.device, stop_at=a.stop_at)
+    test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval") for i in range(a.test // 100)]
+    return {"arch": arch, "form": form, "lr": lr, "size": a.size, "parameters": model.num_params(), "width": a.width,
+            "steps": log[-1]["step"], "batch": a.batch, "exact": round(exact(model, test, a.device), 4),
+            "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1), "loss_log": log}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default="dense,mamba2,linear,mamba1")
+    p.add_argument("--forms", default="ruler,echo")
+    p.add_argument("--lrs", default="1e-3", help="learning rates, comma-separated (each arch and form at each)")
+    p.add_argument("--extra", default="", help="more runs, ARCH:FORM:LR comma-separated")
+    p.add_argument("--size", default="small", choices=list(registry.SIZES), help="registry size (small: the shipped one)")
+    p.add_argument("--width", type=int, default=512, help="row length in bytes")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--test", type=int, default=500)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:FORM:LR, run by the parent
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.one:
+        arch, form, lr = a.one.split(":")
+        (a.out / f"{arch}-{form}-{lr}.json").write_text(json.dumps(run_one(arch, form, float(lr), a)))
+        return
+    runs = [(arch, form, lr) for lr in a.lrs.split(",") for form in a.forms.split(",") for arch in a.arch.split(",")]
+    runs += [tuple(r.split(":")) for r in a.extra.split(",") if r]
+    skip = ("one", "jobs", "arch", "forms", "lrs", "extra") + (("stop_at",) if a.stop_at is None else ())
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in skip]
+
+    def launch(run: tuple) -> int:
+        with (a.out / f"{'-'.join(run)}.log").open("w") as log:
+            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.needle_forms", *flags, "--one", ":".join(run)],
+                                  stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+    start = time.time()
+    with ThreadPoolExecutor(a.jobs) as pool:
+        codes = list(pool.map(launch, runs))
+    results = [json.loads(f.read_text()) for r in runs if (f := a.out / f"{'-'.join(r)}.json").is_file()]
+    summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
+               "wall_s": round(time.time() - start, 1), "failed": ["-".join(r) for r, c in zip(runs, codes) if c],
+               "runs": results}
+    (a.out / "needle_forms.json").write_text(json.dumps(summary, indent=1))
+    print(f"exact answers on held-out rows, {a.width} bytes, two needles, size {a.size}")
+    print("arch".ljust(10) + "form".ljust(7) + "lr".rjust(8) + "steps".rjust(7) + "exact".rjust(8) + "loss".rjust(8))
+    for r in results:
+        print(r["arch"].ljust(10) + r["form"].ljust(7) + f"{r['lr']:g}".rjust(8) + str(r["steps"]).rjust(7)
+              + f"{100 * r['exact']:.1f}".rjust(8) + f"{r['final_loss']}".rjust(8))
+    print("failed:", summary["failed"] or "none", f"wall {summary['wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Two measurements behind models/checkpoints/README.md's "Why eight score 0", on the CPU:
+
+- ``floor``: the answer loss of a model that knows the answer's format but not the needle's value
+  (ln 9 + 6 ln 10 per 7-digit number, 30 ln 16 + ln 4 per uuid, 0 for every other answer byte), averaged
+  over the answer tokens of the task phase's data mix (``evals.train.build_data`` with make.py's mix);
+- ``copy``: each shipped checkpoint's cross-entropy on a 64-byte essay span and on its repeat 100 bytes
+  later: a model that learned to copy in context predicts the repeat far better than the first copy.
+
+    python -m benchmarks.zoo.recall_diagnosis floor --rows 280
+    python -m benchmarks.zoo.recall_diagnosis copy --arch dense,mamba2,linear,swa
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+
+import torch
+import torch.nn.functional as F
+
+NUMBER, UUID = math.log(9) + 6 * math.log(10), 30 * math.log(16) + math.log(4)
+TASKS = "niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multikey_2,niah_multiquery,niah_multivalue"
+
+
+def format_floor(ids: list[int], weights: list[float]) -> tuple[float, int]:
+    """(nats a format-only model pays on the row's answer tokens, how many answer tokens)."""
+    text = bytes(i if i < 256 else 10 for i in ids).decode("latin1")
+    nats, n, i = 0.0, 0, 0
+    while i < len(ids):
+        if weights[i] <= 1:
+            i += 1
+            continue
+        j = i
+        while j < len(ids) and weights[j] > 1:
+            j += 1
+        for m in re.finditer(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|\d{7}", text[i:j]):
+            nats += NUMBER if len(m.group()) == 7 else UUID
+        n, i = n + j - i, j
+    return nats, n
+
+
+def floor(rows: int) -> None:
+    from rich.console import Console
+
+    from longctx.evals.train import build_data
+
+    data = build_data(TASKS.split(","), 1024, rows, 0, 20.0, 0.4, Console(stderr=True), 1.0, 0.25)
+    per_row = [format_floor(data.tokens[r].tolist(), data.weights[r].tolist()) for r in range(data.tokens.shape[0])]
+    total, n = sum(p[0] for p in per_row), sum(p[1] for p in per_row)
+    rng, batches = random.Random(0), []
+    for _ in range(200):
+        b = rng.sample(per_row, 16)
+        if sum(p[1] for p in b):
+            batches.append(sum(p[0] for p in b) / sum(p[1] for p in b))
+    batches.sort()
+    print(f"{len(per_row)} rows, {n} answer tokens: floor {total / n:.3f} nats a token; 16-row batches: median "
+          f"{batches[len(batches) // 2]:.3f}, 10-90% {batches[len(batches) // 10]:.3f}-{batches[9 * len(batches) // 10]:.3f}")
+
+
+@torch.no_grad()
+def copy(archs: list[str], n: int = 16) -> None:
+    from longctx.evals.train import essay_bytes
+    from longctx.models.zoo import checkpoint
+    from longctx.models.zoo.model import CHECKPOINTS
+    from longctx.models.zoo.trunk import BOS
+
+    text, rng, rows = essay_bytes(0), random.Random(5), []
+    for _ in range(n):
+        a, b, c = (rng.randrange(0, len(text) - 600) for _ in range(3))
+        span = text[a:a + 64]
+        rows.append([BOS, *(span + text[b:b + 100] + span + text[c:c + 200])[:364]])
+    x = torch.tensor(rows)
+    for arch in archs:
+        model, _ = checkpoint.load(CHECKPOINTS / arch, "cpu")
+        ce = F.cross_entropy(model.eval()(x[:, :-1]).float().transpose(1, 2), x[:, 1:], reduction="none")
+        # targets t + 1: the first span is bytes 1-64, its repeat 165-228; skip each span's first 8 bytes
+        print(f"{arch:10s} first span {float(ce[:, 8:63].mean()):.2f}  repeat {float(ce[:, 172:227].mean()):.2f} nats a byte",
+              flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["floor", "copy"])
+    p.add_argument("--rows", type=int, default=280)
+    p.add_argument("--arch", default="dense,mamba2,linear,swa")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    floor(a.rows) if a.what == "floor" else copy(a.arch.split(","))
+
+
+if __name__ == "__main__":
+    main()
