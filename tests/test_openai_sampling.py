@@ -116,6 +116,7 @@ def test_strict_server_gets_the_openai_fields_only_after_one_refusal(stub, caplo
     m = load_model(f"openai:m@{server.url},max_context=2048,concurrency=2")
     got = _ask(m, 4)
     m.close()
+    assert m.params == OPENAI_NEUTRAL  # what the run's manifest records once the run is over
     assert len(server.bodies) == 4 and all(set(b) & set(EXTENSION_NEUTRAL) == set() for b in server.bodies)
     assert all(c.params == OPENAI_NEUTRAL for c in got)
     assert "sending only the OpenAI sampling fields" in caplog.text

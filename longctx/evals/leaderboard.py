@@ -33,8 +33,11 @@ METHODS = {
 
 
 def summarise(average: dict[int, float], threshold: float) -> dict[str, Any]:
-    """Effective length, mean and AUC of a ctx -> score (0..1) curve; ``threshold`` in percent."""
+    """Effective length, mean and AUC of a ctx -> score (0..1) curve; ``threshold`` in percent. A model
+    with no RULER task (decay or MRCR only) has no curve: all three are None."""
     ctxs = sorted(average)
+    if not ctxs:
+        return {"mean_score": None, "effective_length": None, "auc": None}
     ok = [c for c in ctxs if 100 * average[c] >= threshold - 1e-9]
     out: dict[str, Any] = {"mean_score": sum(average.values()) / len(ctxs), "effective_length": max(ok) if ok else None}
     if len(ctxs) == 1:
@@ -225,9 +228,12 @@ def merge_boards(boards: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def write_board(board: dict[str, Any], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{board['name']}.json"
-    path.write_text(json.dumps(board, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(board, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise EvalError(f"cannot write the board to {path}: {e.strerror or e}") from None
     return path
 
 
@@ -254,5 +260,8 @@ def publish_board(board: Path, out: Path | None = None, page: str = "index.html"
     page_path = out_dir / page
     if plots is not None and plots.is_dir():
         plots = bundle_plots(plots, out_dir)
-    page_path.write_text(render_page(data, page_path.parent, plots), encoding="utf-8")
+    try:
+        page_path.write_text(render_page(data, page_path.parent, plots), encoding="utf-8")
+    except OSError as e:
+        raise EvalError(f"cannot write the page {page_path}: {e.strerror or e}") from None
     return json_path, page_path

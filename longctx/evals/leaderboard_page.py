@@ -29,8 +29,8 @@ PAGE_DIR = resources.files("longctx.evals") / "board" / "page"
 FAMILIES = (("RULER tasks", set(GROUPS["ruler"])), ("MRCR", set(GROUPS["mrcr"])), ("recall decay", set(GROUPS["decay"])))
 
 
-def _model_plot(entry: dict[str, Any], threshold: float) -> str:
-    """A PNG data URI: this model's score vs context length in at most four panels (the RULER-style average
+def _model_plot(entry: dict[str, Any], threshold: float) -> tuple[str, int]:
+    """A PNG data URI and its panel count: this model's score vs context length in at most four panels (the RULER-style average
     when it covers two or more tasks, then one panel per task family with a line per task), two across,
     so it stays readable at page width however many tasks the model has."""
     avg = {int(k): v for k, v in entry["summary"]["ruler_average"].items()}
@@ -47,7 +47,7 @@ def _model_plot(entry: dict[str, Any], threshold: float) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         (path,) = plot_panels(panels, threshold, Path(tmp), "model", ("png",),
                               f"{short_model(entry['model'], 60)}: score vs context length", cols=2)
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode(), len(panels)
 
 
 def _plot_files(plots: Path | None) -> list[Path]:
@@ -80,7 +80,8 @@ def images(board: dict[str, Any], page_dir: Path, plots: Path | None) -> dict[st
     for i, e in enumerate(board["entries"]):
         own = [p for p in files if slug(e["model"]) in p.stem]
         claimed.update(own)
-        models[str(i)] = [{"title": "score vs context length (from this board)", "src": _model_plot(e, board["threshold"]), "wide": True}]
+        src, panels = _model_plot(e, board["threshold"])
+        models[str(i)] = [{"title": "score vs context length (from this board)", "src": src, "wide": panels > 1}]
         models[str(i)] += [{"title": p.stem, "src": rel[p]} for p in own]
     general = [{"title": p.stem, "src": rel[p]} for p in files if p not in claimed]
     return {"general": general, "models": models}

@@ -83,6 +83,7 @@ def run_eval(model: str, cfg: RunConfig, tokenizer: str | None = None, strict: b
         else:
             _run_grid(m, tok, cfg, names, runnable, overhead, console)
         summary = build_summary(model_dir, model)
+        man["generation"] = generation_settings(m, cfg)  # what a server accepted: it may refuse extension knobs
         man["ended"] = now()
         write_json_atomic(model_dir / "manifest.json", man)
         with (model_dir / "runs.jsonl").open("a", encoding="utf-8") as f:

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from longctx.evals.ctx import fmt_ctx  # noqa: E402
+from longctx.evals.errors import EvalError  # noqa: E402
 
 FORMATS = ("png", "svg")
 DEFAULT_THRESHOLD = 85.6  # RULER's effective-length threshold: Llama-2-7B's score at 4K, in percent
@@ -85,13 +86,17 @@ def new_figure(rows: int = 1, cols: int = 1, width: float = 7.5, height: float =
 
 def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
     """Write ``out_dir/stem.{png,svg}``; returns the paths written and closes the figure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = out_dir / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=130, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = out_dir / f"{stem}.{fmt}"
+            fig.savefig(path, dpi=130, bbox_inches="tight")
+            paths.append(path)
+    except OSError as e:
+        raise EvalError(f"cannot write plots into {out_dir}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
     return paths
 
 
