@@ -83,20 +83,10 @@ def _bench_entry(bench: dict[str, Any] | None, arch: str) -> dict[str, Any] | No
             "points": [{"n": int(r["n"]), "ms": float(r["ms"]), **{k: r.get(k) for k in keys}} for r in sorted(rows, key=lambda r: r["n"])]}
 
 
-def run_history(folder: Path, last: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every run that wrote into ``folder`` (its ``runs.jsonl``, oldest first; the manifest alone when there is
-    none): command, samples per cell, tasks, context lengths, date and generation settings. A board whose
+def run_history(runs: list[dict[str, Any]], last: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every run that wrote into a model's folder (its ``runs.jsonl``, oldest first; the manifest alone when there
+    is none): command, samples per cell, tasks, context lengths, date and generation settings. A board whose
     cells came from several runs shows each one, not only the last."""
-    runs: list[dict[str, Any]] = []
-    path = folder / "runs.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    for line in lines:
-        try:
-            run = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash; the others still count
-        if isinstance(run, dict):
-            runs.append(run)
     keys = ("command", "samples", "tasks", "ctxs", "generation")
     return [{**{k: r.get(k) for k in keys}, "date": r.get("ended") or r.get("started")} for r in (runs or [last])]
 
@@ -132,7 +122,7 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
         "run": {"command": man.get("command"), "suite_version": man.get("suite_version"), "git_hash": man.get("git_hash"),
                 "date": man.get("ended") or man.get("started"), "hardware": man.get("hardware"), "seeds": seeds,
                 "samples": man.get("samples") if isinstance(man.get("samples"), int) else None,
-                "generation": man.get("generation"), "packages": man.get("packages"), "runs": run_history(m.path, man)},
+                "generation": man.get("generation"), "packages": man.get("packages"), "runs": run_history(m.runs, man)},
         "tasks": tasks,
         "summary": {"ruler_average": {str(k): v for k, v in average.items()}, "average_method": m.average_method(),
                     "ruler_average_tasks": {str(k): v for k, v in used.items()},

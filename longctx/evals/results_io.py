@@ -65,6 +65,7 @@ class ModelResults:
     cells: list[Cell]
     manifest: dict[str, Any] | None
     summary: dict[str, Any] | None
+    runs: list[dict[str, Any]] = field(default_factory=list)  # runs.jsonl, oldest first (lines cut by a crash skipped)
 
     def ruler_average(self) -> dict[int, float]:
         """ctx -> RULER-style average (0..1): the runner's ``summary.json`` figure when present,
@@ -147,11 +148,13 @@ def load_model_dir(path: Path) -> ModelResults:
     """Read ``results/<model_slug>/``: every ``<task>/<ctx>/metrics.json`` plus manifest and summary."""
     names = {p.relative_to(path).as_posix() for p in path.glob("*/*/*") if p.is_file()}
     names |= {p.name for p in path.iterdir() if p.is_file()}
-    return _model_results(path, names, lambda rel, what: read_json(path / rel, what))
+    return _model_results(path, names, lambda rel, what: read_json(path / rel, what),
+                          lambda rel: (path / rel).read_text(encoding="utf-8"))
 
 
-def _model_results(path: Path, names: set[str], read: Callable[[str, str], Any]) -> ModelResults:
-    """One model's results from the relative file names of its folder and ``read(name, what)`` -> parsed JSON."""
+def _model_results(path: Path, names: set[str], read: Callable[[str, str], Any], text: Callable[[str], str]) -> ModelResults:
+    """One model's results from the relative file names of its folder, ``read(name, what)`` -> parsed JSON and
+    ``text(name)`` -> a file's text."""
     cells: list[Cell] = []
     for ctx_dir in sorted({n.rsplit("/", 1)[0] for n in names if n.count("/") == 2}):
         if f"{ctx_dir}/metrics.json" in names:
@@ -162,12 +165,26 @@ def _model_results(path: Path, names: set[str], read: Callable[[str, str], Any])
         raise EvalError(f"results folder {path} holds no <task>/<ctx>/metrics.json: is the run finished?")
     manifest = read("manifest.json", "manifest") if "manifest.json" in names else None
     summary = read("summary.json", "summary") if "summary.json" in names else None
-    names = {c.model for c in cells}
-    if len(names) > 1:
-        raise EvalError(f"results folder {path} mixes models {sorted(names)}; one folder holds one model")
-    model = next(iter(names))
+    runs = _runs(text("runs.jsonl")) if "runs.jsonl" in names else []
+    models = {c.model for c in cells}
+    if len(models) > 1:
+        raise EvalError(f"results folder {path} mixes models {sorted(models)}; one folder holds one model")
+    model = next(iter(models))
     cells.sort(key=lambda c: (c.task, c.ctx))
-    return ModelResults(model=model, path=path, cells=cells, manifest=manifest, summary=summary)
+    return ModelResults(model=model, path=path, cells=cells, manifest=manifest, summary=summary, runs=runs)
+
+
+def _runs(text: str) -> list[dict[str, Any]]:
+    """The run manifests of a ``runs.jsonl``; a line cut short by a crash is skipped, the others still count."""
+    runs = []
+    for line in text.splitlines():
+        try:
+            run = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(run, dict):
+            runs.append(run)
+    return runs
 
 
 def _load_pack(path: Path) -> list[ModelResults]:
@@ -183,13 +200,13 @@ def _load_pack(path: Path) -> list[ModelResults]:
         return read
 
     if any(n == "manifest.json" or n == "summary.json" or n.count("/") == 2 for n in files):
-        return [_model_results(path, set(files), reader(""))]
+        return [_model_results(path, set(files), reader(""), lambda rel: files[rel])]
     folders = sorted({n.split("/", 1)[0] for n in files if "/" in n and not n.startswith(".")})
     models = []
     for folder in folders:
         names = {n[len(folder) + 1:] for n in files if n.startswith(folder + "/")}
         if any(n in ("manifest.json", "summary.json") or n.endswith(("/metrics.json", "/samples.jsonl")) for n in names):
-            models.append(_model_results(path / folder, names, reader(folder + "/")))
+            models.append(_model_results(path / folder, names, reader(folder + "/"), lambda rel, f=folder: files[f"{f}/{rel}"]))
     if not models:
         raise EvalError(f"pack file {path} holds no model results (expected <model>/<task>/<ctx>/metrics.json)")
     return models
