@@ -94,11 +94,11 @@ def test_the_summary_table_shows_two_decimals_as_ruler_reports():
 
     from longctx.evals.summary import summary_table
 
-    summary = {"model": "m", "tasks": {"vt": {"4096": {"mean": 0.123456, "stderr": 0.01, "n": 3}}},
-               "ruler_average": {"4096": 0.123456}}
+    summary = {"model": "m", "tasks": {"vt": {"4096": {"mean": 0.123456, "stderr": 0.01, "n": 3}},
+                                       "cwe": {"4096": {"mean": 0.5, "stderr": 0.0, "n": 3}}}}
     out = io.StringIO()
-    Console(file=out, width=200).print(summary_table(summary, [4096], ["vt"]))
-    assert "12.35 ± 1.00 (n=3)" in out.getvalue() and "12.35" in out.getvalue().split("RULER average")[1]
+    Console(file=out, width=200).print(summary_table(summary, [4096], ["vt", "cwe"]))
+    assert "12.35 ± 1.00 (n=3)" in out.getvalue() and "31.17" in out.getvalue().split("RULER average")[1]
 
 
 def test_ruler_metrics_agree_with_rulers_evaluate_on_random_replies():

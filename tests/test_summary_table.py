@@ -28,8 +28,8 @@ SUMMARY = {"model": "m", "tasks": {
 def test_ruler_average_covers_the_tables_tasks_only():
     text = _text(SUMMARY, [1024, 2048], ["niah_single_1", "vt", "decay_distance"])
     row = next(line for line in text.splitlines() if "RULER average" in line)
-    assert "RULER average (2 tasks)" in row and "75.0" in row  # (100 + 50) / 2, not the folder's 50.0 over three
-    assert "50.0 (1 of 2)" in row  # at 2K only niah_single_1 was scored
+    assert "RULER average (2 tasks)" in row and "75.00" in row  # (100 + 50) / 2, not the folder's 50.0 over three
+    assert "50.00 (1 of 2)" in row  # at 2K only niah_single_1 was scored
 
 
 def test_no_ruler_average_over_one_task():
@@ -40,4 +40,4 @@ def test_no_ruler_average_over_one_task():
 def test_one_sample_has_no_standard_error():
     summary = {"model": "m", "tasks": {"vt": {"1024": _cell(1.0, n=1, stderr=0.0)}}}
     row = next(line for line in _text(summary, [1024], ["vt"]).splitlines() if "vt" in line)
-    assert "100.0 (n=1)" in row and "±" not in row
+    assert "100.00 (n=1)" in row and "±" not in row
