@@ -138,8 +138,9 @@ SSA = [
     pytest.param(1, 2, 1, 200, 64, 16, {"topk": 2, "beam": 2, "fanout": 2, "local": 1, "top_cap": 3,
                                          "top_beam": None, "bases": 1, "trunc": 0.0},
                  id="B1-H2-Hkv1-T200-D64-v2-rule"),
-    pytest.param(1, 4, 2, 300, 64, 16, dict(topk=2, beam=3, fanout=2, local=1, top_cap=4, top_beam=3, exact=5),
-                 id="B1-H4-Hkv2-T300-bs16-exact5"),
+    pytest.param(1, 4, 2, 300, 64, 16, dict(topk=2, beam=3, fanout=2, local=1, top_cap=4, top_beam=3, exact=5,
+                                                                                 trunc=1.0, trunc_from=1),
+                 id="B1-H4-Hkv2-T300-bs16-exact5-trunc_from1"),
 ]
 
 
@@ -242,6 +243,7 @@ def test_hyper_is_causal():
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc=-1.0), "trunc"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, top_beam=0), "top_beam"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=4, exact=3), "exact"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc_from=0), "trunc_from"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 16, n_samples=41), "n_samples=41 is larger"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 24, n_samples=8), "block_size"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k.double(), v, 16, n_samples=8), "k must be float"),

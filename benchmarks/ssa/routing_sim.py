@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--bases", type=int, default=2)
     ap.add_argument("--trunc", type=float, default=1.5)
     ap.add_argument("--exact", type=int, default=0)
+    ap.add_argument("--topk", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--leaf-bases", action="store_true", help="score the leaves in every basis too")
     ap.add_argument("--trunc-from", type=int, default=2, help="lowest level with query truncation")
@@ -114,14 +115,14 @@ def main() -> None:
     found, lost = [], []
     for _ in range(a.rounds):
         q, k, qbs, keys = plant(a.n, 128, a.needles, a.strength, dists, gen)
-        f, lo, L = route(q, k, qbs, keys, beams, a.top_cap, a.bases, a.trunc, exact=a.exact,
+        f, lo, L = route(q, k, qbs, keys, beams, a.top_cap, a.bases, a.trunc, topk=a.topk, exact=a.exact,
                          leaf_bases=a.leaf_bases, trunc_from=a.trunc_from)
         found.append(f)
         lost.append(lo)
     f, lo = torch.cat(found), torch.cat(lost)
     per_d = f.view(a.rounds, len(dists), -1).float().mean((0, 2))
     hist = {lvl: int((lo == lvl).sum()) for lvl in range(L)}
-    print(f"n={a.n} s={a.strength} beams={a.beams} bases={a.bases} trunc={a.trunc} exact={a.exact} leaf_bases={a.leaf_bases} trunc_from={a.trunc_from} levels={L}: "
+    print(f"n={a.n} s={a.strength} beams={a.beams} bases={a.bases} trunc={a.trunc} topk={a.topk} exact={a.exact} leaf_bases={a.leaf_bases} trunc_from={a.trunc_from} levels={L}: "
           f"recall {f.float().mean():.4f} per d {[round(x, 3) for x in per_d.tolist()]} misses by level {hist}")
 
 

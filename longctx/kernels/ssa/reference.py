@@ -34,11 +34,11 @@ def basis(D: int, bases: int, dtype: torch.dtype = torch.float64, device=None) -
     return torch.cat(mats, 1).to(dtype=dtype, device=device)
 
 
-def level_rule(lvl: int, D: int, bases: int, trunc: float) -> tuple[int, float]:
+def level_rule(lvl: int, D: int, bases: int, trunc: float, trunc_from: int = 2) -> tuple[int, float]:
     """Level lvl (0 = leaves) -> (channels it scores, query truncation): the leaves score the identity basis
-    only (D channels), the levels above all ``bases * D``; levels >= 2 drop each query channel whose
-    magnitude is below ``trunc`` times the query's RMS (0: none)."""
-    return (D if lvl == 0 else bases * D), (trunc if lvl >= 2 else 0.0)
+    only (D channels), the levels above all ``bases * D``; levels >= ``trunc_from`` (at least 1) drop each
+    query channel whose magnitude is below ``trunc`` times the query's RMS (0: none)."""
+    return (D if lvl == 0 else bases * D), (trunc if lvl >= max(1, trunc_from) else 0.0)
 
 
 def truncate(qs: torch.Tensor, trunc: float) -> torch.Tensor:
@@ -74,7 +74,7 @@ def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: t
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float = 1.5, exact: int = 0) -> torch.Tensor:
+               trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, D = q.shape
     rot = basis(D, bases)
@@ -91,7 +91,7 @@ def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
                 cand = list(range(levels[-1][0].shape[0]))
                 for lvl in range(len(levels) - 1, -1, -1):
                     span = fanout ** lvl
-                    width, cut = level_rule(lvl, D, bases, trunc)
+                    width, cut = level_rule(lvl, D, bases, trunc, trunc_from)
                     hi, lo = levels[lvl][0][:, :width], levels[lvl][1][:, :width]
                     ql = truncate(qs[:, :width], cut)
                     ok = [c for c in cand if c * span <= qb and (lvl > 0 or c not in keep)]

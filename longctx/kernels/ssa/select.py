@@ -10,7 +10,7 @@ so a node holding one strongly matching key is never under-scored, whatever else
 key lifts a node's extremes only in the channels where the query is large; a second basis gives it a
 second, independent set of such channels, so it is far less often hidden among the extremes of thousands
 of random keys. The leaves score the identity basis only (64 keys: one is seldom hidden there). From two
-levels above the leaves up (nodes of fanout^2 blocks and more), each query drops its channels below
+levels above the leaves up (``trunc_from``; default 2: nodes of fanout^2 blocks and more), each query drops its channels below
 ``trunc`` times its RMS: a small channel adds only the noise of the random keys' extremes there (the
 bound is then one on the truncated query's product). Why and how much: kernels/ssa/NOTES.md. Each
 level's bounds are centred by that level's mean bounds (a per-query offset: rankings per query are
@@ -42,7 +42,7 @@ from longctx.kernels.ssa.triton_score import _bound_scores, _exact_scores
 
 
 def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int,
-           top_beam: int | None, bases: int, trunc: float, exact: int = 0) -> None:
+           top_beam: int | None, bases: int, trunc: float, exact: int = 0, trunc_from: int = 2) -> None:
     for name, val in (("block_size", block_size), ("topk", topk), ("beam", beam), ("fanout", fanout),
                       ("top_cap", top_cap), ("top_beam", beam if top_beam is None else top_beam)):
         if not isinstance(val, int) or val <= 0:
@@ -55,6 +55,8 @@ def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: in
         raise ValueError(f"bases must be 1 (identity) or 2 (identity and Hadamard), got {bases!r}")
     if not isinstance(trunc, (int, float)) or isinstance(trunc, bool) or not 0 <= trunc < 100:
         raise ValueError(f"trunc must be a number in [0, 100), got {trunc!r}")
+    if not isinstance(trunc_from, int) or isinstance(trunc_from, bool) or trunc_from < 1:
+        raise ValueError(f"trunc_from must be an int >= 1 (the leaves are never truncated), got {trunc_from!r}")
     if fanout < 2:
         raise ValueError(f"fanout must be at least 2, got {fanout}")
     if not isinstance(exact, int) or isinstance(exact, bool) or exact < 0 or 0 < exact < topk:
@@ -153,14 +155,14 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
 
 def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float = 1.5, exact: int = 0) -> torch.Tensor:
+               trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
     """Key blocks per query block, found by a top-down beam search over per-channel key bounds in ``bases`` bases.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
     B, H, _, T, D = check_qkv(q, k, k)
-    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact)
+    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
     rot = reference.basis(D, bases, dt, q.device)
@@ -178,7 +180,7 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
     qb = torch.arange(nqb, device=q.device).view(1, 1, nqb, 1)
     cand = torch.arange(levels[-1].shape[2], device=q.device).expand(B, H, nqb, -1)
     for lvl in range(len(levels) - 1, -1, -1):
-        cut = reference.level_rule(lvl, D, bases, trunc)[1]
+        cut = reference.level_rule(lvl, D, bases, trunc, trunc_from)[1]
         if triton_path:
             s = _scores_triton(q, levels[lvl], cand.to(torch.int32).contiguous(), block_size, cut)
         else:
@@ -216,15 +218,16 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
                   beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96,
-                  bases: int = 2, trunc: float = 1.5, exact: int = 0) -> torch.Tensor:
+                  bases: int = 2, trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
     """
     check_qkv(q, k, v)
-    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact)
+    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
     if not use_triton(q):
         return reference.ssa_ref(q, k, v, block_size, topk=topk, beam=beam, fanout=fanout, local=local,
-                                 top_cap=top_cap, top_beam=top_beam, bases=bases, trunc=trunc, exact=exact)
-    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact)
+                                 top_cap=top_cap, top_beam=top_beam, bases=bases, trunc=trunc, exact=exact,
+                                 trunc_from=trunc_from)
+    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
     return block_sparse_attention(q, k, v, idx, block_size)
