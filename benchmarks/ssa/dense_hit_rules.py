@@ -7,18 +7,29 @@ import math
 
 import torch
 
-torch.set_num_threads(1)
-D=128
-g=torch.Generator().manual_seed(0)
-for n in (131072, 1048576):
-    k=torch.randn(n,D,generator=g); v=torch.randn(n,D,generator=g)
-    for s in (0.75,1.0,1.25,1.5,2.0):
-        W=[];C=[]
-        for trial in range(48):
-            t=n-1; q=torch.randn(D,generator=g); p=int(torch.randint(0,n-1,(1,),generator=g))
-            kk=k[p].clone(); k[p]=s*q
-            l=(k@q)/math.sqrt(D); w=torch.softmax(l,0); o=w@v
-            W.append(w[p].item()); C.append(torch.nn.functional.cosine_similarity(o,v[p],0).item())
-            k[p]=kk
-        W=torch.tensor(W);C=torch.tensor(C)
-        print(n,s,"w>=0.5:",(W>=0.5).float().mean().item(),"cos>0.5:",(C>0.5).float().mean().item(),"cos>0.9:",(C>0.9).float().mean().item(),"min w %.3f med w %.3f"%(W.min(),W.median()),flush=True)
+D, TRIALS = 128, 48
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    for n in (131072, 1048576):
+        k, v = torch.randn(n, D, generator=g), torch.randn(n, D, generator=g)
+        for s in (0.75, 1.0, 1.25, 1.5, 2.0):
+            weights, cosines = [], []
+            for _ in range(TRIALS):
+                q = torch.randn(D, generator=g)
+                p = int(torch.randint(0, n - 1, (1,), generator=g))
+                kept = k[p].clone()
+                k[p] = s * q
+                w = torch.softmax(k @ q / math.sqrt(D), 0)
+                weights.append(w[p].item())
+                cosines.append(torch.nn.functional.cosine_similarity(w @ v, v[p], 0).item())
+                k[p] = kept
+            w, c = torch.tensor(weights), torch.tensor(cosines)
+            print(n, s, "w>=0.5:", (w >= 0.5).float().mean().item(), "cos>0.5:", (c > 0.5).float().mean().item(),
+                  "cos>0.9:", (c > 0.9).float().mean().item(), f"min w {w.min():.3f} med w {w.median():.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
