@@ -68,6 +68,7 @@ def route(q, k, qbs, keys, beams: list[int], top_cap: int = 256, bases: int = 2,
         if lvl == 0:
             ok &= (cand != 0) & (cand <= qb - LOCAL)
             if exact:
+                had0 = (cand == leaf.view(1, 1, N, 1)).any(-1)[0, 0]
                 s = s.masked_fill(~ok, float("-inf"))
                 val, pos = s.topk(min(exact, s.shape[-1]), dim=-1)
                 cand = torch.where(val > float("-inf"), cand.gather(-1, pos), -1)
@@ -80,7 +81,7 @@ def route(q, k, qbs, keys, beams: list[int], top_cap: int = 256, bases: int = 2,
         val, pos = s.topk(min(width, s.shape[-1]), dim=-1)
         best = torch.where(val > float("-inf"), cand.gather(-1, pos), -1)
         anc = (leaf // FANOUT**lvl).view(1, 1, N, 1)
-        had = (cand == anc).any(-1)[0, 0]
+        had = had0 if lvl == 0 and exact else (cand == anc).any(-1)[0, 0]
         kept = (best == anc).any(-1)[0, 0]
         lost[had & ~kept & (lost < 0)] = lvl
         if lvl > 0:
