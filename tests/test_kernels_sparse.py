@@ -131,6 +131,9 @@ SSA = [
     pytest.param(1, 2, 1, 200, 64, 16, {"topk": 2, "beam": 2, "fanout": 2, "local": 1, "top_cap": 3,
                                          "top_beam": None, "bases": 1, "trunc": 0.0},
                  id="B1-H2-Hkv1-T200-D64-v2-rule"),
+    pytest.param(1, 4, 2, 300, 64, 16, dict(topk=2, beam=3, fanout=2, local=1, top_cap=4, top_beam=3, exact=5,
+                                                                                 trunc=1.0, trunc_from=1),
+                 id="B1-H4-Hkv2-T300-bs16-exact5-trunc_from1"),
 ]
 
 
@@ -177,6 +180,19 @@ def test_ssa_routes_to_a_strong_match():
     assert 100 // 16 in idx[0, 0, 500 // 16].tolist()
 
 
+def test_ssa_second_pass_keeps_the_exact_best_leaf():
+    """With ``exact``, a leaf the bounds rank low but whose keys hold the best q . k is kept: one faint-norm
+    key aligned with a query beats blocks whose bounds are inflated by large random keys."""
+    q, k, _ = qkv(1, 1, 1, 1024, 64, torch.float32)
+    k[0, 0, :1000] *= 1.6  # every other leaf gets wide bounds
+    k[0, 0, 130] = q[0, 0, 1000] * 2.0
+    qb, leaf = 1000 // 16, 130 // 16
+    kw = dict(topk=2, beam=16, fanout=4, local=1, top_cap=16, top_beam=16)
+    got = ssa_select(q, k, 16, exact=64, **kw)[0, 0, qb].tolist()
+    assert leaf in got
+    assert torch.equal(ssa_select(q, k, 16, exact=64, **kw).long().cpu(), ssa_ref.select_ref(q.cpu(), k.cpu(), 16, exact=64, **kw))
+
+
 # ---- HyperAttention ----
 
 @pytest.mark.parametrize("B,H,H_kv,T,D,bs,m", [
@@ -219,6 +235,8 @@ def test_hyper_is_causal():
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, bases=3), "bases"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc=-1.0), "trunc"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, top_beam=0), "top_beam"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=4, exact=3), "exact"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc_from=0), "trunc_from"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 16, n_samples=41), "n_samples=41 is larger"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 24, n_samples=8), "block_size"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k.double(), v, 16, n_samples=8), "k must be float"),

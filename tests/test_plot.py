@@ -104,6 +104,20 @@ def test_trilemma_card_puts_a_kernel_on_its_zoo_architecture_row(files, tmp_path
     assert ">mamba1<" in text and ">dense<" in text and "selective_scan" not in text and "flash_dense" not in text
 
 
+def test_trilemma_retrieval_is_recall_at_each_lengths_reference_strength():
+    from longctx.evals.plots.trilemma import retrieval
+
+    def row(kernel, n, s, acc):
+        return {"kernel": kernel, "n": n, "strength": s, "distance": 100, "accuracy": acc, "recall_cos": 1.0, "trials": 64}
+
+    probe = {"kind": "probe", "reference": {"4096": 1.5, "8192": 2.0, "16384": None},
+             "results": [row("flash_dense", 4096, 1.5, 1.0), row("ssa", 4096, 1.0, 0.1), row("ssa", 4096, 1.5, 0.5),
+                         row("ssa", 8192, 1.5, 0.0), row("ssa", 8192, 2.0, 0.75), row("ssa", 16384, 2.0, 0.0)]}
+    got = retrieval(probe, [])
+    assert got["ssa"].value == pytest.approx(0.625) and "s=1.5 at 4k, s=2 at 8k" in got["ssa"].note
+    assert got["dense"].value == 1.0
+
+
 def test_wilson_interval_and_exponent_fit():
     lo, hi = wilson(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)

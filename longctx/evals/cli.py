@@ -282,26 +282,24 @@ def bench(
 def probe(
     kernels: str = typer.Option(None, help="comma list (default: flash_dense, flash_window, dsa, ssa, hyper, performer)"),
     n: str = typer.Option(None, help="context lengths, e.g. 4k-1m (default 256,1k on CPU; 4k-1m on GPU)"),
-    trials: int = typer.Option(16, help="needles per head per call"),
+    trials: int = typer.Option(16, help="needles per head per distance per call"),
     B: int = typer.Option(1, "--B", help="batch"),
     H: int = typer.Option(8, "--H", help="query heads"),
     H_kv: int = typer.Option(None, "--H-kv", help="key/value heads (default: H)"),
     D: int = typer.Option(128, "--D", help="head dim"),
     dtype: str = typer.Option(None, help="bf16, fp16 or fp32 (default bf16 on GPU, fp32 on CPU)"),
-    strength: float = typer.Option(2.0, help="needle key = strength * its query"),
+    strength: str = typer.Option("1-2:0.25", help="needle key = strength * its query: a list 1,1.5,2 or a range 1-2:0.25"),
     seed: int = typer.Option(0, help="random seed"),
     max_seconds: float = typer.Option(120.0, help="skip an n whose predicted time exceeds this"),
     out: Path = typer.Option(None, help="write the JSON here"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
     model: str = typer.Option(None, "--model", help="hf:PATH,attn=METHOD:...: per-layer error vs dense instead"),
 ) -> None:
-    """Needle-retrieval accuracy of each kernel against distance d and length n."""
-    import math
-
+    """Needle recall of each kernel against needle strength, distance d and length n, and dense's reference strength."""
     import torch
 
     from longctx.evals.bench import check_shape, parse_dtype, parse_kernels
-    from longctx.evals.probe import _kernels, model_errors, print_table, run_probe
+    from longctx.evals.probe import _kernels, model_errors, parse_strengths, print_table, run_probe
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ns = parse_ctx(n or ("4k-1m" if device == "cuda" else "256,1k"))
@@ -317,13 +315,12 @@ def probe(
     H_kv = check_shape(B, H, H_kv, D)
     if trials < 1:
         raise EvalError(f"bad --trials {trials}: it must be at least 1")
-    if not math.isfinite(strength) or strength <= 0:
-        raise EvalError(f"bad --strength {strength}: it must be a positive number")
+    strengths = parse_strengths(strength)
     if min(ns) < 128:
         raise EvalError(f"bad --n: {min(ns)} is below 128, the smallest length the sparse kernels accept")
     console = Console(stderr=as_json, width=160)
     result = run_probe(names, ns, trials, B, H, H_kv, D, parse_dtype(dtype or ("bf16" if device == "cuda" else "fp32")),
-                       device, strength, seed, max_seconds, log=console.print)
+                       device, strengths, seed, max_seconds, log=console.print)
     _emit(result, out, as_json)
     if not as_json:
         print_table(result, console)

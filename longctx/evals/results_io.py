@@ -256,6 +256,15 @@ def load_probe(path: Path | str) -> dict[str, Any]:
     return data
 
 
+def reference_rows(probe: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, float]]:
+    """The probe rows at each n's reference strength (the weakest at which dense finds >= 0.99 of the needles)
+    -> (rows, {n: strength}); a file without strengths or references (one strength, or dense absent) gives all its rows."""
+    ref = {int(n): float(s) for n, s in (probe.get("reference") or {}).items() if s is not None}
+    if not ref:
+        return list(probe["results"]), {}
+    return [r for r in probe["results"] if ref.get(int(r["n"])) == float(r.get("strength", -1))], ref
+
+
 def architecture(spec: str) -> str:
     """The attention architecture a model spec names: ``zoo:ssa@ck`` -> ``ssa``, ``hf:P,attn=dsa`` -> ``dsa``,
     otherwise the spec itself (an external model is its own architecture)."""

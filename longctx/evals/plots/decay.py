@@ -23,7 +23,7 @@ from longctx.evals.plots.common import (
     slug,
     wilson,
 )
-from longctx.evals.results_io import ModelResults
+from longctx.evals.results_io import ModelResults, reference_rows
 
 CTX_COLORS = plt.get_cmap("viridis_r")
 
@@ -103,9 +103,11 @@ def plot_decay(models: list[ModelResults], out_dir: Path, formats: tuple[str, ..
 
 
 def plot_probe_decay(probe: dict[str, Any], out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
-    """Probe accuracy against distance, one line per kernel and sequence length n."""
+    """Probe recall against distance, one line per kernel and sequence length n (at n's reference strength
+    when the file sweeps strengths)."""
     lines: dict[tuple[str, int], dict[int, tuple[float, int]]] = {}
-    for row in probe["results"]:
+    rows, ref = reference_rows(probe)
+    for row in rows:
         lines.setdefault((row["kernel"], int(row["n"])), {})[int(row["distance"])] = (float(row["accuracy"]), int(row["trials"]))
     fig, (ax,) = new_figure()
     distance_axis(ax, min(d for pts in lines.values() for d in pts))
@@ -119,7 +121,7 @@ def plot_probe_decay(probe: dict[str, Any], out_dir: Path, formats: tuple[str, .
         col = color(kernels.index(kernel))
         ax.plot(dists, ys, "-o", ms=3, lw=1.8, color=col)
         ax.fill_between(dists, [100 * b[0] for b in bands], [100 * b[1] for b in bands], color=col, alpha=0.15, lw=0)
-        ends.append((dists[-1], ys[-1], f"{kernel} @ n={fmt_ctx(n)}", col))
+        ends.append((dists[-1], ys[-1], f"{kernel} @ n={fmt_ctx(n)}" + (f", s={ref[n]:g}" if n in ref else ""), col))
     ax.set_ylim(-2, 105)
     ax.set_xlabel("distance between fact and query (tokens, log scale)")
     ax.set_ylabel("probe accuracy (%)")

@@ -1,7 +1,8 @@
 """The trilemma card: per attention architecture, the three measured properties side by side:
-compute exponent (from ``evals bench``), content-routed retrieval (``evals probe`` accuracy, or the
-multi-fact tasks of the results when no probe file is given) and recall of far facts (a quarter
-of the context or more before the question; ``by_distance`` in the results). Architectures are matched by name: a bench/probe kernel name (or
+compute exponent (from ``evals bench``), content-routed retrieval (``evals probe`` recall at the reference
+strength of each n, the weakest needle strength at which dense attention finds >= 0.99 of the needles; or the
+multi-fact tasks of the results when no probe file is given) and recall of far facts (a quarter of the context
+or more before the question; ``by_distance`` in the results). Architectures are matched by name: a bench/probe kernel name (or
 the zoo architecture whose inference path it is, ``KERNEL_ARCH``) and the architecture of a model
 spec (``zoo:ARCH``, ``hf:PATH,attn=ARCH``)."""
 from __future__ import annotations
@@ -17,7 +18,7 @@ from longctx.evals.ctx import fmt_ctx
 from longctx.evals.errors import EvalError
 from longctx.evals.plots.common import new_figure, save
 from longctx.evals.plots.cost import fit_exponent
-from longctx.evals.results_io import ModelResults, architecture
+from longctx.evals.results_io import ModelResults, architecture, reference_rows
 
 SUBQUADRATIC_BELOW = 1.8  # a fitted time exponent under this counts as sub-quadratic on the card
 
@@ -54,18 +55,21 @@ def compute_exponents(bench: dict[str, Any] | None) -> dict[str, Measure]:
 
 
 def retrieval(probe: dict[str, Any] | None, models: list[ModelResults]) -> dict[str, Measure]:
-    """Trials-weighted probe accuracy per kernel; without a probe, the mean over multi-fact tasks."""
+    """Trials-weighted probe recall per kernel at each n's reference strength; without a probe, the mean over
+    multi-fact tasks."""
     out: dict[str, Measure] = {}
     if probe:
+        rows, ref = reference_rows(probe)
+        where = ", ".join(f"s={s:g} at {fmt_ctx(n)}" for n, s in sorted(ref.items()))
         acc: dict[str, list[float]] = {}
-        for row in probe["results"]:
+        for row in rows:
             a = acc.setdefault(row["kernel"], [0.0, 0.0])
             a[0] += float(row["accuracy"]) * int(row["trials"])
             a[1] += int(row["trials"])
         for kernel, (hits, trials) in acc.items():
             if trials:
                 out[KERNEL_ARCH.get(kernel, kernel)] = Measure(hits / trials, f"{100 * hits / trials:.0f}%",
-                                                               f"probe, {int(trials)} trials")
+                                                               f"probe, {int(trials)} needles" + (f", {where}" if where else ""))
         return out
     for m in models:
         cells = [c for c in m.cells if "multi" in c.task]
@@ -115,7 +119,7 @@ def card_columns(models: list[ModelResults], bench: dict[str, Any] | None,
                  probe: dict[str, Any] | None) -> list[tuple[str, dict[str, Measure]]]:
     """The card's three columns: (heading, architecture -> measure); a column may be empty."""
     return [("compute exponent\n(time ~ n^k; lower is cheaper)", compute_exponents(bench)),
-            ("content-routed retrieval\n(accuracy)", retrieval(probe, models)),
+            ("content-routed retrieval\n(recall where dense finds 99%)", retrieval(probe, models)),
             ("recall of far facts\n(accuracy, distance ≥ ctx/4)", far_recall(models))]
 
 

@@ -14,8 +14,9 @@ per-level offset (the bound of the level's mean extremes, ``q+ . mean(kmax) + q-
 maximised over the queries of the block:
 the offset leaves each query's ranking of nodes unchanged and stops a large-norm query from dominating
 the max. Each query block scores the top level, keeps the ``top_beam`` best (None: ``beam``), scores their
-children, keeps the ``beam`` best, and so on down to the leaf key blocks, where it keeps the ``topk`` best. The first block and the ``local`` most
-recent blocks are always kept and never counted in the top-k. Same output format as ``kernels.ssa.ssa_select``.
+children, keeps the ``beam`` best, and so on down to the leaf key blocks, where it keeps the ``topk`` best
+(with ``exact`` > 0: of the ``exact`` best by bound, the ``topk`` best by the exact max of q . k over the two
+blocks). The first block and the ``local`` most recent blocks are always kept and never counted in the top-k. Same output format as ``kernels.ssa.ssa_select``.
 """
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ def basis(D: int, bases: int, dtype: torch.dtype = torch.float64, device=None) -
     return torch.cat(mats, 1).to(dtype=dtype, device=device)
 
 
-def level_rule(lvl: int, D: int, bases: int, trunc: float) -> tuple[int, float]:
+def level_rule(lvl: int, D: int, bases: int, trunc: float, trunc_from: int = 2) -> tuple[int, float]:
     """Level lvl (0 = leaves) -> (channels it scores, query truncation): the leaves score the identity basis
-    only (D channels), the levels above all ``bases * D``; levels >= 2 drop each query channel whose
-    magnitude is below ``trunc`` times the query's RMS (0: none)."""
-    return (D if lvl == 0 else bases * D), (trunc if lvl >= 2 else 0.0)
+    only (D channels), the levels above all ``bases * D``; levels >= ``trunc_from`` (at least 1) drop each
+    query channel whose magnitude is below ``trunc`` times the query's RMS (0: none)."""
+    return (D if lvl == 0 else bases * D), (trunc if lvl >= max(1, trunc_from) else 0.0)
 
 
 def truncate(qs: torch.Tensor, trunc: float) -> torch.Tensor:
@@ -73,7 +74,7 @@ def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: t
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float = 1.5) -> torch.Tensor:
+               trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, D = q.shape
     rot = basis(D, bases)
@@ -90,13 +91,19 @@ def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
                 cand = list(range(levels[-1][0].shape[0]))
                 for lvl in range(len(levels) - 1, -1, -1):
                     span = fanout ** lvl
-                    width, cut = level_rule(lvl, D, bases, trunc)
+                    width, cut = level_rule(lvl, D, bases, trunc, trunc_from)
                     hi, lo = levels[lvl][0][:, :width], levels[lvl][1][:, :width]
                     ql = truncate(qs[:, :width], cut)
                     ok = [c for c in cand if c * span <= qb and (lvl > 0 or c not in keep)]
                     scores = {c: node_score(ql, hi[c], lo[c], hi, lo) for c in ok}
                     keep_n = topk if lvl == 0 else beam if lvl < len(levels) - 1 or top_beam is None else top_beam
-                    best = sorted(ok, key=lambda c: -scores[c])[:keep_n]
+                    best = sorted(ok, key=lambda c: -scores[c])
+                    if lvl == 0 and exact:
+                        kk = k[b, h // group].double()
+                        qx = q[b, h, qb * block_size:(qb + 1) * block_size].double()
+                        scores = {c: (qx @ kk[c * block_size:(c + 1) * block_size].T).max().item() for c in best[:exact]}
+                        best = sorted(best[:exact], key=lambda c: -scores[c])
+                    best = best[:keep_n]
                     if lvl == 0:
                         keep |= set(best)
                     else:

@@ -10,19 +10,23 @@ so a node holding one strongly matching key is never under-scored, whatever else
 key lifts a node's extremes only in the channels where the query is large; a second basis gives it a
 second, independent set of such channels, so it is far less often hidden among the extremes of thousands
 of random keys. The leaves score the identity basis only (64 keys: one is seldom hidden there). From two
-levels above the leaves up (nodes of fanout^2 blocks and more), each query drops its channels below
+levels above the leaves up (``trunc_from``; default 2: nodes of fanout^2 blocks and more), each query drops its channels below
 ``trunc`` times its RMS: a small channel adds only the noise of the random keys' extremes there (the
 bound is then one on the truncated query's product). Why and how much: kernels/ssa/NOTES.md. Each
 level's bounds are centred by that level's mean bounds (a per-query offset: rankings per query are
 unchanged), and a node's score is the max over the query block's queries. Each query block scores every
 top node, keeps the ``top_beam`` best (None: ``beam``), scores only their children, keeps the ``beam``
-best, and so on down to the leaves, where it keeps ``topk`` key blocks. The first block and the ``local``
+best, and so on down to the leaves, where it keeps ``topk`` key blocks. With ``exact`` > 0 the leaves get a
+second pass: the ``exact`` best leaf candidates by bound are rescored by their exact ``max q . k`` over the
+query block and the key block, and the ``topk`` best of those are kept (a bound over 64 keys still lets a
+faint needle's block rank below random ones; its exact score does not). The first block and the ``local``
 most recent blocks are always kept. ``top_cap=64, top_beam=None, bases=1, trunc=0`` is the v2 rule.
 
 Selection cost, per query block (L >= 3): top_cap + (top_beam + (L - 3) * beam) * fanout node scores of
 ``block_size * 2C`` multiply-adds and beam * fanout leaf scores of ``block_size * 2D`` (defaults at 1M:
 (256 + 384 + 256) * 2 + 256 = 2048 in units of a 2D-wide score, v2: 1088), so O(n * (top_cap + (top_beam
-+ beam * log n) * fanout) * bases * D) for the sequence, i.e. O(n log n), plus O(n D (D + bases)) to rotate the keys and
++ beam * log n) * fanout) * bases * D) for the sequence, i.e. O(n log n), plus ``exact * block_size * 2D``
+multiply-adds per query of the second pass, plus O(n D (D + bases)) to rotate the keys and
 queries and build the bounds; the attention after it is O(n * (1 + local + topk) * block_size * D).
 Neither term has an n^2. On CUDA (or under ``TRITON_INTERPRET=1``) a Triton kernel scores each level
 without materialising the gathered bounds; elsewhere the same arithmetic runs as PyTorch gathers and matmuls.
@@ -36,11 +40,11 @@ from longctx.kernels.backend import interpreting, lazy_names, use_triton
 from longctx.kernels.flash.checks import check_qkv
 from longctx.kernels.ssa import reference
 
-_bound_scores, = lazy_names("longctx.kernels.ssa.triton_score", "_bound_scores")
+_bound_scores, _exact_scores = lazy_names("longctx.kernels.ssa.triton_score", "_bound_scores", "_exact_scores")
 
 
 def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int,
-           top_beam: int | None, bases: int, trunc: float) -> None:
+           top_beam: int | None, bases: int, trunc: float, exact: int = 0, trunc_from: int = 2) -> None:
     for name, val in (("block_size", block_size), ("topk", topk), ("beam", beam), ("fanout", fanout),
                       ("top_cap", top_cap), ("top_beam", beam if top_beam is None else top_beam)):
         if not isinstance(val, int) or val <= 0:
@@ -53,8 +57,12 @@ def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: in
         raise ValueError(f"bases must be 1 (identity) or 2 (identity and Hadamard), got {bases!r}")
     if not isinstance(trunc, (int, float)) or isinstance(trunc, bool) or not 0 <= trunc < 100:
         raise ValueError(f"trunc must be a number in [0, 100), got {trunc!r}")
+    if not isinstance(trunc_from, int) or isinstance(trunc_from, bool) or trunc_from < 1:
+        raise ValueError(f"trunc_from must be an int >= 1 (the leaves are never truncated), got {trunc_from!r}")
     if fanout < 2:
         raise ValueError(f"fanout must be at least 2, got {fanout}")
+    if not isinstance(exact, int) or isinstance(exact, bool) or exact < 0 or 0 < exact < topk:
+        raise ValueError(f"exact must be 0 (off) or an int >= topk={topk}, got {exact!r}")
     if topk > beam * fanout:
         raise ValueError(f"topk={topk} exceeds beam * fanout = {beam * fanout} leaf candidates")
     if topk * block_size > T:
@@ -98,6 +106,38 @@ def _scores_torch(qt: torch.Tensor, row_ok: torch.Tensor, table: torch.Tensor, c
     return s.masked_fill(cand < 0, float("-inf"))
 
 
+def _exact_torch(qt: torch.Tensor, row_ok: torch.Tensor, k: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """qt: [B, H, nQB, M, >= D]; k: [B, H_kv, T, D]; cand: [B, H, nQB, C] key blocks of M keys (-1 unused)
+    -> float32 [B, H, nQB, C]: max of q . k over the query block's rows and the key block's keys."""
+    B, H, nqb, M = qt.shape[:4]
+    T, D = k.shape[2], k.shape[3]
+    nkb = -(-T // M)
+    kp = torch.nn.functional.pad(k, (0, 0, 0, nkb * M - T)).view(B, k.shape[1], nkb, M, D)
+    kp = kp.repeat_interleave(H // k.shape[1], 1)
+    key_ok = (torch.arange(nkb * M, device=k.device) < T).view(nkb, M)
+    q = qt[..., :D]
+    out = []
+    for c in cand.unbind(-1):  # one candidate slot at a time: [B, H, nQB, M, M] scores, never [.., C, M, M]
+        kb = kp.gather(2, c.clamp_min(0)[..., None, None].expand(-1, -1, -1, M, D))
+        s = (q @ kb.transpose(-1, -2)).float()
+        s = s.masked_fill(~row_ok | ~key_ok[c.clamp_min(0)][..., None, :], float("-inf")).amax((-1, -2))
+        out.append(s.masked_fill(c < 0, float("-inf")))
+    return torch.stack(out, -1)
+
+
+def _exact_triton(q: torch.Tensor, k: torch.Tensor, cand: torch.Tensor, block_size: int) -> torch.Tensor:
+    """q: [B, H, T, >= D] (first D channels read); k: [B, H_kv, T, D]; cand: int32 [B, H, nQB, C] -> float32 [B, H, nQB, C]."""
+    B, H, T = q.shape[:3]
+    nqb, nc = cand.shape[2], cand.shape[3]
+    out = torch.empty(B, H, nqb, nc, dtype=torch.float32, device=q.device)
+    _exact_scores[(nqb, B * H)](q, k, cand, out, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
+                                k.stride(2), cand.stride(0), cand.stride(1), cand.stride(2), out.stride(0),
+                                out.stride(1), out.stride(2), H, H // k.shape[1], T, NC=nc, HEAD_D=k.shape[3],
+                                BLOCK_M=block_size, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+                                num_warps=4, num_stages=2)
+    return out
+
+
 def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, block_size: int,
                    trunc: float) -> torch.Tensor:
     """q: [B, H, T, >= W]; table: [B, H_kv, n_l, 2W]; cand: int32 [B, H, nQB, C] -> float32 [B, H, nQB, C]."""
@@ -117,14 +157,14 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
 
 def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float = 1.5) -> torch.Tensor:
+               trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
     """Key blocks per query block, found by a top-down beam search over per-channel key bounds in ``bases`` bases.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
     B, H, _, T, D = check_qkv(q, k, k)
-    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc)
+    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
     rot = reference.basis(D, bases, dt, q.device)
@@ -142,7 +182,7 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
     qb = torch.arange(nqb, device=q.device).view(1, 1, nqb, 1)
     cand = torch.arange(levels[-1].shape[2], device=q.device).expand(B, H, nqb, -1)
     for lvl in range(len(levels) - 1, -1, -1):
-        cut = reference.level_rule(lvl, D, bases, trunc)[1]
+        cut = reference.level_rule(lvl, D, bases, trunc, trunc_from)[1]
         if triton_path:
             s = _scores_triton(q, levels[lvl], cand.to(torch.int32).contiguous(), block_size, cut)
         else:
@@ -151,6 +191,14 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
         if lvl == 0:
             ok &= (cand != 0) & (cand <= qb - local)
         s = s.masked_fill(~ok, float("-inf"))
+        if lvl == 0 and exact:  # second pass: rescore the `exact` best leaves by their exact max q . k
+            val, pos = s.topk(min(exact, s.shape[-1]), dim=-1)
+            cand = torch.where(val > float("-inf"), cand.gather(-1, pos), -1)
+            if triton_path:
+                s = _exact_triton(q, k.contiguous(), cand.to(torch.int32).contiguous(), block_size)
+            else:
+                s = _exact_torch(qt, row_ok, k, cand)
+            s = s.masked_fill(cand < 0, float("-inf"))
         width = topk if lvl == 0 else beam if lvl < len(levels) - 1 or top_beam is None else top_beam
         val, pos = s.topk(min(width, s.shape[-1]), dim=-1)
         best = torch.where(val > float("-inf"), cand.gather(-1, pos), -1)
@@ -172,15 +220,16 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
                   beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96,
-                  bases: int = 2, trunc: float = 1.5) -> torch.Tensor:
+                  bases: int = 2, trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
     """
     check_qkv(q, k, v)
-    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc)
+    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
     if not use_triton(q):
         return reference.ssa_ref(q, k, v, block_size, topk=topk, beam=beam, fanout=fanout, local=local,
-                                 top_cap=top_cap, top_beam=top_beam, bases=bases, trunc=trunc)
-    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc)
+                                 top_cap=top_cap, top_beam=top_beam, bases=bases, trunc=trunc, exact=exact,
+                                 trunc_from=trunc_from)
+    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
     return block_sparse_attention(q, k, v, idx, block_size)

@@ -6,6 +6,9 @@ them into positive and negative parts, and walks the block's candidate node list
 gathers each node's centred per-channel bounds ``[kmax - mean kmax | kmin - mean kmin]`` (a row of 2D),
 scores ``q+ . kmax' + q- . kmin'`` with two small matmuls, and keeps the max over the block's queries.
 Only ``[nQB, C]`` scores are written: the gathered bounds and the ``[block, C]`` scores stay on chip.
+
+``_exact_scores``: the optional second pass at the leaves, the same walk over candidate key blocks with the
+block's keys themselves in place of their bounds: the exact ``max q . k`` over the two blocks.
 """
 from __future__ import annotations
 
@@ -50,3 +53,32 @@ def _bound_scores(Q, S, CAND, OUT, stride_qb, stride_qh, stride_qt, stride_sb, s
         s = tl.where(row_ok[:, None], s, float("-inf"))
         best = tl.where(valid, tl.max(s, 0), float("-inf"))
         tl.store(o_base + cols, best, mask=cols < NC)
+
+
+@triton.jit
+def _exact_scores(Q, K, CAND, OUT, stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
+                  stride_cb, stride_ch, stride_cq, stride_ob, stride_oh, stride_oq, H, GROUP, T,
+                  NC: tl.constexpr, HEAD_D: tl.constexpr, BLOCK_M: tl.constexpr, PRECISION: tl.constexpr):
+    """Second pass at the leaves: for each listed key block, the exact max of q . k over the query block's
+    queries and the key block's keys (first HEAD_D channels of Q, i.e. the identity basis)."""
+    qb = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    hk = h // GROUP
+    rows = qb * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_D)
+    row_ok = rows < T
+    q = tl.load(Q + b * stride_qb + h * stride_qh + rows[:, None] * stride_qt + offs_d[None, :],
+                mask=row_ok[:, None], other=0.0)
+    k_base = K + b * stride_kb + hk * stride_kh
+    c_base = CAND + b * stride_cb + h * stride_ch + qb * stride_cq
+    o_base = OUT + b * stride_ob + h * stride_oh + qb * stride_oq
+    for c in range(0, NC):
+        kid = tl.load(c_base + c)
+        keys = kid * BLOCK_M + tl.arange(0, BLOCK_M)
+        key_ok = (keys >= 0) & (keys < T)  # an unused slot (-1) lists keys -BLOCK_M..-1
+        kk = tl.load(k_base + keys[:, None] * stride_kt + offs_d[None, :], mask=key_ok[:, None], other=0.0)
+        s = tl.dot(q, tl.trans(kk), input_precision=PRECISION)
+        s = tl.where(row_ok[:, None] & key_ok[None, :], s, float("-inf"))
+        tl.store(o_base + c, tl.max(tl.max(s, 1), 0))
