@@ -246,6 +246,7 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="time other launch shapes at --profile-n")
     ap.add_argument("--no-checks", action="store_true")
     ap.add_argument("--no-precompile", action="store_true")
+    ap.add_argument("--precompile-s", type=float, default=150.0, help="limit of the compile workers")
     ap.add_argument("--compile-worker", type=int, help="internal: fill Triton's cache and exit")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
     args = ap.parse_args()
@@ -264,18 +265,22 @@ def main() -> None:
         sys.exit("vs_fla: flash-linear-attention (fla-core) is not importable")
     t0 = time.time()
     if not args.no_precompile:
-        res["precompile_s"] = _precompile(args.sweep, 240.0)
+        res["precompile_s"] = _precompile(args.sweep, args.precompile_s)
         print("precompile", res["precompile_s"], "s", flush=True)
     _FLUSH = torch.empty(256 * 2 ** 20, dtype=torch.int8, device=dev)
     out = args.out / f"vs_fla_{'h100' if 'H100' in gpu else 'h200' if 'H200' in gpu else 'gpu'}{args.tag}.json"
-    with torch.inference_mode():
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():   # the JSON is rewritten after each step: a run cut short keeps what it measured
         if not args.no_checks:
             res["checks"] = _checks(dev)
             print("checks", json.dumps(res["checks"]), flush=True)
+            out.write_text(json.dumps(res, indent=1))
         if args.profile_n:
-            res["profile"] = {name: _profile(name, args.profile_n, dev, args.sweep) for name in RECURRENCES}
-            for name, rec in res["profile"].items():
-                print(name, json.dumps(rec), flush=True)
+            res["profile"] = {}
+            for name in RECURRENCES:
+                res["profile"][name] = _profile(name, args.profile_n, dev, args.sweep)
+                print(name, json.dumps(res["profile"][name]), flush=True)
+                out.write_text(json.dumps(res, indent=1))
         res["grid"] = []
         for n in map(int, args.ns.split(",")):
             for name in RECURRENCES:
@@ -287,9 +292,8 @@ def main() -> None:
                        "ratio": {c: round(got["ours"][c] / got["fla"][c], 3) for c in got["ours"]}}
                 res["grid"].append(row)
                 print(json.dumps(row), f"{time.time() - t0:.0f} s", flush=True)
+                out.write_text(json.dumps(res, indent=1))
                 del x, xf, ours, fla_fn
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=1))
     res["exponent_64k_up"] = {}
     for name in RECURRENCES:
         rows = [r for r in res["grid"] if r["recurrence"] == name]
