@@ -41,6 +41,7 @@ B, H, D = 1, 8, 128
 NS = [4096 * 2 ** i for i in range(9)]
 RECURRENCES = {"gated_delta": "scalar", "kda": "channel"}   # name -> gate kind (both with the delta rule)
 REPS, ROUNDS = 10, 2
+WITH_FLA = True
 CHECKS = ((4133, 4, True), (65536, H, False))   # (n, heads, initial state) of the float32 checks
 ALIKE_N = 8192
 DEVICE = "cuda"
@@ -65,6 +66,8 @@ def _calls(name: str, x: dict, xf: dict) -> tuple:
     def ours(**kw):
         return gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], **kw)[0]
 
+    if not WITH_FLA:
+        return ours, None
     op = _fla_op(name)
 
     def fla():
@@ -141,9 +144,11 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
     rec = {"n": n, "shipped": list(dataclasses.astuple(tc.TUNING[(1 if RECURRENCES[name] == "scalar" else 2, True)]))}
     rec["launch_ms"] = _launch_ms(tc.plan_forward(*_plan_args(x))[0])
     rec["bare_ms"] = round(sum(rec["launch_ms"].values()), 4)
-    rec["op_ms"] = _interleaved({"validate": ours, "no_validate": lambda: ours(validate=False), "fla": fla})
+    fns = {"validate": ours, "no_validate": lambda: ours(validate=False)}
+    rec["op_ms"] = _interleaved({**fns, "fla": fla} if fla else fns)
     rec["ours_kernels_ms"] = _kernel_ms(ours)
-    rec["fla_kernels_ms"] = _kernel_ms(fla)
+    if fla:
+        rec["fla_kernels_ms"] = _kernel_ms(fla)
     if sweep:
         rec["sweep"] = []
         for cand in _sweep_tunings(name):
@@ -168,7 +173,7 @@ def _checks(dev) -> dict:
             f = [x[k].float() for k in ("q", "k", "v", "g", "beta")]
             o_ref, s_ref = chunked_linear_attention(*f, D ** -0.5, s0, 64)
             row = {"rel_o": _rel(o, o_ref), "rel_state": _rel(s, s_ref)}
-            if not init:
+            if not init and WITH_FLA:
                 xf = {k: v.transpose(1, 2).contiguous() for k, v in x.items()}
                 row["rel_o_vs_fla"] = _rel(o, _fla_op(name)(xf["q"], xf["k"], xf["v"], xf["g"], xf["beta"])[0]
                                            .transpose(1, 2))
@@ -238,7 +243,7 @@ def _precompile(sweep: bool, timeout: float) -> float:
 
 
 def main() -> None:
-    global _FLUSH
+    global _FLUSH, WITH_FLA
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ns", default=",".join(map(str, NS)), help="sequence lengths, comma-separated")
@@ -249,7 +254,9 @@ def main() -> None:
     ap.add_argument("--precompile-s", type=float, default=150.0, help="limit of the compile workers")
     ap.add_argument("--compile-worker", type=int, help="internal: fill Triton's cache and exit")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
+    ap.add_argument("--no-fla", action="store_true", help="our ops alone (no ratios)")
     args = ap.parse_args()
+    WITH_FLA = not args.no_fla
     if args.compile_worker is not None:
         _compile_worker(args.compile_worker, args.sweep)
         return
@@ -260,9 +267,10 @@ def main() -> None:
            "tuning": {str(k): list(dataclasses.astuple(v)) for k, v in tc.TUNING.items()}}
     try:
         import fla
-        res["fla"] = getattr(fla, "__version__", "?")
+        res["fla"] = getattr(fla, "__version__", "?") if WITH_FLA else "not run (--no-fla)"
     except ImportError:
-        sys.exit("vs_fla: flash-linear-attention (fla-core) is not importable")
+        if WITH_FLA:
+            sys.exit("vs_fla: flash-linear-attention (fla-core) is not importable; --no-fla times ours alone")
     t0 = time.time()
     if not args.no_precompile:
         res["precompile_s"] = _precompile(args.sweep, args.precompile_s)
@@ -287,9 +295,11 @@ def main() -> None:
                 torch.cuda.empty_cache()
                 x, xf = _inputs(name, n, dev)
                 ours, fla_fn = _calls(name, x, xf)
-                got = _interleaved({"ours": ours, "fla": fla_fn})
-                row = {"recurrence": name, "n": n, "ours": got["ours"], "fla": got["fla"],
-                       "ratio": {c: round(got["ours"][c] / got["fla"][c], 3) for c in got["ours"]}}
+                got = _interleaved({"ours": ours, "fla": fla_fn} if fla_fn else {"ours": ours})
+                row = {"recurrence": name, "n": n, "ours": got["ours"]}
+                if fla_fn:
+                    row["fla"] = got["fla"]
+                    row["ratio"] = {c: round(got["ours"][c] / got["fla"][c], 3) for c in got["ours"]}
                 res["grid"].append(row)
                 print(json.dumps(row), f"{time.time() - t0:.0f} s", flush=True)
                 out.write_text(json.dumps(res, indent=1))
@@ -297,7 +307,7 @@ def main() -> None:
     res["exponent_64k_up"] = {}
     for name in RECURRENCES:
         rows = [r for r in res["grid"] if r["recurrence"] == name]
-        for who in ("ours", "fla"):
+        for who in ("ours", "fla") if WITH_FLA else ("ours",):
             for clock in ("flush", "sync"):
                 res["exponent_64k_up"][f"{name}_{who}_{clock}"] = _fit([r["n"] for r in rows],
                                                                        [r[who][clock] for r in rows])
@@ -306,8 +316,9 @@ def main() -> None:
     print(f"{'recurrence':12s} {'n':>8s} {'ours flush':>10s} {'fla flush':>10s} {'ratio':>6s} "
           f"{'ours sync':>10s} {'fla sync':>10s} {'ratio':>6s}")
     for r in res["grid"]:
-        print(f"{r['recurrence']:12s} {r['n']:8d} {r['ours']['flush']:10.3f} {r['fla']['flush']:10.3f} "
-              f"{r['ratio']['flush']:6.3f} {r['ours']['sync']:10.3f} {r['fla']['sync']:10.3f} {r['ratio']['sync']:6.3f}")
+        f, q = r.get("fla", {"flush": math.nan, "sync": math.nan}), r.get("ratio", {"flush": math.nan, "sync": math.nan})
+        print(f"{r['recurrence']:12s} {r['n']:8d} {r['ours']['flush']:10.3f} {f['flush']:10.3f} "
+              f"{q['flush']:6.3f} {r['ours']['sync']:10.3f} {f['sync']:10.3f} {q['sync']:6.3f}")
     print("exponents 64K..:", res["exponent_64k_up"])
 
 
