@@ -162,24 +162,21 @@ def test_state_hand_over(variant):
     assert rel(torch.cat([o1, o2], dim=2), o) < tol(q.dtype) and rel(s2, s) < tol(q.dtype)
 
 
-def bad_cases():
+def bad_shapes():
     q, k, v, g, beta, s0 = make("delta-scalar", 1, 2, 2, 2, 20, 16, 16)
     yield "k", lambda: L.gated_delta_rule(q, k[:, :, :10], v, g, beta)
     yield "k, v", lambda: L.gated_delta_rule(q, k.double(), v, g, beta)
     yield "chunk_size", lambda: L.gated_delta_rule(q, k, v, g, beta, chunk_size=48)
-    yield "g", lambda: L.gated_delta_rule(q, k, v, -g, beta)
     yield "g", lambda: L.gated_delta_rule(q, k, v, g[..., :5], beta)
-    yield "beta", lambda: L.gated_delta_rule(q, k, v, g, beta + 3.0)
     yield "beta", lambda: L.gated_delta_rule(q, k, v, g, None)
     yield "initial_state", lambda: L.gated_delta_rule(q, k, v, g, beta, initial_state=s0[:, :, :3])
     yield "v", lambda: L.linear_attention(q, k, torch.randn(1, 3, 20, 16, device=DEV))
     yield "feature_map", lambda: L.linear_attention(q, k, v, feature_map="cos")
-    yield "g", lambda: L.gated_linear_attention(q, k, v, torch.full((1, 2, 20, 16), -9.0, device=DEV))
     yield "state", lambda: L.recurrent_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], s0[..., :3])
 
 
-@pytest.mark.parametrize("name,call", list(bad_cases()), ids=lambda x: x if isinstance(x, str) else "")
-def test_bad_input_raises_before_launch(name, call, monkeypatch):
+@pytest.mark.parametrize("name,call", list(bad_shapes()), ids=lambda x: x if isinstance(x, str) else "")
+def test_bad_shapes_raise_before_launch(name, call, monkeypatch):
     def no_launch(*a, **kw):
         raise AssertionError("a kernel was launched")
 
@@ -187,6 +184,43 @@ def test_bad_input_raises_before_launch(name, call, monkeypatch):
     monkeypatch.setattr(triton_chunk, "step_forward", no_launch)
     with pytest.raises(ValueError, match=name.split(",")[0]):
         call()
+
+
+def bad_values():
+    """Out-of-range gates and beta, each at one element of the last, partial chunk (T = 37, chunk 16)."""
+    q, k, v, g, beta, s0 = make("delta-channel", 1, 2, 2, 2, 37, 16, 16)
+    gs = g[..., 0].clone()
+
+    def poke(x, value):
+        x = x.clone()
+        x.view(-1)[-3] = value
+        return x
+
+    yield "g-positive", "g: log decay", lambda: L.gated_delta_rule(q, k, v, poke(gs, 0.5), beta)
+    yield "g-nan", "g: log decay", lambda: L.gated_linear_attention(q, k, v, poke(g, float("nan")))
+    yield "g-minus-inf", "g: log decay", lambda: L.gated_linear_attention(q, k, v, poke(gs, float("-inf")))
+    yield "g-steep", "g: per-channel log decay -9", \
+        lambda: L.gated_linear_attention(q, k, v, poke(g, -9.0), chunk_size=32)
+    yield "beta-large", "beta", lambda: L.gated_delta_rule(q, k, v, g, poke(beta, 3.0))
+    yield "beta-nan", "beta", lambda: L.gated_delta_rule(q, k, v, None, poke(beta, float("nan")))
+    yield "beta-negative", "beta", lambda: L.gated_delta_rule(q, k, v, gs, poke(beta, -0.1))
+
+
+@pytest.mark.parametrize("message,call", [pytest.param(m, c, id=i) for i, m, c in bad_values()])
+def test_out_of_range_values_raise(message, call):
+    """The kernels flag what they read; the op raises once they are done, and returns nothing."""
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_in_range_extremes_pass():
+    """g = 0 (no decay), beta at 0 and 2, and a per-channel g just inside the chunk's float32 limit run."""
+    q, k, v, g, beta, s0 = make("delta-channel", 1, 2, 2, 2, 37, 16, 16)
+    beta = beta.clone()
+    beta[..., 0], beta[..., 1] = 0.0, 2.0
+    o1, _ = L.gated_delta_rule(q, k, v, torch.zeros_like(g[..., 0]), beta)
+    o2, _ = L.gated_linear_attention(q, k, v, torch.full_like(g, -4.9), chunk_size=32)
+    assert torch.isfinite(o1).all() and torch.isfinite(o2).all()
 
 
 def test_a_kernel_too_large_for_the_gpu_is_a_value_error(monkeypatch):

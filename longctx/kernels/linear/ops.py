@@ -31,24 +31,35 @@ def _heads(name: str, x: torch.Tensor, H: int) -> None:
         raise ValueError(f"{name}: {x.shape[1]} heads do not divide the {H} state heads")
 
 
+def _range_error(g: torch.Tensor | None, g_bad: bool, steep: bool, beta_bad: bool, chunk_size: int | None) -> None:
+    """Raise the ValueError of the first range check that failed (g finite and <= 0; per-channel g not too
+    steep for the chunk; beta in [0, 2])."""
+    if g_bad:
+        raise ValueError("g: log decay must be finite and <= 0 (decay exp(g) in (0, 1])")
+    if steep:
+        raise ValueError(f"g: per-channel log decay {float(g.min()):.3g} is below -160/chunk_size; the chunked form "
+                         f"would overflow float32: use a smaller chunk_size")
+    if beta_bad:
+        raise ValueError("beta: must be finite and in [0, 2]")
+
+
 def _check_values(g: torch.Tensor | None, beta: torch.Tensor | None, chunk_size: int | None) -> None:
-    """Decay and beta range checks: one pass over each (aminmax; NaN fails every comparison), one sync."""
+    """Decay and beta range checks of the paths without Triton: one pass over each (aminmax; NaN fails every
+    comparison), one sync. The Triton path reads flags its kernels set instead (``_forward``)."""
     vals = [torch.stack(torch.aminmax(x)).float() for x in (g, beta) if x is not None and x.numel()]
     if not vals:
         return
     got = torch.cat(vals).tolist()
+    g_bad = steep = beta_bad = False
     if g is not None and g.numel():
         gmin, gmax = got[:2]
         got = got[2:]
-        if not (gmax <= 0 and math.isfinite(gmin)):
-            raise ValueError("g: log decay must be finite and <= 0 (decay exp(g) in (0, 1])")
-        if g.dim() == 4 and chunk_size is not None and gmin * (chunk_size // 2) < -80.0:
-            raise ValueError(f"g: per-channel log decay {gmin:.3g} is below -160/chunk_size; the chunked form "
-                             f"would overflow float32: use a smaller chunk_size")
+        g_bad = not (gmax <= 0 and math.isfinite(gmin))
+        steep = g.dim() == 4 and chunk_size is not None and gmin * (chunk_size // 2) < -80.0
     if beta is not None and beta.numel():
         bmin, bmax = got
-        if not (bmin >= 0 and bmax <= 2):
-            raise ValueError("beta: must be finite and in [0, 2]")
+        beta_bad = not (bmin >= 0 and bmax <= 2)
+    _range_error(g, g_bad, steep, beta_bad, chunk_size)
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, step: bool) -> None:
@@ -125,9 +136,12 @@ def _pow2(d: int) -> int:
 
 
 def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size, validate=True):
-    _check(q, k, v, g, beta, initial_state, chunk_size, step=False, values=validate)
+    triton_path = use_triton(q)
+    # the Triton kernels flag out-of-range g and beta while they read them: one small read after the
+    # launches instead of a pass over g and a sync before them (outputs of a failed check are never returned)
+    _check(q, k, v, g, beta, initial_state, chunk_size, step=False, values=validate and not triton_path)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    if use_triton(q):
+    if triton_path:
         from triton.runtime.errors import OutOfResources
 
         from longctx.kernels.linear.triton_chunk import chunk_forward
@@ -141,12 +155,16 @@ def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_s
             initial_state = None if initial_state is None else F.pad(initial_state, (0, pv - dv, 0, pk - dk))
         c = [None if x is None else x.contiguous() for x in (q, k, v, g, beta)]
         s0 = None if initial_state is None else initial_state.float().contiguous()
+        check = validate and (g is not None or beta is not None)
+        flags = torch.zeros(3, dtype=torch.int32, device=q.device) if check else None
         try:
-            o, s = chunk_forward(*c, scale, s0, chunk_size)
+            o, s = chunk_forward(*c, scale, s0, chunk_size, flags=flags)
         except OutOfResources as err:   # raised while compiling, before any kernel ran (float32 delta rule at D_k = 128)
             raise ValueError(f"q, k, v: {q.dtype} at D_k = {dk}, D_v = {dv} with chunk_size {chunk_size} needs more "
                              f"{err.name} than this GPU has ({err.required:,} > {err.limit:,} bytes); pass bf16/fp16 "
                              "inputs or a smaller chunk_size") from None
+        if check:
+            _range_error(g, *(bool(f) for f in flags.tolist()), chunk_size)
         o, s = o[..., :dv], s[..., :dk, :dv]
     else:
         o, s = chunked_linear_attention(q, k, v, g, beta, scale, initial_state, chunk_size)
@@ -176,9 +194,10 @@ def gated_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g:
     """Decayed linear attention ``S_t = exp(g_t) ⊙ S_{t-1} + k_t v_tᵀ``, ``o_t = scale · S_tᵀ q_t``.
 
     g: log decay, [B, H_g, T] (scalar per head: RetNet / Mamba-2 style) or [B, H_g, T, D_k] (per channel:
-    GLA / RWKV style), all <= 0. Other shapes as ``linear_attention``. ``validate=False`` skips the range
-    check of g (one pass over it and a device sync per call) for callers that checked it once; shapes are
-    always checked.
+    GLA / RWKV style), all <= 0. Other shapes as ``linear_attention``. The range of g is checked by the
+    kernels as they read it, and a ValueError raised once they are done (a device sync at the end of the
+    call; on the CPU path a pass over g first); ``validate=False`` skips that for callers that checked g
+    once. Shapes are always checked before any launch.
     Usage: ``o, s = gated_linear_attention(q, k, v, F.logsigmoid(x) / 16, output_final_state=True)``.
     """
     return _forward(q, k, v, g, None, scale, initial_state, output_final_state, chunk_size, validate)
@@ -193,7 +212,8 @@ def gated_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch
     g: log decay of ``a_t`` (None for plain DeltaNet), [B, H_g, T] scalar (Gated DeltaNet) or [B, H_g, T, D_k]
     per channel (KDA: ``a_t`` scales row i of S); beta: [B, H_b, T] in [0, 2]. Keys are used as given
     (L2-normalise them for the usual stable rule). Other shapes as ``linear_attention``; ``validate=False``
-    skips the range checks of g and beta (a device sync per call), as in ``gated_linear_attention``.
+    skips the range checks of g and beta (the device sync at the end of the call), as in
+    ``gated_linear_attention``.
     Usage: ``o, s = gated_delta_rule(q, F.normalize(k, dim=-1), v, g, beta.sigmoid())``.
     """
     if beta is None:

@@ -4,8 +4,8 @@ Launches, the structure of flash-linear-attention's chunk kernels (written anew 
   0. ``_chunk_cumsum`` (gated variants, parallel): the chunk-local cumulative log decay ``gc``, once, so no
      scan runs inside the sequential loop of step 2 (times a per-head factor: Mamba-2's ``dt · A``);
   1. ``_delta_prep`` (delta rule only, parallel over chunks): the chunk's UT transform
-     ``P = (I + diag(b) L)^-1`` by forward substitution, row by row (L is strictly lower), then
-     ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
+     ``P = (I + diag(b) L)^-1`` (L is strictly lower) by forward substitution inside 16-row diagonal blocks,
+     then block merges with matrix products, then ``W = P diag(b) (K ⊙ Γ)``, ``Vw = P diag(b) V``.
   2. ``_state`` (sequential over chunks, parallel over heads, value blocks and, without the delta rule, key
      blocks): stores the state at each chunk start into ``h`` and carries ``S = Γ_C ⊙ S + (K ⊙ Γ_C / Γ)ᵀ U``
      (``U = V``, or ``Vw - W S`` for the delta rule, written back for step 3).
@@ -13,7 +13,9 @@ Launches, the structure of flash-linear-attention's chunk kernels (written anew 
 Mamba-2's SSD runs the same launches with ``v = x`` scaled by ``dt`` per row inside steps 2 and 3 and the skip
 ``D · x`` added in step 3, so no PyTorch pass over x, dt or y runs around them. Block shapes, warps and
 pipeline depth per variant are the ``TUNING`` table; ``plan_forward`` returns the launches one by one so a
-benchmark can time or precompile each.
+benchmark can time or precompile each. Given a ``flags`` buffer, the kernels that read g and beta anyway
+(``_chunk_cumsum``, ``_delta_prep``) also flag values out of range, so the public ops check them without a
+separate pass or a device sync before the launches.
 Gates: GATE 0 none, 1 scalar log decay per token, 2 per-channel log decay. Inputs are contiguous
 ``[B, H_x, T, D]``; state head ``h`` reads input head ``h // (H // H_x)``. Matrix products take the input dtype
 (bf16 on tensor cores); states and accumulators are float32.
@@ -30,11 +32,20 @@ import triton.language as tl
 
 
 @triton.jit
-def _chunk_cumsum(g, a_head, gc, k, kd, T, H, HG, HK, DK, GATE: tl.constexpr, HAS_A: tl.constexpr, KD: tl.constexpr,
-                  BT: tl.constexpr, BK: tl.constexpr):
+def _flag_if(flags, slot, bad):
+    """flags[slot] = 1 if any element of the boolean tile ``bad`` is set (every writer writes the same 1)."""
+    if tl.max(bad.to(tl.int32)) > 0:
+        tl.store(flags + slot, 1)
+
+
+@triton.jit
+def _chunk_cumsum(g, a_head, gc, k, kd, flags, T, H, HG, HK, DK, GATE: tl.constexpr, HAS_A: tl.constexpr,
+                  KD: tl.constexpr, CHECK: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr):
     """gc = cumulative sum within each chunk of the log decay g (times a_head[h] if HAS_A), float32; one
     program per chunk and gate head. With KD (per-channel gates), one program per chunk and state head, which
-    also writes the gated keys ``kd = K ⊙ Γ_C / Γ`` that the sequential ``_state`` loop then only loads."""
+    also writes the gated keys ``kd = K ⊙ Γ_C / Γ`` that the sequential ``_state`` loop then only loads.
+    With CHECK: flags[0] = 1 if some g is not finite or above 0 (NaN fails ``<=``), flags[1] = 1 if some
+    per-channel g times half a chunk is below -80 (the chunked form's float32 limit, see ``_pair``)."""
     n = tl.program_id(0)
     if KD:
         bh = tl.program_id(1)
@@ -49,6 +60,8 @@ def _chunk_cumsum(g, a_head, gc, k, kd, T, H, HG, HK, DK, GATE: tl.constexpr, HA
     tmask = t < T
     if GATE == 1:
         gt = tl.load(g + base + t, mask=tmask, other=0.0).to(tl.float32)
+        if CHECK:
+            _flag_if(flags, 0, ~(gt <= 0.0) | (gt == float("-inf")))
         if HAS_A:
             gt = gt * tl.load(a_head + bhg % HG).to(tl.float32)
         tl.store(gc + base + t, tl.cumsum(gt, axis=0), mask=tmask)
@@ -56,6 +69,9 @@ def _chunk_cumsum(g, a_head, gc, k, kd, T, H, HG, HK, DK, GATE: tl.constexpr, HA
         dk = tl.arange(0, BK)
         m = tmask[:, None] & (dk < DK)[None, :]
         gt = tl.load(g + base + t[:, None] * DK + dk[None, :], mask=m, other=0.0).to(tl.float32)
+        if CHECK:
+            _flag_if(flags, 0, ~(gt <= 0.0) | (gt == float("-inf")))
+            _flag_if(flags, 1, gt * (BT // 2) < -80.0)
         gcum = tl.cumsum(gt, axis=0)
         if KD:
             # one state head per gate head writes gc: a branch, since Triton 3.9 rejects a scalar term in a mask
@@ -103,9 +119,36 @@ def _pair(a, b, gc, rows, STRICT: tl.constexpr, GATE: tl.constexpr, BT: tl.const
 
 
 @triton.jit
-def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
-                GATE: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                NVB: tl.constexpr):
+def _unit_lower_inverse(m, BT: tl.constexpr, LEVELS: tl.constexpr):
+    """(I - m)^-1 for a strictly lower [BT, BT] float32 m, BT = 16 · 2^LEVELS.
+
+    Forward substitution inside the 16-row diagonal blocks, all blocks at once (15 dependent row steps on
+    [BT/16, 16, 16] tiles), then LEVELS merges: with P the inverse of the block diagonal of size s and E the
+    lower off-diagonal blocks inside each block of size 2s, ``(D - E)^-1 = P + P E P`` exactly (E P E = 0),
+    two matrix products per level. Stable where a power series in m is not (alike keys, weak decay)."""
+    SB: tl.constexpr = BT >> LEVELS
+    NB: tl.constexpr = 1 << LEVELS
+    r = tl.arange(0, SB)
+    blk = tl.arange(0, NB)
+    same = blk[:, None, None, None] == blk[None, None, :, None]
+    md = tl.sum(tl.where(same, tl.reshape(m, [NB, SB, NB, SB]), 0.0), axis=2)     # diagonal blocks [NB, SB, SB]
+    p = tl.where(r[None, :, None] == r[None, None, :], 1.0, 0.0) + tl.zeros([NB, SB, SB], dtype=tl.float32)
+    for i in tl.static_range(1, SB):   # row i = e_i + m[i, :i] p[:i], in every block
+        mi = tl.sum(tl.where(r[None, :, None] == i, md, 0.0), axis=1)
+        p += tl.where(r[None, :, None] == i, tl.sum(mi[:, :, None] * p, axis=1)[:, None, :], 0.0)
+    P = tl.reshape(tl.where(same, p[:, :, None, :], 0.0), [BT, BT])
+    rows = tl.arange(0, BT)
+    for lvl in tl.static_range(LEVELS):
+        s = SB << lvl
+        e = ((rows[:, None] // s) != (rows[None, :] // s)) & ((rows[:, None] // (2 * s)) == (rows[None, :] // (2 * s)))
+        P += tl.dot(P, tl.dot(tl.where(e, m, 0.0), P))
+    return P
+
+
+@triton.jit
+def _delta_prep(k, v, g, beta, w, u, kd, flags, T, H, HK, HV, HG, HB, DK, DV,
+                GATE: tl.constexpr, CHECK: tl.constexpr, BT: tl.constexpr, LEVELS: tl.constexpr,
+                BK: tl.constexpr, BV: tl.constexpr, NVB: tl.constexpr):
     n = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -118,6 +161,8 @@ def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
     k_base = (b * HK + h // (H // HK)).to(tl.int64) * T * DK
     kb = tl.load(k + k_base + t[:, None] * DK + dk[None, :], mask=tmask[:, None] & dkmask[None, :], other=0.0)
     bt = tl.load(beta + (b * HB + h // (H // HB)).to(tl.int64) * T + t, mask=tmask, other=0.0).to(tl.float32)
+    if CHECK:   # flags[2] = 1 unless 0 <= beta <= 2 (NaN fails both)
+        _flag_if(flags, 2, ~((bt >= 0.0) & (bt <= 2.0)))
     if GATE == 0:
         gc = tl.zeros([BT], dtype=tl.float32)
         kgam = kb
@@ -129,13 +174,9 @@ def _delta_prep(k, v, g, beta, w, u, kd, T, H, HK, HV, HG, HB, DK, DV,
         else:
             kgam = kb * tl.exp(gc)
     m = -bt[:, None] * _pair(kb, kb, gc, rows, True, GATE, BT, k.dtype.element_ty)
-    # p = (I - m)^-1 by forward substitution, row i = e_i + m[i, :i] @ p[:i]. (The doubling product
-    # (I + m)(I + m^2)(I + m^4)... is exact algebra but cancels catastrophically when the keys are alike
-    # and the decay is weak: relative error 2e10 at BT = 64 on normalised positive keys, beta 0.9.)
-    p = tl.where(rows[:, None] == rows[None, :], 1.0, 0.0)
-    for i in range(1, BT):
-        mi = tl.sum(tl.where(rows[:, None] == i, m, 0.0), axis=0)          # row i of m: [BT], zero from i on
-        p += tl.where(rows[:, None] == i, tl.sum(mi[:, None] * p, axis=0)[None, :], 0.0)
+    # (The doubling product (I + m)(I + m^2)(I + m^4)... is exact algebra but cancels catastrophically when
+    # the keys are alike and the decay is weak: relative error 2e10 at BT = 64 on normalised positive keys.)
+    p = _unit_lower_inverse(m, BT, LEVELS)
     wv = tl.dot(p, kgam * bt[:, None])
     out_base = bh.to(tl.int64) * T
     tl.store(w + out_base * DK + t[:, None] * DK + dk[None, :], wv.to(w.dtype.element_ty),
@@ -331,13 +372,15 @@ def _block(d: int) -> int:
 def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
                  beta: torch.Tensor | None, scale: float, initial_state: torch.Tensor | None, chunk_size: int, *,
                  g_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None,
-                 skip: torch.Tensor | None = None,
+                 skip: torch.Tensor | None = None, flags: torch.Tensor | None = None,
                  tuning: Tuning | None = None) -> tuple[list[Launch], torch.Tensor, torch.Tensor]:
     """The launches of one chunked prefill on validated, contiguous inputs (see ``kernels.linear.ops``), and
     the buffers they fill: (launches, o: [B, H, T, D_v] in v's dtype, final state: [B, H, D_k, D_v] float32).
 
     Mamba-2 extras (no delta rule): g_scale [H_g] multiplies the log decay g (``dt · A``); v_scale [B, H, T]
     multiplies v's rows (``dt · x``); skip [H] adds ``skip[h] · v`` (``D · x``) to the output.
+    flags: int32 [3], zeros, or None: where given, set as ``_chunk_cumsum`` and ``_delta_prep`` say (g out of
+    range, per-channel g too steep for the chunk, beta out of [0, 2]); the caller reads it after the launches.
     """
     H = max(x.shape[1] for x in (q, k, v, g, beta) if x is not None)
     B, HQ, T, DK = q.shape
@@ -352,22 +395,25 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
     dev = q.device
     launches = []
     g_arg = kd = q
+    f_arg = q if flags is None else flags
     if g is not None:  # every kernel below reads the chunk-local cumulative log decay, not g itself
         g_arg = _alloc(tuple(g.shape), torch.float32, dev)
         KD = GATE == 2 and not DELTA
         if GATE == 2:
             kd = _alloc((B, H, T, DK), q.dtype, dev)
         launches.append(Launch("cumsum", _chunk_cumsum, (NT, B * (H if KD else HG)),
-                               (g, q if g_scale is None else g_scale, g_arg, k, kd, T, H, HG, HK, DK),
-                               {"GATE": GATE, "HAS_A": g_scale is not None, "KD": KD, "BT": BT, "BK": BK}))
+                               (g, q if g_scale is None else g_scale, g_arg, k, kd, f_arg, T, H, HG, HK, DK),
+                               {"GATE": GATE, "HAS_A": g_scale is not None, "KD": KD, "CHECK": flags is not None,
+                                "BT": BT, "BK": BK}))
     w = u = q
     if DELTA:
         w = _alloc((B, H, T, DK), q.dtype, dev)
         u = _alloc((B, H, T, DV), q.dtype, dev)
         BV_P = min(BVF, 64)
         launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
-                               (k, v, g_arg, beta, w, u, kd, T, H, HK, HV, HG, beta.shape[1], DK, DV),
-                               {"GATE": GATE, "BT": BT, "BK": BK, "BV": BV_P,
+                               (k, v, g_arg, beta, w, u, kd, f_arg, T, H, HK, HV, HG, beta.shape[1], DK, DV),
+                               {"GATE": GATE, "CHECK": flags is not None, "BT": BT,
+                                "LEVELS": (BT // 16).bit_length() - 1, "BK": BK, "BV": BV_P,
                                 "NVB": triton.cdiv(DV, BV_P), "num_warps": tn.prep_warps}))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
     s_final = _alloc((B, H, DK, DV), torch.float32, dev)
