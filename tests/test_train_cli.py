@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -125,3 +127,26 @@ def test_help_lists_every_zoo_architecture():
     from longctx.models.zoo import registry
 
     assert [a.strip() for a in train.ARCHS.split(",")] == list(registry.ARCHS)
+
+
+def test_init_continues_from_an_earlier_run_and_its_card_keeps_the_chain(tmp_path):
+    assert train_cli(tmp_path / "first").exit_code == 0
+    r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path / "second"), "--steps", "2",
+                                 "--init", str(tmp_path / "first")])
+    assert r.exit_code == 0, r.output
+    _, card = checkpoint.load(tmp_path / "second" / "dense")
+    assert card["steps"] == 2 and card["init"]["from"] == "dense" and card["init"]["steps"] == 4
+    assert card["init"]["recipe"]["steps"] == 4
+    fine = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path / "third"), "--steps", "0",
+                                    "--length-steps", "2", "--init", str(tmp_path / "second")])
+    assert fine.exit_code == 0, fine.output
+    _, card = checkpoint.load(tmp_path / "third" / "dense")
+    assert not (tmp_path / "third" / "dense-task").exists()
+    assert card["steps"] == 2 and card["recipe"]["pose_span"] > 0
+    assert card["init"]["from"] == "dense" and card["init"]["init"]["steps"] == 4
+
+
+def test_init_without_a_checkpoint_of_the_architecture_exits_2_with_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "longctx.evals", *ARGS, "--arch", "dense", "--out", str(tmp_path / "run"),
+                        "--init", str(tmp_path / "empty")], capture_output=True, text=True)
+    assert r.returncode == 2 and "no checkpoint of dense" in r.stderr and "Traceback" not in r.stderr

@@ -352,7 +352,8 @@ def train(
     tasks: str = typer.Option(",".join(T.tasks), help="Training tasks from tasks/, comma-separated."),
     seq_len: int = typer.Option(T.seq_len, min=64, help="Training length in bytes (tokens)."),
     rows: int = typer.Option(T.rows, min=1, help="Training rows generated (the data pool; repeated if steps need more)."),
-    steps: int = typer.Option(T.steps, min=1, help="Optimizer steps (same for every architecture)."),
+    steps: int = typer.Option(T.steps, min=0, help="Optimizer steps (same for every architecture); 0 skips the task "
+                                                   "phase (with --init and --length-steps: a length-phase fine-tune)."),
     batch: int = typer.Option(T.batch, min=1, help="Rows per step."),
     lr: float = typer.Option(T.lr, help="Peak learning rate (AdamW, warm-up then cosine)."),
     warmup: int = typer.Option(T.warmup, min=0, help="Warm-up steps."),

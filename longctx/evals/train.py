@@ -16,6 +16,10 @@ needle; after a short copy phase they do (models/checkpoints/README.md has the n
 rate with PoSE position skips over ``--pose-span`` positions, from the task phase's weights (then in
 ``OUT/ARCH-task``) into ``OUT/ARCH``. Rotary models so meet needle distances far beyond the rows'
 length. Skips from the first step kept a dense model from ever learning retrieval (7000 steps).
+
+``--init DIR`` starts each architecture from ``DIR/ARCH`` (e.g. the shipped checkpoints); the card's
+``init`` keeps that checkpoint's card (its own ``init`` chain included). With ``--steps 0 --length-steps M``
+the task phase is skipped: M length-phase steps from ``DIR/ARCH``, a fine-tune that keeps the position skips.
 """
 from __future__ import annotations
 
@@ -195,6 +199,16 @@ class TrainResult:
     stopped: bool = False
 
 
+def task_data(cfg: TrainConfig, out: Path, console: Console) -> TrainData:
+    """The task phase's rows for ``cfg``, built once and cached in ``out`` under a key of what shapes them
+    (build it before starting several training processes on the same ``out``)."""
+    key = hashlib.sha256(json.dumps([list(cfg.tasks), cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction,
+                                     cfg.copy_fraction, cfg.drill_fraction]).encode()).hexdigest()[:12]
+    return cached(out / f"data-{key}.safetensors",
+                  lambda: build_data(list(cfg.tasks), cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction,
+                                     console, cfg.copy_fraction, cfg.drill_fraction))
+
+
 def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Path = Path("runs"),
                      device: str | None = None, progress: bool = True, stop_after: float | None = None,
                      console: Console | None = None) -> TrainResult:
@@ -221,11 +235,7 @@ def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Pa
         raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
     if cfg.drill_fraction and cfg.seq_len < 512:
         raise EvalError(f"--drill-fraction needs --seq-len of 512 bytes or more (a drill row holds questions and answers); got {cfg.seq_len}")
-    key = hashlib.sha256(json.dumps([names, cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction,
-                                     cfg.copy_fraction, cfg.drill_fraction]).encode()).hexdigest()[:12]
-    data = cached(out / f"data-{key}.safetensors",
-                  lambda: build_data(names, cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction, console,
-                                     cfg.copy_fraction, cfg.drill_fraction))
+    data = task_data(cfg, out, console)
     copy_data = None
     if cfg.copy_steps:
         copy_recipe = replace(recipe, steps=cfg.copy_steps, batch=2 * cfg.batch, warmup=min(cfg.warmup, cfg.copy_steps))
@@ -250,9 +260,12 @@ def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Pa
                 break
             init = out / f"{mc.arch}-copy{cfg.copy_len}"
         task_out = out / (f"{mc.arch}-task" if cfg.length_steps else mc.arch)
-        card = train_model(mc, recipe, data, task_out, device, progress, init=init, stop_at=stop_at, compiled=compiled)
-        if not finished(task_out.name, card, recipe.steps):
-            break
+        if cfg.steps:
+            card = train_model(mc, recipe, data, task_out, device, progress, init=init, stop_at=stop_at, compiled=compiled)
+            if not finished(task_out.name, card, recipe.steps):
+                break
+        else:
+            task_out = init
         if cfg.length_steps:
             card = train_model(mc, length_recipe, data, out / mc.arch, device, progress, init=task_out,
                                stop_at=stop_at, compiled=compiled)

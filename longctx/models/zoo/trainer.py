@@ -213,7 +213,8 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
             raise ModelError(f"{init} holds a model of another config; it cannot start this run")
         if not meta.is_file():   # a resumed run has its own weights
             model.load_state_dict(checkpoint.load(init, device)[0].state_dict())
-        earlier = {"from": init.name, **{k: init_card[k] for k in ("data", "steps", "tokens_seen", "final_loss", "wall_time_s")}}
+        earlier = {"from": init.name, **{k: init_card[k] for k in ("data", "steps", "tokens_seen", "final_loss", "wall_time_s")},
+                   **{k: init_card[k] for k in ("recipe", "hardware", "git_hash", "weights", "training_note", "git_hash_note", "init") if k in init_card}}
     if meta.is_file():
         saved = json.loads(meta.read_text())
         if saved["config"] != cfg.to_dict() or saved["recipe"] != asdict(recipe):
