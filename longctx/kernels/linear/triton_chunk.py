@@ -332,7 +332,7 @@ class Tuning:
 
 
 # (GATE, DELTA) -> launch shapes; GATE 0 none, 1 scalar, 2 per channel. Chosen at D_k = D_v = 128 on an H100 by
-# device_run's 64K sweep (kernels/linear/NOTES.md has the candidates and their times).
+# the 64K launch-shape sweep of benchmarks/linear/device_run.py (kernels/linear/README.md).
 TUNING: dict[tuple[int, bool], Tuning] = {
     (0, False): Tuning(64, 32, 4, 3, 128, 4, 2),
     (1, False): Tuning(32, 32, 4, 3, 128, 4, 2),

@@ -12,7 +12,7 @@ second, independent set of such channels, so it is far less often hidden among t
 of random keys. The leaves score the identity basis only (64 keys: one is seldom hidden there). From two
 levels above the leaves up (``trunc_from``; default 2: nodes of fanout^2 blocks and more), each query drops its channels below
 ``trunc`` times its RMS: a small channel adds only the noise of the random keys' extremes there (the
-bound is then one on the truncated query's product). Why and how much: kernels/ssa/NOTES.md. Each
+bound is then one on the truncated query's product). Why and how much: kernels/ssa/README.md. Each
 level's bounds are centred by that level's mean bounds (a per-query offset: rankings per query are
 unchanged), and a node's score is the max over the query block's queries. Each query block scores every
 top node, keeps the ``top_beam`` best (None: ``beam``), scores only their children, keeps the ``beam``

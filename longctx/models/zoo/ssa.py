@@ -8,14 +8,14 @@ and per head and passes no gradient to the language-model loss.
 Routing keys and queries, two ways (mixer knob ``router_dim``):
 - ``router_dim = 0``: the attention's own q and k. Under partial RoPE only their unrotated dimensions
   route (content alone, at any distance). Keys learn to be routable only through the attention they
-  receive; session 7's ssa trained this way plateaued at answer loss 0.64 and found needles about as
+  receive; an ssa trained this way plateaued at answer loss 0.64 and found needles about as
   often as 8 random blocks of 15 would.
 - ``router_dim > 0``: a router of its own, ``r_q, r_k = W_q x, W_k x`` (``router_dim`` per head, no
   RoPE, input with the gradient stopped), trained only by an auxiliary loss as DSA's indexer is
   (``route_distill``): the KL divergence from the full causal attention's mass on each completed
   block (stop-gradient) to the softmax of the routing scores. Its keys are cached beside k and v.
   (Distilling into the attention's own q and k instead pulled their content half toward the diffuse
-  attention of early training: session 7's hybrid_ssa trained so never left chance.)
+  attention of early training: a hybrid_ssa trained so never left chance.)
 
 Attended keys per query: ``top_blocks * block + window``, independent of T; routing costs
 O(T / block) per query. Training (and ``select``, the reference) builds a boolean mask and runs
