@@ -137,41 +137,26 @@ def test_prompts_with_the_models_chat_template_fill_ctx_without_passing_it(tiny_
         assert 2048 - tolerance(2048) - 2 * len(s.chat()) <= sent <= 2048, (task, sent)
 
 
-def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_finds_needles(env_cache, evals_cli):
+def test_without_model_the_shipped_default_runs_with_its_small_sample_count_and_finds_the_needle(env_cache, evals_cli):
     from longctx.evals.run import DEFAULT_MODEL, DEFAULT_MODEL_SAMPLES
 
     out = env_cache / "r"
-    code, _, err = evals_cli(["run", "niah_multivalue", "--ctx", "1k", "--out", str(out)])
+    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--out", str(out)])
     assert code == 0, err
     assert f"{DEFAULT_MODEL}: {DEFAULT_MODEL_SAMPLES} sample(s)" in err
-    records = read_records(cell(out, DEFAULT_MODEL, "niah_multivalue", "1k") / "samples.jsonl")
-    assert len(records) == DEFAULT_MODEL_SAMPLES and records[0]["model"] == DEFAULT_MODEL
-    assert records[0]["score"] > 0, records[0]["prediction"]   # the default is a trained retriever, not a stand-in
-
-
-UNADAPTED = ("the shipped checkpoints were trained on the plural question; RULER asks about one value in the "
-             "singular and they continue the haystack instead (benchmarks/zoo/ADAPT.md retrains them on a GPU)")
-
-
-@pytest.mark.xfail(strict=True, reason=UNADAPTED)
-def test_the_shipped_default_answers_rulers_singular_question(env_cache, evals_cli):
-    from longctx.evals.run import DEFAULT_MODEL
-
-    out = env_cache / "r"
-    code, _, err = evals_cli(["run", "niah_single_1", "--ctx", "1k", "--samples", "2", "--out", str(out)])
-    assert code == 0, err
     records = read_records(cell(out, DEFAULT_MODEL, "niah_single_1", "1k") / "samples.jsonl")
-    assert all(r["score"] == 1.0 for r in records), [r["prediction"] for r in records]
+    assert len(records) == DEFAULT_MODEL_SAMPLES and records[0]["model"] == DEFAULT_MODEL
+    assert records[0]["score"] == 1.0, records[0]["prediction"]   # the default is a trained retriever, not a stand-in
 
 
-def test_the_shipped_default_finds_needles_at_8x_its_training_length(env_cache, evals_cli):
+def test_the_shipped_default_finds_single_needles_at_8x_its_training_length(env_cache, evals_cli):
     """At 8K its sparse layer routes each query to 8 of 128 key blocks: the router, its cached keys and the
-    block-inverted inference path must all hold for the needles to come back."""
+    block-inverted inference path must all hold for the needle to come back (the H100 scored 10/10 here)."""
     from longctx.evals.run import DEFAULT_MODEL
 
     out = env_cache / "r"
-    code, _, err = evals_cli(["run", "niah_multivalue,niah_multiquery", "--ctx", "8k", "--samples", "2", "--out", str(out)])
+    code, _, err = evals_cli(["run", "niah_single_1,niah_single_2", "--ctx", "8k", "--samples", "2", "--out", str(out)])
     assert code == 0, err
-    for task in ("niah_multivalue", "niah_multiquery"):
+    for task in ("niah_single_1", "niah_single_2"):
         records = read_records(cell(out, DEFAULT_MODEL, task, "8k") / "samples.jsonl")
-        assert len(records) == 2 and all(r["score"] >= 0.5 for r in records), [r["prediction"] for r in records]
+        assert [r["score"] for r in records] == [1.0, 1.0], [r["prediction"] for r in records]
