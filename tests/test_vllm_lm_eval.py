@@ -109,8 +109,11 @@ def test_lm_eval_argument_mapping(tiny_llama_dir):
 
 
 def test_lm_eval_not_installed_says_how_to_install(monkeypatch, tiny_llama_dir):
-    monkeypatch.setitem(sys.modules, "lm_eval", None)  # makes `import lm_eval...` raise ImportError
-    monkeypatch.setitem(sys.modules, "lm_eval.api", None)
+    # None in sys.modules makes `import lm_eval...` raise ImportError; every submodule an earlier test
+    # imported is blocked too, since a cached `lm_eval.api.instance` would be returned without its parents
+    for name in ["lm_eval", "lm_eval.api", "lm_eval.api.instance", "lm_eval.api.registry",
+                 *(n for n in list(sys.modules) if n.startswith("lm_eval."))]:
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ModelError, match=r"pip install 'longctx-evals\[lm-eval\]'"):
         load_model(f"lm-eval:hf,pretrained={tiny_llama_dir}")
 
