@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from pathlib import Path
@@ -55,13 +56,20 @@ def train_logged(arch: str, cfg: TrainConfig, out: Path, deadline: float | None)
     left = None if deadline is None else deadline - time.time()
     if left is not None and left <= 0:
         return 0
-    with (out / f"train-{arch}.log").open("w") as log:
+    return run_logged(out / f"train-{arch}.log", lambda: Console(stderr=True).print(
+        train_table(train_curriculum([arch], cfg, out, progress=False, stop_after=left))))
+
+
+def run_logged(path: Path, work: Callable[[], object]) -> int:
+    """Run ``work`` in this (worker) process with its stdout and stderr sent to the file ``path``; 0 when it
+    returns, 1 when it raises (the traceback goes to the file)."""
+    with path.open("w") as log:
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            Console(stderr=True).print(train_table(train_curriculum([arch], cfg, out, progress=False, stop_after=left)))
+            work()
             return 0
         except Exception:
             traceback.print_exc()

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
-import sys
-import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from itertools import repeat
@@ -26,6 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmarks.zoo.make import run_logged
 from longctx.evals.run import run_eval
 from longctx.evals.runner import RunConfig
 from longctx.evals.train import TrainConfig, train_curriculum
@@ -48,18 +46,8 @@ def train_variant(name: str, out: Path, train_s: float) -> int:
     ``out/name/train.log``; 1 if it failed."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.log").open("w") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            train_curriculum(["dense"], VARIANTS[name], folder, progress=False, stop_after=train_s)
-            return 0
-        except Exception:
-            traceback.print_exc()
-            return 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+    return run_logged(folder / "train.log",
+                      lambda: train_curriculum(["dense"], VARIANTS[name], folder, progress=False, stop_after=train_s))
 
 
 def main() -> None:
