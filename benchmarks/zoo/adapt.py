@@ -69,10 +69,12 @@ def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: floa
             if card["steps"] < cfg.length_steps:
                 return report
             model, card = checkpoint.load(work / arch)
-            card["training_note"] = (f"adapted to the RULER prompt wording by benchmarks/zoo/adapt.py: {cfg.length_steps} "
-                                     f"length-phase steps (PoSE over {cfg.pose_span} positions, lr {cfg.lr * LENGTH_LR_SCALE:g}, "
-                                     f"warm-up {cfg.warmup}, batch {cfg.batch}) from the shipped checkpoint (card in init) on "
-                                     f"make.py's task-phase data ({cfg.rows} rows); {a.jobs} architectures at once"
+            card["training_note"] = (f"fine-tuned by benchmarks/zoo/adapt.py: {cfg.length_steps} length-phase steps (PoSE "
+                                     f"over {cfg.pose_span} positions, lr {cfg.lr * LENGTH_LR_SCALE:g}, warm-up {cfg.warmup}, "
+                                     f"batch {cfg.batch} x {cfg.seq_len}) from the shipped checkpoint (card in init) on "
+                                     f"{cfg.rows} rows: {cfg.lm_fraction:g} text ({cfg.copy_fraction:g} of it copy rows of "
+                                     f"{cfg.copy_spans} spans), of the rest {cfg.drill_fraction:g} recall drill rows and the "
+                                     f"others RULER rows of {', '.join(cfg.tasks)}; the same for all 13, {a.jobs} at once"
                                      f"{', compiled' if cfg.compiled else ''}")
             checkpoint.save(ship / arch, model, card, int8=True)
             shutil.copy(work / arch / "loss.jsonl", ship / arch / "loss.jsonl")
@@ -129,7 +131,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=400, help="length-phase steps from the shipped weights")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of those steps")
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--rows", type=int, default=8192, help="task-phase rows generated (make.py's mix)")
+    p.add_argument("--rows", type=int, default=8192, help="training rows generated")
+    p.add_argument("--lm-fraction", type=float, default=0.4, help="share of rows that are text (make.py's: 0.4)")
+    p.add_argument("--copy-fraction", type=float, default=1.0, help="share of the text rows that are copy rows (1.0)")
+    p.add_argument("--copy-spans", default="essay", choices=["essay", "random"], help="what copy rows repeat (essay)")
+    p.add_argument("--drill-fraction", type=float, default=0.25, help="share of the other rows that are drill rows (0.25)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--compile", action="store_true")
@@ -169,7 +175,8 @@ def main() -> None:
         shutil.copytree(CHECKPOINTS, a.init, ignore=shutil.ignore_patterns("README.md"), dirs_exist_ok=True)
     Path(a.ship).mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(size=size, tasks=MAKE_TASKS, seq_len=a.seq_len, rows=a.rows, steps=0, batch=a.batch,
-                      lr=a.lr / LENGTH_LR_SCALE, warmup=a.warmup, lm_fraction=0.4, copy_fraction=1.0, drill_fraction=0.25,
+                      lr=a.lr / LENGTH_LR_SCALE, warmup=a.warmup, lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction,
+                      copy_spans=a.copy_spans, drill_fraction=a.drill_fraction,
                       length_steps=a.steps, save_every=10 ** 9, compiled=a.compile, init=Path(a.init))
     task_data(cfg, Path(a.work), Console(stderr=True))   # once, before the workers read it
     print(json.dumps({"data_s": round(time.time() - start, 1)}), flush=True)

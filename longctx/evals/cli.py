@@ -360,6 +360,8 @@ def train(
     answer_weight: float = typer.Option(T.answer_weight, help="Loss weight of answer tokens (text tokens weigh 1)."),
     lm_fraction: float = typer.Option(T.lm_fraction, min=0.0, max=0.9, help="Share of rows that are plain text."),
     copy_fraction: float = typer.Option(T.copy_fraction, min=0.0, max=1.0, help="Share of the text rows that repeat a span."),
+    copy_spans: str = typer.Option(T.copy_spans, help="What copy rows repeat: 'essay' text or 'random' letters and digits "
+                                                      "(2-6 spans a row; copying is then the only way to predict a repeat)."),
     drill_fraction: float = typer.Option(T.drill_fraction, min=0.0, max=0.9, help="Share of the task rows replaced by recall "
                                                                              "drill rows (many needles, several questions; >= 512 bytes)."),
     copy_len: int = typer.Option(T.copy_len, min=64, help="Length of the first phase's copy rows (bytes)."),
@@ -385,9 +387,11 @@ def train(
     from longctx.evals.train import train_curriculum, train_table
 
     console = Console(stderr=True)
-    cfg = TrainConfig(size, tuple(t.strip() for t in tasks.split(",") if t.strip()), seq_len, rows, steps, batch, lr,
-                      warmup, answer_weight, lm_fraction, copy_fraction, drill_fraction, copy_len, copy_steps,
-                      length_steps, pose_span, seed, save_every, compiled, init)
+    cfg = TrainConfig(size=size, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), seq_len=seq_len, rows=rows,
+                      steps=steps, batch=batch, lr=lr, warmup=warmup, answer_weight=answer_weight, lm_fraction=lm_fraction,
+                      copy_fraction=copy_fraction, copy_spans=copy_spans, drill_fraction=drill_fraction, copy_len=copy_len,
+                      copy_steps=copy_steps, length_steps=length_steps, pose_span=pose_span, seed=seed,
+                      save_every=save_every, compiled=compiled, init=init)
     archs = [a.strip() for a in arch.split(",") if a.strip()]
     result = train_curriculum(archs, cfg, out, device, progress, stop_after, console)
     console.print(train_table(result))

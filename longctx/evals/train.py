@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from longctx.evals.errors import EvalError
+from longctx.evals.train_copy import SPANS, copy_row
 from longctx.evals.train_drill import drill_row
 from longctx.models.base import Request
 from longctx.tasks.cache import generate_samples
@@ -90,37 +91,29 @@ def cached(path: Path, build: Callable[[], TrainData]) -> TrainData:
     return data
 
 
-def copy_row(text: bytes, width: int, rng: random.Random) -> bytes:
-    """A window of essay text in which a span reappears later: ``A B A C`` (A of 16 to width/2 bytes).
-    Predicting the repeat needs the look-up-and-copy circuit that retrieval needs, and it trains it on
-    hundreds of tokens a row instead of an answer's few."""
-    span = rng.randrange(16, width // 2)
-    a, b, c = (rng.randrange(0, len(text) - width) for _ in range(3))
-    gap = rng.randrange(0, width - 2 * span)
-    row = text[a:a + span] + text[b:b + gap] + text[a:a + span] + text[c:c + width]
-    return row[:width]
-
-
-def build_copy_data(width: int, rows: int, seed: int) -> TrainData:
-    """``rows`` copy rows of ``width + 1`` bytes, every byte a target: the curriculum's first phase."""
+def build_copy_data(width: int, rows: int, seed: int, spans: str = "essay") -> TrainData:
+    """``rows`` copy rows (``evals.train_copy``, spans of kind ``spans``) of ``width + 1`` bytes, every byte a
+    target: the curriculum's first phase."""
     import torch
 
     from longctx.models.zoo.trainer import TrainData
 
     text = essay_bytes(seed)
     rng = random.Random(f"copy|{seed}")
-    tokens = torch.stack([torch.frombuffer(bytearray(copy_row(text, width + 1, rng)), dtype=torch.uint8)
+    tokens = torch.stack([torch.frombuffer(bytearray(copy_row(spans, text, width + 1, rng)), dtype=torch.uint8)
                           for _ in range(rows)]).to(torch.int16)
-    recipe = {"tasks": [], "copy_rows": rows, "lm_text": f"essay_haystack(seed={seed})", "seq_len": width,
+    recipe = {"tasks": [], "copy_rows": rows, "copy_spans": spans, "lm_text": f"essay_haystack(seed={seed})", "seq_len": width,
               "split": "train", "seed": seed, "tokenizer": "byte"}
     return TrainData(tokens, torch.ones(tokens.shape, dtype=torch.float16), recipe)
 
 
 def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weight: float, lm_fraction: float,
-               console: Console, copy_fraction: float = 0.0, drill_fraction: float = 0.0) -> TrainData:
+               console: Console, copy_fraction: float = 0.0, drill_fraction: float = 0.0,
+               copy_spans: str = "essay") -> TrainData:
     """``rows`` training rows of ``seq_len + 1`` tokens: task samples (padded, pad weight 0), recall
     drill rows (``drill_fraction`` of the non-text rows; ``evals.train_drill``), windows of plain
-    essay text, and (``copy_fraction`` of those) essay windows with a repeated span."""
+    essay text, and (``copy_fraction`` of those) copy rows with spans of kind ``copy_spans``
+    (``evals.train_copy``)."""
     import torch
 
     from longctx.models.zoo.trainer import TrainData
@@ -152,14 +145,15 @@ def build_data(tasks: list[str], seq_len: int, rows: int, seed: int, answer_weig
     n_copy = int(n_lm * copy_fraction)
     for j in range(n_lm):
         if j < n_copy:
-            row = copy_row(text, width, rng)
+            row = copy_row(copy_spans, text, width, rng)
         else:
             a = rng.randrange(0, len(text) - width)
             row = text[a:a + width]
         tokens[i] = torch.frombuffer(bytearray(row), dtype=torch.uint8).to(torch.int16)
         weights[i] = 1.0
         i += 1
-    recipe = {"tasks": tasks, "samples_per_task": per_task, "drill_rows": n_drill, "lm_rows": n_lm, "copy_rows": n_copy, "lm_text": f"essay_haystack(seed={seed})",
+    recipe = {"tasks": tasks, "samples_per_task": per_task, "drill_rows": n_drill, "lm_rows": n_lm, "copy_rows": n_copy,
+              **({"copy_spans": copy_spans} if copy_spans != "essay" else {}), "lm_text": f"essay_haystack(seed={seed})",
               "seq_len": seq_len, "split": "train", "seed": seed, "tokenizer": "byte", "answer_weight": answer_weight}
     return TrainData(tokens, weights, recipe)
 
@@ -179,6 +173,7 @@ class TrainConfig:
     answer_weight: float = 20.0         # loss weight of answer tokens (text tokens weigh 1)
     lm_fraction: float = 0.2            # share of rows that are plain text
     copy_fraction: float = 0.0          # share of the text rows that repeat a span
+    copy_spans: str = "essay"           # what copy rows repeat: essay text or random characters (evals.train_copy)
     drill_fraction: float = 0.0         # share of the task rows replaced by recall drill rows
     copy_len: int = 256                 # length of the copy phase's rows (bytes)
     copy_steps: int = 0                 # steps of the first phase on copy rows only (batch x2); 0 = none
@@ -203,10 +198,11 @@ def task_data(cfg: TrainConfig, out: Path, console: Console) -> TrainData:
     """The task phase's rows for ``cfg``, built once and cached in ``out`` under a key of what shapes them
     (build it before starting several training processes on the same ``out``)."""
     key = hashlib.sha256(json.dumps([list(cfg.tasks), cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction,
-                                     cfg.copy_fraction, cfg.drill_fraction]).encode()).hexdigest()[:12]
+                                     cfg.copy_fraction, cfg.drill_fraction]
+                                    + ([cfg.copy_spans] if cfg.copy_spans != "essay" else [])).encode()).hexdigest()[:12]
     return cached(out / f"data-{key}.safetensors",
                   lambda: build_data(list(cfg.tasks), cfg.seq_len, cfg.rows, cfg.seed, cfg.answer_weight, cfg.lm_fraction,
-                                     console, cfg.copy_fraction, cfg.drill_fraction))
+                                     console, cfg.copy_fraction, cfg.drill_fraction, cfg.copy_spans))
 
 
 def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Path = Path("runs"),
@@ -233,14 +229,17 @@ def train_curriculum(archs: list[str], cfg: TrainConfig = TrainConfig(), out: Pa
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
         raise EvalError(f"unknown training task(s) {', '.join(unknown) or '(none given)'}; `evals tasks` lists them")
+    if cfg.copy_spans not in SPANS:
+        raise EvalError(f"unknown --copy-spans {cfg.copy_spans!r}; choose one of {', '.join(SPANS)}")
     if cfg.drill_fraction and cfg.seq_len < 512:
         raise EvalError(f"--drill-fraction needs --seq-len of 512 bytes or more (a drill row holds questions and answers); got {cfg.seq_len}")
     data = task_data(cfg, out, console)
     copy_data = None
     if cfg.copy_steps:
         copy_recipe = replace(recipe, steps=cfg.copy_steps, batch=2 * cfg.batch, warmup=min(cfg.warmup, cfg.copy_steps))
-        copy_data = cached(out / f"copy-{cfg.copy_len}-{cfg.rows * 2}-{cfg.seed}.safetensors",
-                           lambda: build_copy_data(cfg.copy_len, 2 * cfg.rows, cfg.seed))
+        kind = "" if cfg.copy_spans == "essay" else f"-{cfg.copy_spans}"
+        copy_data = cached(out / f"copy-{cfg.copy_len}-{cfg.rows * 2}-{cfg.seed}{kind}.safetensors",
+                           lambda: build_copy_data(cfg.copy_len, 2 * cfg.rows, cfg.seed, cfg.copy_spans))
     stop_at = time.time() + stop_after if stop_after is not None else None
     result = TrainResult()
     compiled = cfg.compiled
