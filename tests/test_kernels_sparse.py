@@ -134,6 +134,11 @@ SSA = [
     pytest.param(1, 4, 2, 300, 64, 16, dict(topk=2, beam=3, fanout=2, local=1, top_cap=4, top_beam=3, exact=5,
                                                                                  trunc=1.0, trunc_from=1),
                  id="B1-H4-Hkv2-T300-bs16-exact5-trunc_from1"),
+    pytest.param(1, 3, 1, 333, 64, 16, dict(topk=2, beam=3, fanout=2, local=1, top_cap=5, top_beam=4, exact=4,
+                                            trunc=(1.0, 1.25, 1.5, 2.0), qnorm=True),
+                 id="B1-H3-Hkv1-T333-bs16-exact4-trunc_per_level-qnorm"),
+    pytest.param(2, 2, 2, 190, 32, 32, dict(topk=2, beam=2, fanout=3, local=2, top_cap=2, trunc=(0.0, 1.5), qnorm=True),
+                 id="B2-H2-Hkv2-T190-D32-bs32-trunc_leaves0-qnorm"),
 ]
 
 
@@ -237,6 +242,9 @@ def test_hyper_is_causal():
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, top_beam=0), "top_beam"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=4, exact=3), "exact"),
     (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc_from=0), "trunc_from"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc=(1.0, -1.0)), "trunc"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, trunc=()), "trunc"),
+    (lambda q, k, v, qi, ki, w: ssa_select(q, k, 16, topk=2, qnorm=1), "qnorm"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 16, n_samples=41), "n_samples=41 is larger"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k, v, 24, n_samples=8), "block_size"),
     (lambda q, k, v, qi, ki, w: hyper_attention(q, k.double(), v, 16, n_samples=8), "k must be float"),

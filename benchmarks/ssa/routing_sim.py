@@ -39,14 +39,15 @@ def plant(n: int, D: int, needles: int, strength: float, dists: list[int], gen: 
     return q, k, torch.tensor(qbs), torch.tensor(keys)
 
 
-def route(q, k, qbs, keys, beams: list[int], top_cap: int = 256, bases: int = 2, trunc: float = 1.5,
-          topk: int = 16, rot: torch.Tensor | None = None, exact: int = 0, leaf_bases: bool = False,
-          trunc_from: int = 2):
+def route(q, k, qbs, keys, beams: list[int], top_cap: int = 256, bases: int = 2,
+          trunc: float | list[float] = 1.5, topk: int = 16, rot: torch.Tensor | None = None, exact: int = 0,
+          leaf_bases: bool = False, trunc_from: int = 2, qnorm: bool = False):
     """Beam search for the needle blocks only -> (found [N] bool, level that lost each needle [N], -1 if found).
 
     beams: the number kept per level from the top (top level first), leaves excluded. ``exact`` > 0: of the
     leaf candidates, the ``exact`` best by bound are rescored by their exact max q.k over the block, and
-    the ``topk`` best of those are kept (a second pass)."""
+    the ``topk`` best of those are kept (a second pass). ``trunc`` (a number or per-level list, leaves first),
+    ``trunc_from`` and ``qnorm`` as in ``ssa_select``."""
     n, D = k.shape
     rot = reference.basis(D, bases, torch.float32) if rot is None else rot
     levels = _hierarchy((k @ rot)[None, None], BS, FANOUT, top_cap, torch.float32)
@@ -62,8 +63,8 @@ def route(q, k, qbs, keys, beams: list[int], top_cap: int = 256, bases: int = 2,
     lost = torch.full((N,), -1)
     L = len(levels)
     for lvl in range(L - 1, -1, -1):
-        cut = trunc if lvl >= trunc_from else 0.0
-        s = _scores_torch(qt, row_ok, levels[lvl], cand, cut)
+        cut = reference.level_rule(lvl, D, bases, trunc, trunc_from)[1]
+        s = _scores_torch(qt, row_ok, levels[lvl], cand, cut, qnorm)
         ok = (cand >= 0) & (cand * FANOUT**lvl <= qb)
         if lvl == 0:
             ok &= (cand != 0) & (cand <= qb - LOCAL)
@@ -102,28 +103,31 @@ def main() -> None:
     ap.add_argument("--beams", default="96,64,64,64")
     ap.add_argument("--top-cap", type=int, default=256)
     ap.add_argument("--bases", type=int, default=2)
-    ap.add_argument("--trunc", type=float, default=1.5)
+    ap.add_argument("--trunc", default="1.5", help="a number, or per level from the leaves up (the last repeats)")
     ap.add_argument("--exact", type=int, default=0)
     ap.add_argument("--topk", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--leaf-bases", action="store_true", help="score the leaves in every basis too")
-    ap.add_argument("--trunc-from", type=int, default=2, help="lowest level with query truncation")
+    ap.add_argument("--trunc-from", type=int, default=2, help="lowest level with query truncation (a number --trunc)")
+    ap.add_argument("--qnorm", action="store_true", help="scale each query to unit norm before the max over queries")
     a = ap.parse_args()
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(a.seed)
     dists = [d for d in (100, 1000, 10000, 100000, a.n // 2) if d < a.n - 2 * BS]
     beams = [int(b) for b in a.beams.split(",")]
+    trunc = [float(t) for t in a.trunc.split(",")]
+    trunc = trunc[0] if len(trunc) == 1 else trunc
     found, lost = [], []
     for _ in range(a.rounds):
         q, k, qbs, keys = plant(a.n, 128, a.needles, a.strength, dists, gen)
-        f, lo, L = route(q, k, qbs, keys, beams, a.top_cap, a.bases, a.trunc, topk=a.topk, exact=a.exact,
-                         leaf_bases=a.leaf_bases, trunc_from=a.trunc_from)
+        f, lo, L = route(q, k, qbs, keys, beams, a.top_cap, a.bases, trunc, topk=a.topk, exact=a.exact,
+                         leaf_bases=a.leaf_bases, trunc_from=a.trunc_from, qnorm=a.qnorm)
         found.append(f)
         lost.append(lo)
     f, lo = torch.cat(found), torch.cat(lost)
     per_d = f.view(a.rounds, len(dists), -1).float().mean((0, 2))
     hist = {lvl: int((lo == lvl).sum()) for lvl in range(L)}
-    print(f"n={a.n} s={a.strength} beams={a.beams} bases={a.bases} trunc={a.trunc} topk={a.topk} exact={a.exact} leaf_bases={a.leaf_bases} trunc_from={a.trunc_from} levels={L}: "
+    print(f"n={a.n} s={a.strength} beams={a.beams} bases={a.bases} trunc={a.trunc} topk={a.topk} exact={a.exact} leaf_bases={a.leaf_bases} trunc_from={a.trunc_from} qnorm={a.qnorm} levels={L}: "
           f"recall {f.float().mean():.4f} per d {[round(x, 3) for x in per_d.tolist()]} misses by level {hist}")
 
 

@@ -1,20 +1,22 @@
 """One device call: needle recall against strength for dense, SSA settings and the other query-key kernels,
 and SSA's speed against SDPA flash and cuDNN in the same run.
 
-1. Check: the Triton selection with the leaf rescoring pass (``exact``) equals the PyTorch path (fp32, 16K).
+1. Check: the Triton selection equals the PyTorch path (fp32, 16K), with the leaf rescoring pass (``exact``)
+   and with per-level truncation and ``qnorm``.
 2. Timings (B=1, H=8, H_kv=8, D=128, bf16; ``evals bench``'s ``time_call``): every SSA setting at 128K,
    256K, 512K, 1M (fitted exponent over those), SDPA flash and cuDNN at 128K and 1M.
 3. Probe (``evals probe``'s ``run_probe``): strengths 1, 1.25, 1.5, 1.75, 2; distances 100, 1K, 10K, 100K,
    n/2; 16 needles per head per distance (128 per point); flash_dense and every SSA setting at 128K and 1M,
    then dsa, hyper, flash_window, performer at 128K and at 1M while time is left.
-Writes sweep.json under argv[1] (else $OUT) after every step; prints a short table last.
-Run from the repo root: ``python -m benchmarks.ssa.strength_sweep $OUT``.
+Writes sweep.json under argv[1] (else $OUT) after every step; prints a short table last. ``--settings a,b``
+runs only those SSA settings. CPU dry run: ``SWEEP_SMALL=1 TRITON_INTERPRET=1``.
+Run from the repo root: ``python -m benchmarks.ssa.strength_sweep $OUT --settings ssa,ssa_q``.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -40,6 +42,10 @@ SETTINGS = {  # name -> ssa_select keywords beyond block_size 64 and topk 16
     "ssa_k8_x16": {"topk": 8, "exact": 16},
     "ssa_t1_x32": {"trunc": 2.0, "trunc_from": 1, "exact": 32},
     "ssa_b128_t1_x32": {"beam": 128, "trunc": 2.0, "trunc_from": 1, "exact": 32},
+    # per-level truncation (leaves, 256, 1K, 4K keys) and unit-norm queries before the max over the block
+    "ssa_q": {"trunc": (1.5, 1.75, 2.0, 2.25), "qnorm": True},
+    "ssa_q_x32": {"trunc": (1.5, 1.75, 2.0, 2.25), "qnorm": True, "exact": 32},
+    "ssa_q_c512": {"trunc": (1.5, 1.75, 2.0, 2.25), "qnorm": True, "top_cap": 512},
 }
 OTHERS = ["dsa", "hyper", "flash_window", "performer"]
 STOP_AT = float(os.environ.get("SWEEP_SECONDS", "250"))  # no new step after this many seconds
@@ -54,11 +60,12 @@ def ssa_fn(kw: dict):
     return lambda q, k, v: block_sparse_attention(q, k, v, ssa_mod.ssa_select(q, k, 64, **kw), 64)
 
 
-def check_exact() -> dict:
+def check_triton(**kw) -> dict:
+    """Triton selection against the PyTorch path on fp32 inputs of CHECK_T tokens -> counts of equal query blocks."""
     g = torch.Generator(device=DEV).manual_seed(1)
     q = torch.randn(1, 4, CHECK_T, 128, device=DEV, generator=g)
     k = torch.randn(1, 2, CHECK_T, 128, device=DEV, generator=g)
-    kw = dict(top_cap=16, top_beam=12, exact=32)
+    kw = dict(top_cap=16, top_beam=12, **kw)
     got = ssa_mod.ssa_select(q, k, **kw)
     real = ssa_mod.use_triton
     ssa_mod.use_triton = lambda t: False
@@ -117,12 +124,15 @@ def save(res: dict, out: Path) -> None:
     (out / "sweep.json").write_text(json.dumps(res, indent=1))
 
 
-def main(out: Path) -> None:
+def main(out: Path, names: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    for name in [n for n in SETTINGS if n not in names]:
+        del SETTINGS[name]
     res = {"kind": "strength_sweep", "shape": SHAPE, "dtype": str(DT), "strengths": STRENGTHS, "settings": SETTINGS,
            "checks": {}, "ms": {}, "exponent": {}, "probe": [], "reference": {}}
-    res["checks"]["exact_16K"] = check_exact()
+    res["checks"]["exact_16K"] = check_triton(exact=32)
+    res["checks"]["qnorm_16K"] = check_triton(exact=32, trunc=(1.5, 1.75, 2.0, 2.25), qnorm=True)
     print("check", res["checks"], flush=True)
     timings(res, t0)
     save(res, out)
@@ -152,4 +162,12 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OUT", "/tmp/sweep_out")))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default=os.environ.get("OUT", "/tmp/sweep_out"))
+    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names from SETTINGS")
+    a = ap.parse_args()
+    names = a.settings.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        ap.error(f"unknown settings {unknown}; known: {list(SETTINGS)}")
+    main(Path(a.out), names)

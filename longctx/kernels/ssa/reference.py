@@ -9,11 +9,12 @@ min of their minima. For a query q, ``sum_c max(q_c * kmin_c, q_c * kmax_c)`` is
 strongly matching key is never under-scored. ``level_rule`` says which channels each level scores: the
 leaves the identity basis only; from two levels above the leaves up, a query drops its channels below
 ``trunc`` times its RMS (there a small channel adds only the noise of random keys' extremes, and the
-bound is one on the truncated query's product). A node's score is that bound minus a per-query,
+bound is one on the truncated query's product); a sequence ``trunc`` gives each level its own threshold. A node's score is that bound minus a per-query,
 per-level offset (the bound of the level's mean extremes, ``q+ . mean(kmax) + q- . mean(kmin)``),
 maximised over the queries of the block:
 the offset leaves each query's ranking of nodes unchanged and stops a large-norm query from dominating
-the max. Each query block scores the top level, keeps the ``top_beam`` best (None: ``beam``), scores their
+the max. With ``qnorm`` each query's centred bound is also divided by the norm of its (truncated) query
+over the level's channels, so every query's score has the same noise scale before the max. Each query block scores the top level, keeps the ``top_beam`` best (None: ``beam``), scores their
 children, keeps the ``beam`` best, and so on down to the leaf key blocks, where it keeps the ``topk`` best
 (with ``exact`` > 0: of the ``exact`` best by bound, the ``topk`` best by the exact max of q . k over the two
 blocks). The first block and the ``local`` most recent blocks are always kept and never counted in the top-k. Same output format as ``kernels.ssa.ssa_select``.
@@ -34,10 +35,14 @@ def basis(D: int, bases: int, dtype: torch.dtype = torch.float64, device=None) -
     return torch.cat(mats, 1).to(dtype=dtype, device=device)
 
 
-def level_rule(lvl: int, D: int, bases: int, trunc: float, trunc_from: int = 2) -> tuple[int, float]:
+def level_rule(lvl: int, D: int, bases: int, trunc: float | tuple[float, ...],
+               trunc_from: int = 2) -> tuple[int, float]:
     """Level lvl (0 = leaves) -> (channels it scores, query truncation): the leaves score the identity basis
-    only (D channels), the levels above all ``bases * D``; levels >= ``trunc_from`` (at least 1) drop each
-    query channel whose magnitude is below ``trunc`` times the query's RMS (0: none)."""
+    only (D channels), the levels above all ``bases * D``; a number ``trunc``: levels >= ``trunc_from`` (at
+    least 1) drop each query channel whose magnitude is below ``trunc`` times the query's RMS (0: none); a
+    sequence: level lvl uses ``trunc[lvl]`` (the last entry for the levels above it) and ``trunc_from`` is unused."""
+    if isinstance(trunc, (tuple, list)):
+        return (D if lvl == 0 else bases * D), float(trunc[min(lvl, len(trunc) - 1)])
     return (D if lvl == 0 else bases * D), (trunc if lvl >= max(1, trunc_from) else 0.0)
 
 
@@ -65,16 +70,21 @@ def hierarchy_ref(k: torch.Tensor, block_size: int, fanout: int, top_cap: int,
 
 
 def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: torch.Tensor,
-               level_lo: torch.Tensor) -> float:
-    """qs: [M, C] queries; hi, lo: [C] a node's bounds; level_*: [n_l, C] its level -> max over queries of bound - offset."""
+               level_lo: torch.Tensor, qnorm: bool = False) -> float:
+    """qs: [M, C] queries; hi, lo: [C] a node's bounds; level_*: [n_l, C] its level -> max over queries of
+    bound - offset (with qnorm: divided by each query's norm)."""
     bound = torch.maximum(qs * hi, qs * lo).sum(1)
     offset = (qs.clamp(min=0) * level_hi.mean(0)).sum(1) + (qs.clamp(max=0) * level_lo.mean(0)).sum(1)
-    return (bound - offset).max().item()
+    score = bound - offset
+    if qnorm:
+        score = score / qs.norm(dim=1).clamp_min(1e-20)
+    return score.max().item()
 
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
+               trunc: float | tuple[float, ...] = 1.5, exact: int = 0, trunc_from: int = 2,
+               qnorm: bool = False) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, D = q.shape
     rot = basis(D, bases)
@@ -95,7 +105,7 @@ def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
                     hi, lo = levels[lvl][0][:, :width], levels[lvl][1][:, :width]
                     ql = truncate(qs[:, :width], cut)
                     ok = [c for c in cand if c * span <= qb and (lvl > 0 or c not in keep)]
-                    scores = {c: node_score(ql, hi[c], lo[c], hi, lo) for c in ok}
+                    scores = {c: node_score(ql, hi[c], lo[c], hi, lo, qnorm) for c in ok}
                     keep_n = topk if lvl == 0 else beam if lvl < len(levels) - 1 or top_beam is None else top_beam
                     best = sorted(ok, key=lambda c: -scores[c])
                     if lvl == 0 and exact:

@@ -12,9 +12,12 @@ second, independent set of such channels, so it is far less often hidden among t
 of random keys. The leaves score the identity basis only (64 keys: one is seldom hidden there). From two
 levels above the leaves up (``trunc_from``; default 2: nodes of fanout^2 blocks and more), each query drops its channels below
 ``trunc`` times its RMS: a small channel adds only the noise of the random keys' extremes there (the
-bound is then one on the truncated query's product). Why and how much: kernels/ssa/README.md. Each
+bound is then one on the truncated query's product); a sequence ``trunc`` sets the threshold of every level,
+leaves first (the last entry for the levels above). Why and how much: kernels/ssa/README.md. Each
 level's bounds are centred by that level's mean bounds (a per-query offset: rankings per query are
-unchanged), and a node's score is the max over the query block's queries. Each query block scores every
+unchanged), and a node's score is the max over the query block's queries; with ``qnorm`` each query's
+centred bound is first divided by the norm of its (truncated) query over the level's channels, so every query
+enters the max with the same noise scale (a query with many large channels no longer wins it by its noise). Each query block scores every
 top node, keeps the ``top_beam`` best (None: ``beam``), scores only their children, keeps the ``beam``
 best, and so on down to the leaves, where it keeps ``topk`` key blocks. With ``exact`` > 0 the leaves get a
 second pass: the ``exact`` best leaf candidates by bound are rescored by their exact ``max q . k`` over the
@@ -44,7 +47,8 @@ _bound_scores, _exact_scores = lazy_names("longctx.kernels.ssa.triton_score", "_
 
 
 def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: int, top_cap: int,
-           top_beam: int | None, bases: int, trunc: float, exact: int = 0, trunc_from: int = 2) -> None:
+           top_beam: int | None, bases: int, trunc: float | tuple[float, ...], exact: int = 0,
+           trunc_from: int = 2, qnorm: bool = False) -> None:
     for name, val in (("block_size", block_size), ("topk", topk), ("beam", beam), ("fanout", fanout),
                       ("top_cap", top_cap), ("top_beam", beam if top_beam is None else top_beam)):
         if not isinstance(val, int) or val <= 0:
@@ -55,8 +59,11 @@ def _check(T: int, block_size: int, topk: int, beam: int, fanout: int, local: in
         raise ValueError(f"local must be an int >= 1 (the diagonal block), got {local!r}")
     if bases not in (1, 2):
         raise ValueError(f"bases must be 1 (identity) or 2 (identity and Hadamard), got {bases!r}")
-    if not isinstance(trunc, (int, float)) or isinstance(trunc, bool) or not 0 <= trunc < 100:
-        raise ValueError(f"trunc must be a number in [0, 100), got {trunc!r}")
+    cuts = list(trunc) if isinstance(trunc, (tuple, list)) and trunc else [trunc]
+    if any(not isinstance(c, (int, float)) or isinstance(c, bool) or not 0 <= c < 100 for c in cuts):
+        raise ValueError(f"trunc must be a number in [0, 100) or a non-empty sequence of them, got {trunc!r}")
+    if not isinstance(qnorm, bool):
+        raise ValueError(f"qnorm must be a bool, got {qnorm!r}")
     if not isinstance(trunc_from, int) or isinstance(trunc_from, bool) or trunc_from < 1:
         raise ValueError(f"trunc_from must be an int >= 1 (the leaves are never truncated), got {trunc_from!r}")
     if fanout < 2:
@@ -91,12 +98,15 @@ def _hierarchy(k: torch.Tensor, block_size: int, fanout: int, top_cap: int, dt: 
 
 
 def _scores_torch(qt: torch.Tensor, row_ok: torch.Tensor, table: torch.Tensor, cand: torch.Tensor,
-                  trunc: float) -> torch.Tensor:
+                  trunc: float, qnorm: bool = False) -> torch.Tensor:
     """qt: [B, H, nQB, M, >= W]; table: [B, H_kv, n_l, 2W]; cand: [B, H, nQB, C] (-1 unused) -> float32 [B, H, nQB, C].
 
-    Scores the first W = table.shape[-1] // 2 channels of the queries, truncated as ``reference.truncate``."""
+    Scores the first W = table.shape[-1] // 2 channels of the queries, truncated as ``reference.truncate``
+    (with qnorm: each query scaled to unit norm over them first)."""
     D = table.shape[-1] // 2
     qt = reference.truncate(qt[..., :D], trunc)
+    if qnorm:
+        qt = qt / qt.float().norm(dim=-1, keepdim=True).clamp_min(1e-20).to(qt.dtype)
     B, H, nqb = qt.shape[:3]
     table = table.repeat_interleave(H // table.shape[1], 1)
     rows = table.gather(2, cand.clamp_min(0).reshape(B, H, -1, 1).expand(-1, -1, -1, 2 * D))
@@ -139,7 +149,7 @@ def _exact_triton(q: torch.Tensor, k: torch.Tensor, cand: torch.Tensor, block_si
 
 
 def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, block_size: int,
-                   trunc: float) -> torch.Tensor:
+                   trunc: float, qnorm: bool = False) -> torch.Tensor:
     """q: [B, H, T, >= W]; table: [B, H_kv, n_l, 2W]; cand: int32 [B, H, nQB, C] -> float32 [B, H, nQB, C]."""
     B, H, T = q.shape[:3]
     D = table.shape[-1] // 2
@@ -148,7 +158,7 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
     _bound_scores[(nqb, B * H)](q, table, cand, out, q.stride(0), q.stride(1), q.stride(2), table.stride(0),
                                 table.stride(1), table.stride(2), cand.stride(0), cand.stride(1), cand.stride(2),
                                 out.stride(0), out.stride(1), out.stride(2), H, H // table.shape[1], T,
-                                NC=nc, HEAD_D=D, BLOCK_M=block_size, BLOCK_C=16 if interpreting() else 32, TRUNC=float(trunc),
+                                NC=nc, HEAD_D=D, BLOCK_M=block_size, BLOCK_C=16 if interpreting() else 32, TRUNC=float(trunc), QNORM=qnorm,
                                 # float32 inputs score in full fp32 (not tf32), so selection matches the reference
                                 PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
                                 num_warps=8 if D >= 256 else 4, num_stages=2)
@@ -157,14 +167,15 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
 
 def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
+               trunc: float | tuple[float, ...] = 1.5, exact: int = 0, trunc_from: int = 2,
+               qnorm: bool = False) -> torch.Tensor:
     """Key blocks per query block, found by a top-down beam search over per-channel key bounds in ``bases`` bases.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
     block ids ascending, -1 padded. ``idx = ssa_select(q, k, block_size=64, topk=16)``
     """
     B, H, _, T, D = check_qkv(q, k, k)
-    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
+    _check(T, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from, qnorm)
     nqb = -(-T // block_size)
     dt = torch.float32 if q.dtype == torch.float32 else q.dtype
     rot = reference.basis(D, bases, dt, q.device)
@@ -184,9 +195,9 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
     for lvl in range(len(levels) - 1, -1, -1):
         cut = reference.level_rule(lvl, D, bases, trunc, trunc_from)[1]
         if triton_path:
-            s = _scores_triton(q, levels[lvl], cand.to(torch.int32).contiguous(), block_size, cut)
+            s = _scores_triton(q, levels[lvl], cand.to(torch.int32).contiguous(), block_size, cut, qnorm)
         else:
-            s = _scores_torch(qt, row_ok, levels[lvl], cand, cut)
+            s = _scores_torch(qt, row_ok, levels[lvl], cand, cut, qnorm)
         ok = (cand >= 0) & (cand * fanout**lvl <= qb)
         if lvl == 0:
             ok &= (cand != 0) & (cand <= qb - local)
@@ -220,16 +231,19 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
                   beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96,
-                  bases: int = 2, trunc: float = 1.5, exact: int = 0, trunc_from: int = 2) -> torch.Tensor:
+                  bases: int = 2, trunc: float | tuple[float, ...] = 1.5, exact: int = 0, trunc_from: int = 2,
+                  qnorm: bool = False) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
     """
     check_qkv(q, k, v)
-    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
+    _check(q.shape[2], block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from,
+           qnorm)
     if not use_triton(q):
         return reference.ssa_ref(q, k, v, block_size, topk=topk, beam=beam, fanout=fanout, local=local,
                                  top_cap=top_cap, top_beam=top_beam, bases=bases, trunc=trunc, exact=exact,
-                                 trunc_from=trunc_from)
-    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from)
+                                 trunc_from=trunc_from, qnorm=qnorm)
+    idx = ssa_select(q, k, block_size, topk, beam, fanout, local, top_cap, top_beam, bases, trunc, exact, trunc_from,
+                     qnorm)
     return block_sparse_attention(q, k, v, idx, block_size)

@@ -1,7 +1,8 @@
 """Triton kernel for one level of SSA's top-down search: bound scores of listed nodes for a query block.
 
 ``_bound_scores``: one program per (query block, batch * head). It loads the first HEAD_D channels of the
-block's queries once, optionally zeroes each query's channels below TRUNC times its RMS over them, splits
+block's queries once, optionally zeroes each query's channels below TRUNC times its RMS over them (and with
+QNORM scales each query to unit norm over them), splits
 them into positive and negative parts, and walks the block's candidate node list in tiles of BLOCK_C:
 gathers each node's centred per-channel bounds ``[kmax - mean kmax | kmin - mean kmin]`` (a row of 2D),
 scores ``q+ . kmax' + q- . kmin'`` with two small matmuls, and keeps the max over the block's queries.
@@ -20,7 +21,7 @@ import triton.language as tl
 def _bound_scores(Q, S, CAND, OUT, stride_qb, stride_qh, stride_qt, stride_sb, stride_sh, stride_sn,
                   stride_cb, stride_ch, stride_cq, stride_ob, stride_oh, stride_oq, H, GROUP, T,
                   NC: tl.constexpr, HEAD_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
-                  TRUNC: tl.constexpr, PRECISION: tl.constexpr):
+                  TRUNC: tl.constexpr, QNORM: tl.constexpr, PRECISION: tl.constexpr):
     qb = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -36,6 +37,10 @@ def _bound_scores(Q, S, CAND, OUT, stride_qb, stride_qh, stride_qt, stride_sb, s
         qf = q.to(tl.float32)
         thr = TRUNC * tl.sqrt(tl.sum(qf * qf, 1) / HEAD_D)
         q = tl.where(tl.abs(qf) >= thr[:, None], q, tl.zeros_like(q))
+    if QNORM:  # unit norm per query: every query's score has the same noise scale before the max
+        qf = q.to(tl.float32)
+        nrm = tl.maximum(tl.sqrt(tl.sum(qf * qf, 1)), 1e-20)
+        q = (qf / nrm[:, None]).to(q.dtype)
     q_pos = tl.maximum(q, 0.0).to(q.dtype)
     q_neg = tl.minimum(q, 0.0).to(q.dtype)
     s_base = S + b * stride_sb + hk * stride_sh
