@@ -3,11 +3,13 @@
 - ``floor``: the answer loss of a model that knows the answer's format but not the needle's value
   (ln 9 + 6 ln 10 per 7-digit number, 30 ln 16 + ln 4 per uuid, 0 for every other answer byte), averaged
   over the answer tokens of the task phase's data mix (``evals.train.build_data`` with make.py's mix);
-- ``copy``: each shipped checkpoint's cross-entropy on a 64-byte essay span and on its repeat 100 bytes
-  later: a model that learned to copy in context predicts the repeat far better than the first copy.
+- ``copy``: each shipped checkpoint's cross-entropy on a 64-byte span (essay text, or with ``--spans random``
+  random letters and digits, ln 36 = 3.58 nats a byte to a model that knows only the alphabet) and on its
+  repeat 100 bytes later: a model that learned to copy in context predicts the repeat far better than the
+  first copy.
 
     python -m benchmarks.zoo.recall_diagnosis floor --rows 280
-    python -m benchmarks.zoo.recall_diagnosis copy --arch dense,mamba2,linear,swa
+    python -m benchmarks.zoo.recall_diagnosis copy --arch dense,mamba2,linear,swa [--spans random]
 """
 from __future__ import annotations
 
@@ -59,8 +61,9 @@ def floor(rows: int) -> None:
 
 
 @torch.no_grad()
-def copy(archs: list[str], n: int = 16) -> None:
+def copy(archs: list[str], spans: str, n: int = 16) -> None:
     from longctx.evals.train import essay_bytes
+    from longctx.evals.train_copy import ALPHABET
     from longctx.models.zoo import checkpoint
     from longctx.models.zoo.model import CHECKPOINTS
     from longctx.models.zoo.trunk import BOS
@@ -68,7 +71,7 @@ def copy(archs: list[str], n: int = 16) -> None:
     text, rng, rows = essay_bytes(0), random.Random(5), []
     for _ in range(n):
         a, b, c = (rng.randrange(0, len(text) - 600) for _ in range(3))
-        span = text[a:a + 64]
+        span = text[a:a + 64] if spans == "essay" else bytes(rng.choice(ALPHABET) for _ in range(64))
         rows.append([BOS, *(span + text[b:b + 100] + span + text[c:c + 200])[:364]])
     x = torch.tensor(rows)
     for arch in archs:
@@ -84,9 +87,10 @@ def main() -> None:
     p.add_argument("what", choices=["floor", "copy"])
     p.add_argument("--rows", type=int, default=280)
     p.add_argument("--arch", default="dense,mamba2,linear,swa")
+    p.add_argument("--spans", default="essay", choices=["essay", "random"], help="copy: what the repeated span is")
     a = p.parse_args()
     torch.set_num_threads(1)
-    floor(a.rows) if a.what == "floor" else copy(a.arch.split(","))
+    floor(a.rows) if a.what == "floor" else copy(a.arch.split(","), a.spans)
 
 
 if __name__ == "__main__":
