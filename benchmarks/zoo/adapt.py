@@ -80,7 +80,7 @@ def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: floa
             shutil.copy(work / arch / "loss.jsonl", ship / arch / "loss.jsonl")
             report["shipped"] = True
             spec = model_spec(arch, ship)
-            n = a.default_samples if arch == DEFAULT else a.samples
+            n = a.samples   # the same samples for every architecture: a board refuses cells of different sample sets
             t0 = time.time()
             run_eval(spec, RunConfig(EVAL_TASKS, a.ctxs, n, out=Path(a.results), use_cache=False, batch_size=a.eval_batch),
                      command=["benchmarks/zoo/adapt.py", "evals run", ",".join(EVAL_TASKS), f"-n {n}", spec])
@@ -143,8 +143,7 @@ def main() -> None:
     p.add_argument("--init", default=None, help="checkpoints to start from (default: a copy of the shipped ones)")
     p.add_argument("--ship", default=str(CHECKPOINTS), help="where the 8-bit copies go (ARCH/ subfolders)")
     p.add_argument("--ctxs", default="1024,2048,4096,8192")
-    p.add_argument("--samples", type=int, default=5)
-    p.add_argument("--default-samples", type=int, default=20, help=f"samples a cell for the default {DEFAULT}")
+    p.add_argument("--samples", type=int, default=10, help="samples a cell, the same for every architecture")
     p.add_argument("--eval-batch", type=int, default=1)
     p.add_argument("--long-ctx", type=int, default=131072, help=f"{DEFAULT}'s ruler group at this length, 1 sample (0: none)")
     p.add_argument("--long-s", type=float, default=60, help="seconds that must be left to start that")
@@ -166,7 +165,7 @@ def main() -> None:
     size = "small"
     if a.cpu_smoke:
         archs, size, a.steps, a.rows, a.batch, a.seq_len, a.ctxs = ["dense", DEFAULT], "tiny", 2, 24, 2, 1024, [1024]
-        a.samples, a.default_samples, a.long_ctx, a.ship = 1, 1, 2048, str(out / "ship")
+        a.samples, a.long_ctx, a.ship = 1, 2048, str(out / "ship")
         a.init = str(out / "tiny-init")
         train_curriculum(archs, TrainConfig(size="tiny", tasks=MAKE_TASKS[:1], seq_len=1024, rows=4, steps=1, batch=1,
                                             warmup=1), Path(a.init), "cpu", progress=False)
