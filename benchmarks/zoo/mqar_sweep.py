@@ -8,6 +8,8 @@ time, one process each, on one GPU; each writes ``OUT/ARCH-dWIDTH.json`` and the
 ``OUT/mqar_sweep.json`` and prints the table. From the repository root:
 
     python -m benchmarks.zoo.mqar_sweep --widths 64,128 --seq-len 256 --pairs 16 --steps 1500 --jobs 8 --compile --out /tmp/mqar
+    python -m benchmarks.zoo.mqar_sweep --lr 3e-4,1e-3,3e-3 --widths 64,128 --steps 20000 --jobs 8 --compile \
+        --stop-at $(( $(date +%s) + 540 )) --out /tmp/mqar-lr        # one of several calls, see below
     python -m benchmarks.zoo.mqar_sweep --arch dense,mamba2 --widths 64 --seq-len 64 --pairs 4 --steps 300 \
         --vocab 512 --device cpu --out /tmp/mqar-cpu        # a CPU smoke run
 """
@@ -101,14 +103,14 @@ def mqar_batch(step: int, batch: int, seq_len: int, pairs: int, vocab_size: int,
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def run_one(arch: str, width: int, a: argparse.Namespace) -> dict:
+def run_one(arch: str, width: int, lr: float, a: argparse.Namespace) -> dict:
     cfg = recall_config(arch, width, a.seq_len, a.vocab)
     start = time.time()
-    model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, a.lr,
+    model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, lr,
                               a.device, stop_at=a.stop_at, compiled=a.compile)
     test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
     return {"arch": arch, "d_model": width, "parameters": model.num_params(), "seq_len": a.seq_len,
-            "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": a.lr, "compiled": a.compile,
+            "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "compiled": a.compile,
             "accuracy": round(accuracy(model, test, a.device), 4), "final_loss": log[-1]["loss"],
             "seconds": round(time.time() - start, 1), "loss_log": log}
 
@@ -122,48 +124,58 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", default="1e-3", help="peak learning rate(s), comma-separated: each (arch, width) trains at "
+                                                  "each, and the table shows the best (recurrent models recall only in a "
+                                                  "narrow window of rates)")
     p.add_argument("--test", type=int, default=1000, help="held-out sequences scored")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
     p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:WIDTH, run by the parent
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:WIDTH:LR, run by the parent
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.one:
-        arch, width = a.one.split(":")
-        res = run_one(arch, int(width), a)
-        (a.out / f"{arch}-d{width}.json").write_text(json.dumps(res))
+        arch, width, lr = a.one.split(":")
+        res = run_one(arch, int(width), float(lr), a)
+        (a.out / f"{arch}-d{width}-lr{lr}.json").write_text(json.dumps(res))
         return
-    runs = [(arch, int(w)) for w in a.widths.split(",") for arch in a.arch.split(",")]
-    skip = ("one", "jobs", "arch", "widths") + (("stop_at",) if a.stop_at is None else ())
+    lrs = a.lr.split(",")
+    runs = [(arch, int(w), lr) for lr in lrs for w in a.widths.split(",") for arch in a.arch.split(",")]
+    skip = ("one", "jobs", "arch", "widths", "lr") + (("stop_at",) if a.stop_at is None else ())
     flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in vars(a).items()
              if k not in skip and v is not False]
 
-    def launch(run: tuple[str, int]) -> int:
-        arch, width = run
-        with (a.out / f"{arch}-d{width}.log").open("w") as log:
-            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.mqar_sweep", *flags, "--one", f"{arch}:{width}"],
+    def launch(run: tuple[str, int, str]) -> int:
+        arch, width, lr = run
+        with (a.out / f"{arch}-d{width}-lr{lr}.log").open("w") as log:
+            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.mqar_sweep", *flags, "--one", f"{arch}:{width}:{lr}"],
                                   stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
     start = time.time()
     with ThreadPoolExecutor(a.jobs) as pool:
         codes = list(pool.map(launch, runs))
-    results = [json.loads(f.read_text()) for arch, w in runs if (f := a.out / f"{arch}-d{w}.json").is_file()]
+    results = [json.loads(f.read_text()) for arch, w, lr in runs if (f := a.out / f"{arch}-d{w}-lr{lr}.json").is_file()]
     summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-               "wall_s": round(time.time() - start, 1), "failed": [f"{r[0]}-d{r[1]}" for r, c in zip(runs, codes) if c],
-               "runs": results}
+               "wall_s": round(time.time() - start, 1),
+               "failed": [f"{r[0]}-d{r[1]}-lr{r[2]}" for r, c in zip(runs, codes) if c], "runs": results}
     (a.out / "mqar_sweep.json").write_text(json.dumps(summary, indent=1))
     widths = sorted({r["d_model"] for r in results})
-    print(f"MQAR accuracy, seq {a.seq_len}, {a.pairs} pairs, {a.steps} steps x {a.batch}, lr {a.lr}")
-    print("arch".ljust(12) + "".join(f"d{w}".rjust(9) for w in widths))
+    print(f"MQAR accuracy, seq {a.seq_len}, {a.pairs} pairs, {a.steps} steps x {a.batch}, lr {a.lr}"
+          + (" (the best lr of each cell in brackets)" if len(lrs) > 1 else ""))
+    print("arch".ljust(12) + "".join(f"d{w}".rjust(18 if len(lrs) > 1 else 9) for w in widths))
     for arch in a.arch.split(","):
-        got = {r["d_model"]: r["accuracy"] for r in results if r["arch"] == arch}
-        cut = {r["d_model"] for r in results if r["arch"] == arch and r["steps"] < a.steps}   # stopped by --stop-at
-        print(arch.ljust(12) + "".join((f"{100 * got[w]:.1f}{'*' if w in cut else ''}" if w in got else "-").rjust(9)
-                                       for w in widths))
+        cells = []
+        for w in widths:
+            mine = [r for r in results if r["arch"] == arch and r["d_model"] == w]
+            if not mine:
+                cells.append("-")
+                continue
+            best = max(mine, key=lambda r: r["accuracy"])
+            cut = "*" if best["steps"] < a.steps else ""   # stopped by --stop-at
+            cells.append(f"{100 * best['accuracy']:.1f}{cut}" + (f" [{best['lr']:g}]" if len(lrs) > 1 else ""))
+        print(arch.ljust(12) + "".join(c.rjust(18 if len(lrs) > 1 else 9) for c in cells))
     print("failed:", summary["failed"] or "none", f"wall {summary['wall_s']} s; * = stopped early by --stop-at")
 
 
