@@ -24,11 +24,11 @@ from longctx.kernels.ssa import select as ssa_mod
 K16, K128, K1M = 16384, 131072, 1048576
 
 
-def check_select(T: int, **kw) -> dict:
+def check_select(T: int, device: str = "cuda", **kw) -> dict:
     """Query blocks whose Triton selection equals the PyTorch path's (fp32; ``kw`` to ``ssa_select``)."""
-    g = torch.Generator(device="cuda").manual_seed(1)
-    q = torch.randn(1, 4, T, 128, device="cuda", generator=g)
-    k = torch.randn(1, 2, T, 128, device="cuda", generator=g)
+    g = torch.Generator(device=device).manual_seed(1)
+    q = torch.randn(1, 4, T, 128, device=device, generator=g)
+    k = torch.randn(1, 2, T, 128, device=device, generator=g)
     got = ssa_mod.ssa_select(q, k, **kw)
     real = ssa_mod.use_triton
     ssa_mod.use_triton = lambda t: False

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.ssa.device_run_v3 import check_select
 from longctx.evals.bench import REFERENCE_CASES, fit_exponent, time_call
 from longctx.evals.probe import _kernels, run_probe
 from longctx.kernels.flash import block_sparse_attention
@@ -62,19 +63,7 @@ def ssa_fn(kw: dict):
 
 def check_triton(**kw) -> dict:
     """Triton selection against the PyTorch path on fp32 inputs of CHECK_T tokens -> counts of equal query blocks."""
-    g = torch.Generator(device=DEV).manual_seed(1)
-    q = torch.randn(1, 4, CHECK_T, 128, device=DEV, generator=g)
-    k = torch.randn(1, 2, CHECK_T, 128, device=DEV, generator=g)
-    kw = dict(top_cap=16, top_beam=12, **kw)
-    got = ssa_mod.ssa_select(q, k, **kw)
-    real = ssa_mod.use_triton
-    ssa_mod.use_triton = lambda t: False
-    try:
-        want = ssa_mod.ssa_select(q, k, **kw)
-    finally:
-        ssa_mod.use_triton = real
-    same = (got == want).all(-1)
-    return {"T": CHECK_T, **kw, "query_blocks": same.numel(), "equal": int(same.sum())}
+    return check_select(CHECK_T, DEV, top_cap=16, top_beam=12, **kw)
 
 
 def timings(res: dict, t0: float) -> None:

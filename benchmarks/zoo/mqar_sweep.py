@@ -20,7 +20,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -84,14 +84,19 @@ def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, l
 
 
 @torch.no_grad()
-def accuracy(model: Trunk, batches: list[Batch], device: str) -> float:
-    """Share of scored positions whose argmax is the target."""
+def predictions(model: Trunk, batches: list[Batch], device: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(argmax ids [B, T], targets [B, T])`` of each batch, the model in eval mode (bf16 autocast on a GPU)."""
     model.eval()
-    right = total = 0
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-            pred = model(x).argmax(-1)
+            yield model(x).argmax(-1), y
+
+
+def accuracy(model: Trunk, batches: list[Batch], device: str) -> float:
+    """Share of scored positions whose argmax is the target."""
+    right = total = 0
+    for pred, y in predictions(model, batches, device):
         mask = y != IGNORE
         right += int((pred[mask] == y[mask]).sum())
         total += int(mask.sum())

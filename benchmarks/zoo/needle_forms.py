@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.zoo.mqar_sweep import Batch, train_recall
+from benchmarks.zoo.mqar_sweep import Batch, predictions, train_recall
 from longctx.models.zoo import registry
 from longctx.models.zoo.trunk import BOS, EOS, PAD
 from longctx.tasks import vocab
@@ -77,18 +77,13 @@ def needle_batch(form: str, n: int, width: int, seed: str, split: str = "train")
     return torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows])
 
 
-@torch.no_grad()
 def exact(model, batches: list[Batch], device: str) -> float:
     """Share of rows whose every answer byte (and EOS) is the argmax."""
-    model.eval()
     right = total = 0
-    for x, y in batches:
-        x, y = x.to(device), y.to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-            pred = model(x).argmax(-1)
+    for pred, y in predictions(model, batches, device):
         ok = ((pred == y) | (y == IGNORE)).all(-1)
         right += int(ok.sum())
-        total += x.shape[0]
+        total += y.shape[0]
     return right / max(total, 1)
 
 
