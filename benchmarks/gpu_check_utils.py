@@ -1,5 +1,5 @@
 """What every family's ``gpu_check.py`` script shares: relative error against a float64 truth, a
-median time per call, and the fitted exponent of time against n."""
+median time per call, each launched kernel's GPU time, and the fitted exponent of time against n."""
 from __future__ import annotations
 
 import json
@@ -38,6 +38,24 @@ def timed(fn: Callable[[], object], device: str, budget_s: float = 0.5) -> float
             fn()
             times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
+
+
+def kernel_ms(fn: Callable[[], object], calls: int = 5) -> dict:
+    """GPU time per call of each kernel ``fn`` launches (PyTorch's profiler), ms, by kernel name (70
+    characters); ``{"error": ...}`` where profiling fails: the profiler is a diagnosis, not a result."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        fn()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                fn()
+            torch.cuda.synchronize()
+        return {e.key[:70]: round(e.device_time_total / calls / 1e3, 4) for e in prof.key_averages()
+                if e.device_time_total > 0}
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}"[:200]}
 
 
 def exponent(points: list[tuple[int, float]]) -> float | None:

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 import triton.testing
 
+from benchmarks.gpu_check_utils import kernel_ms
 from longctx.kernels.linear import bench as lin_bench
 from longctx.kernels.linear import triton_chunk as tc
 from longctx.kernels.linear.chunked_torch import chunked_linear_attention
@@ -109,23 +110,6 @@ def _time(fn, rep: int = 60) -> tuple[float, float]:
     torch.cuda.synchronize()
     peak = (torch.cuda.max_memory_allocated() - base) / 1e9
     return triton.testing.do_bench(fn, warmup=5, rep=rep, return_mode="median"), peak
-
-
-def _kernel_ms(fn, calls: int = 5) -> dict:
-    """GPU time per call of each kernel ``fn`` launches (PyTorch's profiler), ms; {} where it fails."""
-    try:
-        from torch.profiler import ProfilerActivity, profile
-
-        fn()
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(calls):
-                fn()
-            torch.cuda.synchronize()
-        return {e.key[:60]: round(e.device_time_total / calls / 1e3, 4) for e in prof.key_averages()
-                if e.device_time_total > 0}
-    except Exception as e:  # the profiler is a diagnosis, not a result
-        return {"error": f"{type(e).__name__}: {e}"[:200]}
 
 
 def _fit(rows: list[dict]) -> dict:
@@ -263,7 +247,7 @@ def _fla(extra: dict, out: dict, left) -> None:
             diff = _rel(mine()[0], fn()[0].transpose(1, 2))
             our_ms = next(r["ms"] for r in out["results"] if r["kernel"] == ours and r["n"] == N_TUNE)
             extra["fla"][fname] = {"ms": ms, "ours_ms": our_ms, "ours_over_fla": our_ms / ms, "rel_diff": diff,
-                                   "kernels_ms": _kernel_ms(fn), "ours_kernels_ms": _kernel_ms(mine)}
+                                   "kernels_ms": kernel_ms(fn), "ours_kernels_ms": kernel_ms(mine)}
             out["results"].append({"kernel": fname, "n": N_TUNE, "ms": ms, "tflops": flops / ms / 1e9,
                                    "peak_mem_gb": peak, "ratio_vs_sdpa_flash": None, "ratio_vs_cudnn": None})
             print(fname, {k: v for k, v in extra["fla"][fname].items() if not k.endswith("kernels_ms")}, flush=True)

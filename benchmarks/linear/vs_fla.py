@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 import triton
 
+from benchmarks.gpu_check_utils import exponent, kernel_ms, rel
 from longctx.kernels.linear import bench as lin_bench
 from longctx.kernels.linear import triton_chunk as tc
 from longctx.kernels.linear.chunked_torch import chunked_linear_attention
@@ -104,22 +105,8 @@ def _interleaved(fns: dict, clocks=("flush", "sync")) -> dict:
     return {name: {c: round(min(v), 4) for c, v in d.items()} for name, d in got.items()}
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).norm() / b.float().norm())
-
-
-def _kernel_ms(fn, calls: int = 5) -> dict:
-    """GPU time per call of each kernel fn launches (PyTorch's profiler), ms."""
-    from torch.profiler import ProfilerActivity, profile
-
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    return {e.key[:70]: round(e.device_time_total / calls / 1e3, 4) for e in prof.key_averages()
-            if e.device_time_total > 0}
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def _plan_args(x: dict) -> tuple:
@@ -146,9 +133,9 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
     rec["bare_ms"] = round(sum(rec["launch_ms"].values()), 4)
     fns = {"validate": ours, "no_validate": lambda: ours(validate=False)}
     rec["op_ms"] = _interleaved({**fns, "fla": fla} if fla else fns)
-    rec["ours_kernels_ms"] = _kernel_ms(ours)
+    rec["ours_kernels_ms"] = kernel_ms(ours)
     if fla:
-        rec["fla_kernels_ms"] = _kernel_ms(fla)
+        rec["fla_kernels_ms"] = kernel_ms(fla)
     if sweep:
         rec["sweep"] = []
         for cand in _sweep_tunings(name):
@@ -172,17 +159,17 @@ def _checks(dev) -> dict:
             o, s = gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], initial_state=s0, output_final_state=True)
             f = [x[k].float() for k in ("q", "k", "v", "g", "beta")]
             o_ref, s_ref = chunked_linear_attention(*f, D ** -0.5, s0, 64)
-            row = {"rel_o": _rel(o, o_ref), "rel_state": _rel(s, s_ref)}
+            row = {"rel_o": rel(o, o_ref), "rel_state": rel(s, s_ref)}
             if not init and WITH_FLA:
                 xf = {k: v.transpose(1, 2).contiguous() for k, v in x.items()}
-                row["rel_o_vs_fla"] = _rel(o, _fla_op(name)(xf["q"], xf["k"], xf["v"], xf["g"], xf["beta"])[0]
+                row["rel_o_vs_fla"] = rel(o, _fla_op(name)(xf["q"], xf["k"], xf["v"], xf["g"], xf["beta"])[0]
                                            .transpose(1, 2))
             res[f"{name}_n{n}_H{heads}{'_init' if init else ''}"] = row
     x = lin_bench.inputs(CHECKS[0][0], dev, torch.bfloat16, B, CHECKS[0][1], CHECKS[0][1], D, None, True)
     o, s = gated_delta_rule(x["q"], x["k"], x["v"], None, x["beta"], output_final_state=True)
     o_ref, s_ref = chunked_linear_attention(*(x[k].float() for k in ("q", "k", "v")), None, x["beta"].float(),
                                             D ** -0.5, None, 64)
-    res[f"deltanet_n{CHECKS[0][0]}"] = {"rel_o": _rel(o, o_ref), "rel_state": _rel(s, s_ref)}
+    res[f"deltanet_n{CHECKS[0][0]}"] = {"rel_o": rel(o, o_ref), "rel_state": rel(s, s_ref)}
     # alike keys (normalised positive vectors), weak decay, beta near 1: where a power series in the solve fails
     n, gen = ALIKE_N, torch.Generator(device=dev).manual_seed(3)
     q = torch.randn(B, H, n, D, device=dev, generator=gen)
@@ -193,18 +180,10 @@ def _checks(dev) -> dict:
     for dtype in (torch.bfloat16, torch.float32):
         try:
             o, s = gated_delta_rule(q.to(dtype), k.to(dtype), v.to(dtype), g, beta.to(dtype), output_final_state=True)
-            res[f"alike_keys_{str(dtype)[6:]}"] = {"rel_o": _rel(o, o_ref), "rel_state": _rel(s, s_ref)}
+            res[f"alike_keys_{str(dtype)[6:]}"] = {"rel_o": rel(o, o_ref), "rel_state": rel(s, s_ref)}
         except ValueError as e:
             res[f"alike_keys_{str(dtype)[6:]}"] = {"error": str(e)[:200]}
     return res
-
-
-def _fit(ns: list[int], ms: list[float], lo: int = 65536) -> float | None:
-    pts = [(math.log(n), math.log(t)) for n, t in zip(ns, ms) if n >= lo]
-    if len(pts) < 2:
-        return None
-    mx, my = sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
-    return round(sum((a - mx) * (b - my) for a, b in pts) / sum((a - mx) ** 2 for a, _ in pts), 4)
 
 
 def _compile_worker(index: int, sweep: bool) -> None:
@@ -309,8 +288,8 @@ def main() -> None:
         rows = [r for r in res["grid"] if r["recurrence"] == name]
         for who in ("ours", "fla") if WITH_FLA else ("ours",):
             for clock in ("flush", "sync"):
-                res["exponent_64k_up"][f"{name}_{who}_{clock}"] = _fit([r["n"] for r in rows],
-                                                                       [r[who][clock] for r in rows])
+                res["exponent_64k_up"][f"{name}_{who}_{clock}"] = _rounded(exponent(
+                    [(r["n"], r[who][clock]) for r in rows if r["n"] >= 65536]))
     out.write_text(json.dumps(res, indent=1))
     print(f"\n{gpu}; ms, min of 2 medians of 10; ratio = ours / fla")
     print(f"{'recurrence':12s} {'n':>8s} {'ours flush':>10s} {'fla flush':>10s} {'ratio':>6s} "
