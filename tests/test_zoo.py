@@ -55,6 +55,21 @@ def test_prefill_then_decode_equals_full_forward(arch):
     torch.testing.assert_close(stepped_logits(m, ids, (13, 20)), full, rtol=1e-9, atol=1e-9)
 
 
+def test_gated_delta_short_convolution_decodes_as_it_trains():
+    """The ``conv`` knob (Gated DeltaNet's short convolution) carries its last inputs across prefill and decode."""
+    cfg = registry.config("linear", "tiny")
+    torch.manual_seed(0)
+    m = registry.build(dataclasses.replace(cfg, mixer={**cfg.mixer, "conv": 4})).double().eval()
+    ids = torch.randint(0, 256, (2, 37))
+    with torch.no_grad():
+        full = m(ids)
+    torch.testing.assert_close(stepped_logits(m, ids, (13, 20)), full, rtol=1e-9, atol=1e-9)
+    shifted = ids.clone()
+    shifted[:, 10] = (ids[:, 10] + 1) % 256
+    with torch.no_grad():   # causal: a change at position 10 moves no earlier logit
+        torch.testing.assert_close(m(shifted)[:, :10], full[:, :10])
+
+
 def test_sliding_window_matches_masked_dense_reference():
     torch.manual_seed(1)
     q, k, v = (torch.randn(1, 2, 29, 8, dtype=torch.float64) for _ in range(3))

@@ -36,9 +36,11 @@ from longctx.tasks.mqar import IGNORE, mqar_tokens
 Batch = tuple[torch.Tensor, torch.Tensor]   # inputs [B, T] ids, targets [B, T] (IGNORE where not scored)
 
 
-def recall_config(arch: str, width: int, seq_len: int, vocab_size: int, n_layers: int = 2, n_heads: int = 2) -> ZooConfig:
+def recall_config(arch: str, width: int, seq_len: int, vocab_size: int, n_layers: int = 2, n_heads: int = 2,
+                  knobs: dict | None = None) -> ZooConfig:
     """The zoo's ``small`` config of ``arch`` at ``width`` and ``n_layers``, with its own vocabulary;
-    windowed mixers see a quarter of the sequence, so that a window is a real limit at these lengths.
+    windowed mixers see a quarter of the sequence, so that a window is a real limit at these lengths;
+    ``knobs`` (e.g. ``{"conv": 4}``) override the mixer's own last.
     (ssa's 8 blocks of 64 and dsa's top 128 cover most of a 256-token sequence: there they are near dense.)"""
     base = registry.config(arch, "small")
     mixer = dict(base.mixer)
@@ -46,6 +48,7 @@ def recall_config(arch: str, width: int, seq_len: int, vocab_size: int, n_layers
         mixer["window"] = seq_len // 4
     if arch in ("hybrid", "hybrid_ssa"):
         mixer["attn_every"] = 2      # of two layers, the second attends (at 4, both would be Mamba-2)
+    mixer.update(knobs or {})
     return replace(base, d_model=width, n_layers=n_layers, n_heads=n_heads, vocab_size=vocab_size,
                    mlp_hidden=round(width * 8 / 3 / 8) * 8, mixer=mixer)
 
@@ -108,13 +111,25 @@ def mqar_batch(step: int, batch: int, seq_len: int, pairs: int, vocab_size: int,
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def parse_knobs(text: str) -> dict:
+    """``"conv=4,d_state=16"`` -> ``{"conv": 4, "d_state": 16}`` (numbers where they parse)."""
+    knobs = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            knobs[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            knobs[key.strip()] = value.strip()
+    return knobs
+
+
 def run_one(arch: str, width: int, lr: float, a: argparse.Namespace) -> dict:
-    cfg = recall_config(arch, width, a.seq_len, a.vocab)
+    cfg = recall_config(arch, width, a.seq_len, a.vocab, knobs=parse_knobs(a.knobs))
     start = time.time()
     model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, lr,
                               a.device, stop_at=a.stop_at, compiled=a.compile)
     test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
-    return {"arch": arch, "d_model": width, "parameters": model.num_params(), "seq_len": a.seq_len,
+    return {"arch": arch, "d_model": width, "knobs": cfg.mixer, "parameters": model.num_params(), "seq_len": a.seq_len,
             "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "compiled": a.compile,
             "accuracy": round(accuracy(model, test, a.device), 4), "final_loss": log[-1]["loss"],
             "seconds": round(time.time() - start, 1), "loss_log": log}
@@ -129,6 +144,7 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--knobs", default="", help="mixer knobs for every run, e.g. conv=4 (linear's short convolution)")
     p.add_argument("--lr", default="1e-3", help="peak learning rate(s), comma-separated: each (arch, width) trains at "
                                                   "each, and the table shows the best (recurrent models recall only in a "
                                                   "narrow window of rates)")

@@ -3,6 +3,9 @@
     S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,    o_t = S_t^T q_t,
 
 with L2-normalised q and k, a learned decay ``g_t <= 0`` and write strength ``beta_t`` in (0, 1).
+Knob ``conv`` (default 0, none): a short causal depthwise convolution of that width over q, k and v
+before the SiLU, as in the published Gated DeltaNet; it puts the previous tokens into each key, so
+that a value can be written under the key before it.
 Training and prefill use the chunked form (within a chunk the delta rule's coupling is a unit
 lower-triangular solve, between chunks the state is carried); decoding one token applies the
 recurrence once. Cost is O(T) in time and O(1) in memory per layer at inference. On a GPU the
@@ -71,7 +74,8 @@ def gated_delta_step(q, k, v, beta, g, state):
 
 
 class GatedDeltaNet(nn.Module):
-    """Gated-delta-rule mixer; ``x: [B, T, d_model]``. Inference state: ``[B, H, Dk, Dv]`` (float32)."""
+    """Gated-delta-rule mixer; ``x: [B, T, d_model]``. Inference state: ``[B, H, Dk, Dv]`` (float32), with
+    ``conv`` also the convolution's last inputs (see ``step``)."""
 
     def __init__(self, cfg: ZooConfig, layer: int):
         super().__init__()
@@ -79,19 +83,32 @@ class GatedDeltaNet(nn.Module):
         self.chunk = int(cfg.mixer.get("chunk", 64))
         d = cfg.d_model
         self.qkvg = nn.Linear(d, 4 * d, bias=False)
+        self.kernel = int(cfg.mixer.get("conv", 0))
+        if self.kernel:
+            self.conv = nn.Conv1d(3 * d, 3 * d, self.kernel, groups=3 * d, bias=False)
         self.ab = nn.Linear(d, 2 * self.n_heads, bias=True)
         self.A_log = nn.Parameter(torch.log(torch.linspace(1.0, 16.0, self.n_heads)))
         self.norm = RMSNorm(self.head_dim)
         self.out = nn.Linear(d, d, bias=False)
 
-    def _inputs(self, x: torch.Tensor):
-        B, T, _ = x.shape
-        q, k, v, gate = self.qkvg(x).view(B, T, 4, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    def _inputs(self, x: torch.Tensor, conv_state: torch.Tensor | None = None):
+        """x: [B, T, d]; conv_state: the last ``conv - 1`` rows of q, k, v before ``x`` ([B, conv - 1, 3d]).
+        Returns q, k [B, H, T, D], v, gate [B, H, T, D], beta, g [B, H, T], and the next conv state."""
+        B, T, d = x.shape
+        qkv, gate = self.qkvg(x).split([3 * d, d], dim=-1)
+        if self.kernel:
+            prev = qkv.new_zeros(B, self.kernel - 1, 3 * d) if conv_state is None else conv_state.to(qkv.dtype)
+            full = torch.cat([prev, qkv], dim=1)
+            conv_state = full[:, -(self.kernel - 1):] if self.kernel > 1 else full[:, :0]
+            qkv = self.conv(full.transpose(1, 2)).transpose(1, 2)
+        q, k, v = qkv.view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        gate = gate.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
         q = F.normalize(F.silu(q), dim=-1) / math.sqrt(self.head_dim)
         k = F.normalize(F.silu(k), dim=-1)
+        v = F.silu(v) if self.kernel else v
         a, b = self.ab(x).transpose(1, 2).chunk(2, dim=1)          # [B, H, T] each
         g = -self.A_log.exp()[:, None] * F.softplus(a - 4.0)       # decay starts near 1
-        return q, k, v, gate, b.sigmoid(), g
+        return q, k, v, gate, b.sigmoid(), g, conv_state
 
     def _output(self, o: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         B, H, T, D = o.shape
@@ -99,7 +116,7 @@ class GatedDeltaNet(nn.Module):
         return self.out(o.transpose(1, 2).reshape(B, T, H * D))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v, gate, beta, g = self._inputs(x)
+        q, k, v, gate, beta, g, _ = self._inputs(x)
         fla = _fla_chunk() if x.is_cuda else None
         if fla is not None:   # fla takes [B, T, H, *] and one dtype for q, k, v (autocast leaves q, k in float32)
             qkv = [t.transpose(1, 2).to(v.dtype).contiguous() for t in (q, k, v)]
@@ -109,18 +126,20 @@ class GatedDeltaNet(nn.Module):
             o, _ = gated_delta_chunked(q, k, v, beta, g, chunk=self.chunk)
         return self._output(o, gate)
 
-    def step(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        q, k, v, gate, beta, g = self._inputs(x)
-        if x.shape[1] == 1 and state is not None:
-            o, state = gated_delta_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], beta[:, :, 0], g[:, :, 0], state)
-            return self._output(o[:, :, None], gate), state
-        kernel = _kernel() if x.is_cuda else None
-        if kernel is not None:   # under autocast q and k come out of the normalization in float32
-            o, state = kernel(q.to(v.dtype), k.to(v.dtype), v, g, beta, scale=1.0, initial_state=state,
-                              output_final_state=True)
+    def step(self, x: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """Prefill (``state=None``) or continue. State: ``S [B, H, Dk, Dv]``, or with ``conv`` the dict
+        ``{"conv": [B, conv - 1, 3d], "ssm": S}``."""
+        conv_state, S = (state["conv"], state["ssm"]) if isinstance(state, dict) else (None, state)
+        q, k, v, gate, beta, g, conv_state = self._inputs(x, conv_state)
+        if x.shape[1] == 1 and S is not None:
+            o, S = gated_delta_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], beta[:, :, 0], g[:, :, 0], S)
+            o = o[:, :, None]
+        elif (kernel := _kernel() if x.is_cuda else None) is not None:   # q, k float32 under autocast
+            o, S = kernel(q.to(v.dtype), k.to(v.dtype), v, g, beta, scale=1.0, initial_state=S,
+                          output_final_state=True)
         else:
-            o, state = gated_delta_chunked(q, k, v, beta, g, state, chunk=self.chunk)
-        return self._output(o, gate), state
+            o, S = gated_delta_chunked(q, k, v, beta, g, S, chunk=self.chunk)
+        return self._output(o, gate), ({"conv": conv_state, "ssm": S} if self.kernel else S)
 
 
 def _kernel():
