@@ -55,18 +55,19 @@ def test_prefill_then_decode_equals_full_forward(arch):
     torch.testing.assert_close(stepped_logits(m, ids, (13, 20)), full, rtol=1e-9, atol=1e-9)
 
 
-def test_gated_delta_short_convolution_decodes_as_it_trains():
-    """The ``conv`` knob (Gated DeltaNet's short convolution) carries its last inputs across prefill and decode."""
+@pytest.mark.parametrize("conv", [0, 4])
+def test_gated_delta_with_and_without_short_convolution_is_causal_and_decodes_as_it_trains(conv):
+    """``conv`` 4 (the published Gated DeltaNet, the registry's default) and 0 (checkpoints made before it)."""
     cfg = registry.config("linear", "tiny")
     torch.manual_seed(0)
-    m = registry.build(dataclasses.replace(cfg, mixer={**cfg.mixer, "conv": 4})).double().eval()
+    m = registry.build(dataclasses.replace(cfg, mixer={**cfg.mixer, "conv": conv})).double().eval()
     ids = torch.randint(0, 256, (2, 37))
     with torch.no_grad():
         full = m(ids)
     torch.testing.assert_close(stepped_logits(m, ids, (13, 20)), full, rtol=1e-9, atol=1e-9)
     shifted = ids.clone()
     shifted[:, 10] = (ids[:, 10] + 1) % 256
-    with torch.no_grad():   # causal: a change at position 10 moves no earlier logit
+    with torch.no_grad():   # a change at position 10 moves no earlier logit
         torch.testing.assert_close(m(shifted)[:, :10], full[:, :10])
 
 

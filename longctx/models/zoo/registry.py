@@ -45,7 +45,7 @@ MIXERS: dict[str, MixerFactory] = {
 KNOBS: dict[str, dict[str, dict[str, Any]]] = {
     "dense": {"tiny": {}, "small": {}},
     "swa": {"tiny": {"window": 8}, "small": {"window": 256}},
-    "linear": {"tiny": {"chunk": 8}, "small": {"chunk": 128}},
+    "linear": {"tiny": {"chunk": 8, "conv": 4}, "small": {"chunk": 128, "conv": 4}},
     "mamba2": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8}, "small": {"d_state": 64, "head_dim": 32, "chunk": 128}},
     "hybrid": {"tiny": {"d_state": 8, "head_dim": 16, "chunk": 8, "attn_every": 2},
                "small": {"d_state": 64, "head_dim": 32, "chunk": 128, "attn_every": 4}},
