@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.zoo.make import parse_rates
 from longctx.models.zoo import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +28,10 @@ def test_jobs_train_each_architecture_in_its_own_process_and_score_it(tmp_path):
         assert f"│ {arch} " in log and "2/2" in log
     assert len(list(runs.glob("data-*.safetensors"))) == 1 and not list(runs.glob("*.tmp"))
     assert len(list(results.glob("*/summary.json"))) == 2   # both scored at the training length
+
+
+def test_lr_takes_a_rate_then_one_per_named_architecture():
+    assert parse_rates("2e-3") == (2e-3, {})
+    assert parse_rates("2e-3,mamba2=1e-2,linear=5e-3") == (2e-3, {"mamba2": 1e-2, "linear": 5e-3})
+    with pytest.raises(SystemExit, match="ARCH one of"):
+        parse_rates("2e-3,mamba3=1e-2")

@@ -11,6 +11,7 @@ on single-needle RULER at the training length. Run from the repository root:
     python -m benchmarks.zoo.make --call-s 500 --out runs --results results-zoo   # repeat until done
     python -m benchmarks.zoo.make --jobs 3 --compile --out runs --results results-zoo   # 3 processes at once
     python -m benchmarks.zoo.make --out runs --results results-zoo --ship models/checkpoints  # 8-bit copies
+    python -m benchmarks.zoo.make --arch linear,mamba2 --lr 2e-3,mamba2=1e-2 --out runs   # a rate per architecture
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from itertools import repeat
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -36,18 +37,38 @@ from longctx.evals.train import TrainConfig, train_curriculum, train_table
 from longctx.models.zoo import checkpoint, registry
 
 
-def train_all(archs: list[str], cfg: TrainConfig, jobs: int, out: Path, call_s: float | None) -> int:
-    """``train_curriculum`` for every architecture: all in this process when ``jobs`` is 1, else one
-    process per architecture, ``jobs`` at once on the one GPU, each logging to ``OUT/train-ARCH.log`` and
-    stopping ``call_s`` seconds after this call began. Returns the number of architectures that failed."""
+def parse_rates(text: str) -> tuple[float, dict[str, float]]:
+    """``"2e-3,mamba2=1e-2"`` -> ``(2e-3, {"mamba2": 1e-2})``: the rate of every architecture not named after it."""
+    default, *named = text.split(",")
+    rates = {}
+    for item in named:
+        arch, _, rate = item.partition("=")
+        if arch not in registry.ARCHS or not rate:
+            raise SystemExit(f"--lr: expected RATE,ARCH=RATE,... with ARCH one of {', '.join(registry.ARCHS)}; got {item!r}")
+        rates[arch] = float(rate)
+    return float(default), rates
+
+
+def train_all(archs: list[str], cfg: TrainConfig, jobs: int, out: Path, call_s: float | None,
+              rates: dict[str, float] | None = None) -> int:
+    """``train_curriculum`` for every architecture (at ``rates[arch]`` where given, else ``cfg.lr``): in this
+    process when ``jobs`` is 1, else one process per architecture, ``jobs`` at once on the one GPU, each
+    logging to ``OUT/train-ARCH.log``; all stop ``call_s`` seconds after this call began. Returns the
+    number of architectures that failed."""
+    cfgs = [replace(cfg, lr=(rates or {}).get(arch, cfg.lr)) for arch in archs]
+    deadline = None if call_s is None else time.time() + call_s
     if jobs <= 1:
-        result = train_curriculum(archs, cfg, out, progress=False, stop_after=call_s)
-        Console(stderr=True).print(train_table(result))
+        for lr in dict.fromkeys(c.lr for c in cfgs):   # architectures of one rate train together
+            left = None if deadline is None else deadline - time.time()
+            if left is not None and left <= 0:
+                break
+            group = [arch for arch, c in zip(archs, cfgs) if c.lr == lr]
+            result = train_curriculum(group, replace(cfg, lr=lr), out, progress=False, stop_after=left)
+            Console(stderr=True).print(train_table(result))
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    deadline = None if call_s is None else time.time() + call_s
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return sum(pool.map(train_logged, archs, repeat(cfg), repeat(out), repeat(deadline)))
+        return sum(pool.map(train_logged, archs, cfgs, [out] * len(archs), [deadline] * len(archs)))
 
 
 def train_logged(arch: str, cfg: TrainConfig, out: Path, deadline: float | None) -> int:
@@ -88,6 +109,8 @@ def main() -> None:
                                       "niah_multiquery,niah_multivalue", help="training tasks (all fit in 1024 bytes)")
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--steps", type=int, default=7000, help="task-phase steps")
+    p.add_argument("--lr", default=str(TrainConfig.lr), help="peak learning rate, then ARCH=RATE for architectures "
+                                                          "that train at another, e.g. 2e-3,mamba2=1e-2")
     p.add_argument("--lm-fraction", type=float, default=0.4, help="share of the task phase's rows that are plain text")
     p.add_argument("--copy-fraction", type=float, default=1.0, help="share of those text rows that repeat a span")
     p.add_argument("--drill-fraction", type=float, default=0.25, help="share of the task rows that are recall drill rows")
@@ -113,11 +136,12 @@ def main() -> None:
         total = sum(per_step.values()) * (a.steps + a.copy_steps / 2)   # a copy step: 2x rows of 1/4 the length
         print(json.dumps({"seconds_per_step": per_step, "predicted_total_s": round(total)}), flush=True)
         return
+    lr, rates = parse_rates(a.lr)
     start = time.time()
-    cfg = TrainConfig(tasks=tuple(a.tasks.split(",")), seq_len=a.seq_len, rows=a.rows, steps=a.steps, batch=a.batch,
+    cfg = TrainConfig(lr=lr, tasks=tuple(a.tasks.split(",")), seq_len=a.seq_len, rows=a.rows, steps=a.steps, batch=a.batch,
                       lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction, drill_fraction=a.drill_fraction,
                       copy_steps=a.copy_steps, length_steps=a.length_steps, pose_span=a.pose_span, compiled=a.compile)
-    failed = train_all(archs, cfg, a.jobs, Path(a.out), a.call_s)
+    failed = train_all(archs, cfg, a.jobs, Path(a.out), a.call_s, rates)
     print(json.dumps({"train_wall_s": round(time.time() - start, 1), "archs": archs, "jobs": a.jobs}), flush=True)
     if failed:
         sys.exit(f"{failed} architecture(s) failed: see {a.out}/train-ARCH.log")
