@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from longctx.kernels.longconv import long_conv, long_conv_last
-from longctx.models.zoo.trunk import ZooConfig
+from longctx.models.zoo.trunk import ZooConfig, causal_conv
 
 SHORT = 3        # width of the causal depthwise conv on the projections
 DECAY_TARGET = 1e-2
@@ -72,10 +72,8 @@ class Hyena(nn.Module):
 
     def _project(self, x: torch.Tensor, prev: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """x: [B, T, d] -> v, x1, x2 each [B, d, T], and the last SHORT - 1 projections for the next call."""
-        p = self.in_proj(x).transpose(1, 2)
-        prev = p.new_zeros(p.shape[0], p.shape[1], SHORT - 1) if prev is None else prev
-        full = torch.cat([prev, p], dim=-1)
-        return (*self.short(full).split(self.d, dim=1), full[:, :, -(SHORT - 1):])
+        y, tail = causal_conv(self.short, self.in_proj(x).transpose(1, 2), prev)
+        return (*y.split(self.d, dim=1), tail)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v, x1, x2, _ = self._project(x, None)

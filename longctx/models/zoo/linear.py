@@ -3,8 +3,8 @@
     S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,    o_t = S_t^T q_t,
 
 with L2-normalised q and k, a learned decay ``g_t <= 0`` and write strength ``beta_t`` in (0, 1).
-Knob ``conv`` (default 0, none): a short causal depthwise convolution of that width over q, k and v
-before the SiLU, as in the published Gated DeltaNet; it puts the previous tokens into each key, so
+Knob ``conv`` (the registry sets 4; 0, the mixer's own default, for checkpoints made before it): a short
+causal depthwise convolution of that width over q, k and v before the SiLU, as in the published Gated DeltaNet; it puts the previous tokens into each key, so
 that a value can be written under the key before it.
 Training and prefill use the chunked form (within a chunk the delta rule's coupling is a unit
 lower-triangular solve, between chunks the state is carried); decoding one token applies the
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from longctx.models.zoo.fla_ops import fla_op
-from longctx.models.zoo.trunk import RMSNorm, ZooConfig
+from longctx.models.zoo.trunk import RMSNorm, ZooConfig, causal_conv
 
 
 def _chunks(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -92,15 +92,13 @@ class GatedDeltaNet(nn.Module):
         self.out = nn.Linear(d, d, bias=False)
 
     def _inputs(self, x: torch.Tensor, conv_state: torch.Tensor | None = None):
-        """x: [B, T, d]; conv_state: the last ``conv - 1`` rows of q, k, v before ``x`` ([B, conv - 1, 3d]).
+        """x: [B, T, d]; conv_state: the last ``conv - 1`` inputs of q, k, v before ``x`` ([B, 3d, conv - 1]).
         Returns q, k [B, H, T, D], v, gate [B, H, T, D], beta, g [B, H, T], and the next conv state."""
         B, T, d = x.shape
         qkv, gate = self.qkvg(x).split([3 * d, d], dim=-1)
         if self.kernel:
-            prev = qkv.new_zeros(B, self.kernel - 1, 3 * d) if conv_state is None else conv_state.to(qkv.dtype)
-            full = torch.cat([prev, qkv], dim=1)
-            conv_state = full[:, -(self.kernel - 1):] if self.kernel > 1 else full[:, :0]
-            qkv = self.conv(full.transpose(1, 2)).transpose(1, 2)
+            qkv, conv_state = causal_conv(self.conv, qkv.transpose(1, 2), conv_state)
+            qkv = qkv.transpose(1, 2)
         q, k, v = qkv.view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         gate = gate.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
         q = F.normalize(F.silu(q), dim=-1) / math.sqrt(self.head_dim)
@@ -128,7 +126,7 @@ class GatedDeltaNet(nn.Module):
 
     def step(self, x: torch.Tensor, state) -> tuple[torch.Tensor, object]:
         """Prefill (``state=None``) or continue. State: ``S [B, H, Dk, Dv]``, or with ``conv`` the dict
-        ``{"conv": [B, conv - 1, 3d], "ssm": S}``."""
+        ``{"conv": [B, 3d, conv - 1], "ssm": S}``."""
         conv_state, S = (state["conv"], state["ssm"]) if isinstance(state, dict) else (None, state)
         q, k, v, gate, beta, g, conv_state = self._inputs(x, conv_state)
         if x.shape[1] == 1 and S is not None:

@@ -5,7 +5,7 @@
 with input-dependent step ``dt_t``, scalar decay ``A < 0`` per head, and B, C shared by all heads
 (one group). Training and prefill use the chunked SSD form (quadratic within a chunk, state
 carried between chunks); decoding one token applies the recurrence once. Inference state:
-``{"conv": [B, K-1, C_conv], "ssm": [B, H, N, P]}``. On a GPU the inference scan runs through
+``{"conv": [B, C_conv, K-1], "ssm": [B, H, N, P]}``. On a GPU the inference scan runs through
 ``kernels.linear.gated_linear_attention`` (the Triton chunk kernels that ``kernels.ssd`` uses), and
 training through flash-linear-attention's ``chunk_simple_gla`` (forward and backward in Triton)
 when it is installed (the ``fla`` extra).
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from longctx.models.zoo.fla_ops import fla_op
-from longctx.models.zoo.trunk import RMSNorm, ZooConfig
+from longctx.models.zoo.trunk import RMSNorm, ZooConfig, causal_conv
 
 
 def ssd_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
@@ -60,11 +60,11 @@ class Mamba2(nn.Module):
             raise ValueError(f"mamba2: expand * d_model = {self.expand_dim} is not a multiple of head_dim = {self.head_p}")
         self.n_heads = self.expand_dim // self.head_p
         self.d_state = int(cfg.mixer.get("d_state", 64))
-        self.kernel = int(cfg.mixer.get("conv", 4))
+        kernel = int(cfg.mixer.get("conv", 4))
         self.chunk = int(cfg.mixer.get("chunk", 64))
         conv_dim = self.expand_dim + 2 * self.d_state
         self.in_proj = nn.Linear(d, self.expand_dim + conv_dim + self.n_heads, bias=False)
-        self.conv = nn.Conv1d(conv_dim, conv_dim, self.kernel, groups=conv_dim, bias=True)
+        self.conv = nn.Conv1d(conv_dim, conv_dim, kernel, groups=conv_dim, bias=True)
         dt = torch.exp(torch.linspace(math.log(1e-3), math.log(1e-1), self.n_heads))
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))   # inverse softplus
         self.A_log = nn.Parameter(torch.log(torch.linspace(1.0, 16.0, self.n_heads)))
@@ -101,19 +101,20 @@ class Mamba2(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, self.expand_dim)
         return self.out(self.norm(y * F.silu(z))), state
 
+    def _conv(self, xbc: torch.Tensor, prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """xbc [B, T, C_conv] -> SiLU of the causal conv, and the conv state for the next call."""
+        y, tail = causal_conv(self.conv, xbc.transpose(1, 2), prev)
+        return F.silu(y.transpose(1, 2)), tail
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z, xbc, dt = self._split(x)
-        xbc = F.silu(self.conv(F.pad(xbc.transpose(1, 2), (self.kernel - 1, 0))).transpose(1, 2))
-        return self._ssm(xbc, z, dt, None)[0]
+        return self._ssm(self._conv(xbc, None)[0], z, dt, None)[0]
 
     def step(self, x: torch.Tensor, state: dict | None) -> tuple[torch.Tensor, dict]:
         z, xbc, dt = self._split(x)
-        B = x.shape[0]
-        prev = state["conv"] if state else xbc.new_zeros(B, self.kernel - 1, xbc.shape[-1])
-        full = torch.cat([prev, xbc], dim=1)
-        conv = F.silu(self.conv(full.transpose(1, 2)).transpose(1, 2))
+        conv, tail = self._conv(xbc, state["conv"] if state else None)
         y, ssm = self._ssm(conv, z, dt, state["ssm"] if state else None, infer=True)
-        return y, {"conv": full[:, -(self.kernel - 1):], "ssm": ssm}
+        return y, {"conv": tail, "ssm": ssm}
 
 
 def _kernel():

@@ -19,6 +19,15 @@ BOS, EOS, PAD = 256, 257, 258
 VOCAB_SIZE = 264  # 256 bytes + specials, rounded up to a multiple of 8
 
 
+def causal_conv(conv: nn.Conv1d, x: torch.Tensor, prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal ``conv`` (width K, no padding of its own) of ``x [B, C, T]`` continuing from ``prev [B, C, K - 1]``,
+    the inputs before ``x`` (zeros when None). Returns (``[B, C_out, T]``, the last K - 1 inputs for the next call)."""
+    k = conv.kernel_size[0]
+    prev = x.new_zeros(*x.shape[:2], k - 1) if prev is None else prev.to(x.dtype)
+    full = torch.cat([prev, x], dim=-1)
+    return conv(full), full[..., full.shape[-1] - (k - 1):]
+
+
 @dataclass(frozen=True)
 class ZooConfig:
     """Everything that defines a zoo model's shape. ``mixer`` holds the architecture's own knobs
