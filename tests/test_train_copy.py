@@ -23,6 +23,13 @@ def test_rows_are_exactly_width_bytes_and_deterministic(kind, width):
     assert rows == [copy_row(kind, TEXT, width, random.Random(f"{kind}{i}")) for i in range(30)]
 
 
+def test_short_random_rows_fit_their_spans():
+    # 6 spans of up to 26 bytes, twice, are 312 bytes: a 257-byte row keeps fewer spans, never a negative filler
+    rng = random.Random(3)
+    rows = [copy_row("random", TEXT, 257, rng) for _ in range(3000)]
+    assert all(len(r) == 257 for r in rows)
+
+
 def test_random_rows_repeat_each_alphanumeric_span_once_at_distances_across_the_row():
     rng, distances = random.Random(7), []
     for _ in range(200):

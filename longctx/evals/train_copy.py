@@ -29,12 +29,16 @@ def essay_copy_row(text: bytes, width: int, rng: random.Random) -> bytes:
 
 
 def random_copy_row(text: bytes, width: int, rng: random.Random) -> bytes:
-    """``width`` bytes: essay text with 2-6 random alphanumeric spans (8-24 bytes between spaces), each twice.
+    """``width`` bytes: essay text with 2-6 random alphanumeric spans (8-24 bytes between spaces), each twice
+    (fewer where they would take more than three quarters of the row, as in rows of a few hundred bytes).
 
     The 2n occurrences take a random order in which each span's first copy precedes its repeat, and sit at
     random points of the filler text, so a repeat's distance to its first copy is anywhere in the row."""
     n = rng.randint(2, 6)
     spans = [b" " + bytes(rng.choice(ALPHABET) for _ in range(rng.randint(8, 24))) + b" " for _ in range(n)]
+    while len(spans) > 1 and 2 * sum(map(len, spans)) > width * 3 // 4:   # short rows: text stays a quarter or more
+        spans.pop()
+    n = len(spans)
     order = [i for i in range(n) for _ in range(2)]
     rng.shuffle(order)   # a span's earlier place in the order is its first copy
     filler_len = width - 2 * sum(map(len, spans))

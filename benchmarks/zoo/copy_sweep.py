@@ -1,0 +1,114 @@
+"""Does each zoo mixer form an in-context copy circuit, and at which learning rate?
+
+Every run trains a fresh shipped-size model (``registry.config(arch, "small")``: 4 layers, 3.0-3.3M
+parameters, byte vocabulary) from scratch on random-span copy rows only (``evals.train_copy``'s ``random``
+kind, 256 bytes, every byte a target; the curriculum's copy phase with ``--copy-spans random``), with the
+zoo's optimizer and schedule, then measures ``recall_diagnosis.copy_losses`` on held-out rows: the
+cross-entropy of a 64-byte random span and of its repeat 100 bytes later. A model that copies predicts the
+repeat far below the first span's ~3.6 nats a byte; one that does not, at about the same. Runs go ``--jobs``
+at a time, one process each; each writes ``OUT/ARCH-lrLR.json``, the parent ``OUT/copy_sweep.json`` and a
+table. From the repository root:
+
+    python -m benchmarks.zoo.copy_sweep --lr 3e-3,1e-2 --steps 2000 --jobs 18 --compile --out /tmp/copy
+    python -m benchmarks.zoo.copy_sweep --arch dense,linear --size tiny --steps 20 --device cpu --out /tmp/c  # smoke
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from benchmarks.zoo.mqar_sweep import parse_knobs, train_recall
+from benchmarks.zoo.recall_diagnosis import copy_losses, copy_probe_rows
+from longctx.evals.train import build_copy_data, cached
+from longctx.models.zoo import registry
+
+WIDTH = 256
+
+
+def run_one(arch: str, lr: float, a: argparse.Namespace) -> dict:
+    base = registry.config(arch, a.size)
+    cfg = replace(base, mixer={**base.mixer, **parse_knobs(a.knobs)})
+    tokens = cached(a.out / f"copy-{WIDTH}-{a.rows}-random.safetensors",
+                    lambda: build_copy_data(WIDTH, a.rows, 0, "random")).tokens.long()
+
+    def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.arange(step * a.batch, (step + 1) * a.batch) % len(tokens)
+        rows = tokens[idx]
+        return rows[:, :-1], rows[:, 1:]
+
+    start = time.time()
+    model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile)
+    first, repeat = copy_losses(model, copy_probe_rows("random", n=64))
+    return {"arch": arch, "size": a.size, "knobs": cfg.mixer, "parameters": model.num_params(), "lr": lr,
+            "steps": log[-1]["step"], "batch": a.batch, "width": WIDTH, "compiled": a.compile,
+            "first_span_nats": round(first, 3), "repeat_nats": round(repeat, 3), "final_loss": log[-1]["loss"],
+            "seconds": round(time.time() - start, 1), "loss_log": log}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", default=",".join(registry.ARCHS))
+    p.add_argument("--size", default="small", choices=["tiny", "small"])
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--rows", type=int, default=65536, help="training rows generated (the data pool)")
+    p.add_argument("--knobs", default="", help="mixer knobs for every run, e.g. conv=4")
+    p.add_argument("--lr", default="3e-3", help="peak learning rate(s), comma-separated: each arch trains at each")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
+    p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:LR, run by the parent
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.one:
+        arch, lr = a.one.split(":")
+        (a.out / f"{arch}-lr{lr}.json").write_text(json.dumps(run_one(arch, float(lr), a)))
+        return
+    archs, lrs = a.arch.split(","), a.lr.split(",")
+    unknown = [x for x in archs if x not in registry.ARCHS]
+    if unknown:
+        p.error(f"unknown --arch {unknown}; known: {', '.join(registry.ARCHS)}")
+    cached(a.out / f"copy-{WIDTH}-{a.rows}-random.safetensors", lambda: build_copy_data(WIDTH, a.rows, 0, "random"))
+    runs = [(arch, lr) for lr in lrs for arch in archs]
+    skip = ("one", "jobs", "arch", "lr") + (("stop_at",) if a.stop_at is None else ())
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in vars(a).items()
+             if k not in skip and v is not False and v is not None]
+
+    def launch(run: tuple[str, str]) -> int:
+        with (a.out / f"{run[0]}-lr{run[1]}.log").open("w") as log:
+            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.copy_sweep", *flags, "--one", ":".join(run)],
+                                  stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+    start = time.time()
+    with ThreadPoolExecutor(a.jobs) as pool:
+        codes = list(pool.map(launch, runs))
+    results = [json.loads(f.read_text()) for arch, lr in runs if (f := a.out / f"{arch}-lr{lr}.json").is_file()]
+    summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
+               "wall_s": round(time.time() - start, 1),
+               "failed": [f"{r[0]}-lr{r[1]}" for r, c in zip(runs, codes) if c], "runs": results}
+    (a.out / "copy_sweep.json").write_text(json.dumps(summary, indent=1))
+    print(f"random-span copy, {a.size} models, {a.steps} steps x {a.batch} x {WIDTH} bytes: "
+          "first span / repeat, nats a byte (* = stopped early)")
+    print("arch".ljust(12) + "".join(f"lr {lr}".rjust(18) for lr in lrs))
+    for arch in archs:
+        cells = []
+        for lr in lrs:
+            r = next((r for r in results if r["arch"] == arch and r["lr"] == float(lr)), None)
+            cells.append("-" if r is None else f"{r['first_span_nats']:.2f} / {r['repeat_nats']:.2f}"
+                         + ("*" if r["steps"] < a.steps else ""))
+        print(arch.ljust(12) + "".join(c.rjust(18) for c in cells))
+    print("failed:", summary["failed"] or "none", f"wall {summary['wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()
