@@ -1,7 +1,9 @@
 """Pictures from ``strength_sweep.py``'s JSON: recall against needle strength (one line per kernel, a panel
 per length; the dashed line marks dense attention's reference strength) and SSA's frontier (recall at the
 reference strength against speed-up over SDPA flash, one point per setting, a panel per length).
-Run: ``python benchmarks/ssa/plot_strength.py benchmarks/ssa/h100_strength_sweep.json benchmarks/ssa/``.
+Several runs' JSON files may be given: the recall lines take each kernel from the last file that has it, the
+frontier shows every setting of every file (a speed-up is always against its own run's SDPA flash).
+Run: ``python benchmarks/ssa/plot_strength.py benchmarks/ssa/ benchmarks/ssa/h100_strength_sweep*.json``.
 """
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ def pooled(rows: list[dict], kernel: str, n: int, s: float) -> float | None:
     return sum(r["accuracy"] * r["trials"] for r in sel) / total if total else None
 
 
-def main(path: Path, out: Path) -> None:
-    res = json.loads(path.read_text())
-    rows, strengths = res["probe"], res["strengths"]
+def main(out: Path, paths: list[Path]) -> None:
+    runs = [json.loads(p.read_text()) for p in paths]
+    res = runs[-1]
+    strengths = res["strengths"]
+    last = {r["kernel"]: i for i, run in enumerate(runs) for r in run["probe"]}
+    rows = [r for i, run in enumerate(runs) for r in run["probe"] if last[r["kernel"]] == i]
     ns = sorted({r["n"] for r in rows})
     kernels = list(dict.fromkeys(r["kernel"] for r in rows))
     fig, axes = plt.subplots(1, len(ns), figsize=(6 * len(ns), 4.5), squeeze=False)
@@ -50,19 +55,22 @@ def main(path: Path, out: Path) -> None:
     fig, axes = plt.subplots(1, len(ns), figsize=(6 * len(ns), 4.5), squeeze=False)
     for ax, n in zip(axes[0], ns):
         ref = res["reference"].get(str(n))
-        fa = res["ms"].get("sdpa_flash", {}).get(str(n))
-        for name in res["settings"]:
-            t = res["ms"].get(name, {}).get(str(n))
-            sel = [r for r in rows if r["kernel"] == name and r["n"] == n and r["strength"] == ref]
-            if ref is None or not sel or not t or not fa:
-                continue
-            rec = 100 * min(r["accuracy"] for r in sel)
-            ax.plot(fa / t, rec, "o")
-            ax.annotate(name, (fa / t, rec), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for i, run in enumerate(runs):
+            fa = run["ms"].get("sdpa_flash", {}).get(str(n))
+            for name in run["settings"]:
+                t = run["ms"].get(name, {}).get(str(n))
+                sel = [r for r in run["probe"] if r["kernel"] == name and r["n"] == n and r["strength"] == ref]
+                if ref is None or not sel or not t or not fa:
+                    continue
+                rec = 100 * min(r["accuracy"] for r in sel)
+                ax.plot(fa / t, rec, "os^v"[i % 4], color=plt.get_cmap("tab10")(i), label=paths[i].stem)
+                ax.annotate(name, (fa / t, rec), fontsize=7, xytext=(3, 3), textcoords="offset points")
         target = {131072: 8, 1048576: 60}.get(n)
         if target:
             ax.axvline(target, ls="--", color="0.5", lw=1)
         ax.axhline(99, ls="--", color="0.5", lw=1)
+        handles = dict(zip(*reversed(ax.get_legend_handles_labels())))   # one legend entry a run
+        ax.legend(handles.values(), handles.keys(), fontsize=7, loc="lower left")
         ax.set_title(f"SSA settings at n = {n // 1024}K, strength {ref}", fontsize=10)
         ax.set_xlabel("speed-up over SDPA flash (same run)")
         ax.set_ylabel("min recall over distances at the reference strength (%)")
@@ -72,4 +80,4 @@ def main(path: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]])

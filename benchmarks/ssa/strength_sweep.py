@@ -37,12 +37,14 @@ DEV = "cuda" if torch.cuda.is_available() else "cpu"
 DT = torch.bfloat16 if DEV == "cuda" else torch.float32
 STRENGTHS = [1.0, 1.25, 1.5, 1.75, 2.0]
 SHAPE = dict(B=1, H=2 if SMALL else 8, H_kv=2 if SMALL else 8, D=128)
+V3 = {"trunc": 1.5, "qnorm": False}   # the selection rule shipped before this sweep: one threshold from the 1K-key level
 SETTINGS = {  # name -> ssa_select keywords beyond block_size 64 and topk 16
-    "ssa": {},
-    "ssa_x32": {"exact": 32},
-    "ssa_k8_x16": {"topk": 8, "exact": 16},
-    "ssa_t1_x32": {"trunc": 2.0, "trunc_from": 1, "exact": 32},
-    "ssa_b128_t1_x32": {"beam": 128, "trunc": 2.0, "trunc_from": 1, "exact": 32},
+    "ssa": {},   # the defaults when run: ssa_v3's rule in h100_strength_sweep.json and h100_strength_sweep_q.json, ssa_q's since
+    "ssa_v3": V3,
+    "ssa_x32": {**V3, "exact": 32},
+    "ssa_k8_x16": {**V3, "topk": 8, "exact": 16},
+    "ssa_t1_x32": {"trunc": 2.0, "trunc_from": 1, "exact": 32, "qnorm": False},
+    "ssa_b128_t1_x32": {"beam": 128, "trunc": 2.0, "trunc_from": 1, "exact": 32, "qnorm": False},
     # per-level truncation (leaves, 256, 1K, 4K keys) and unit-norm queries before the max over the block
     "ssa_q": {"trunc": (1.5, 1.75, 2.0, 2.25), "qnorm": True},
     "ssa_q_x32": {"trunc": (1.5, 1.75, 2.0, 2.25), "qnorm": True, "exact": 32},

@@ -25,6 +25,11 @@ import torch
 
 from longctx.kernels.flash.reference import attention_ref, block_mask
 
+# the shipped selection rule: per-level query truncation (leaves, 256, 1K, 4K+ keys) and unit-norm queries
+# before the max over a block; benchmarks/ssa/README_strength.md has the sweep that chose it
+TRUNC: tuple[float, ...] = (1.5, 1.75, 2.0, 2.25)
+QNORM = True
+
 
 def basis(D: int, bases: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     """[D, bases * D]: the identity, then (bases = 2) the normalised Sylvester-Hadamard matrix; D a power of 2."""
@@ -83,8 +88,8 @@ def node_score(qs: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, level_hi: t
 
 def select_ref(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float | tuple[float, ...] = 1.5, exact: int = 0, trunc_from: int = 2,
-               qnorm: bool = False) -> torch.Tensor:
+               trunc: float | tuple[float, ...] = TRUNC, exact: int = 0, trunc_from: int = 2,
+               qnorm: bool = QNORM) -> torch.Tensor:
     """q: [B, H, T, D], k: [B, H_kv, T, D] -> int64 [B, H, nQB, 1 + local + topk], ascending, -1 padded."""
     B, H, T, D = q.shape
     rot = basis(D, bases)

@@ -167,8 +167,8 @@ def _scores_triton(q: torch.Tensor, table: torch.Tensor, cand: torch.Tensor, blo
 
 def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int = 16, beam: int = 64,
                fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96, bases: int = 2,
-               trunc: float | tuple[float, ...] = 1.5, exact: int = 0, trunc_from: int = 2,
-               qnorm: bool = False) -> torch.Tensor:
+               trunc: float | tuple[float, ...] = reference.TRUNC, exact: int = 0, trunc_from: int = 2,
+               qnorm: bool = reference.QNORM) -> torch.Tensor:
     """Key blocks per query block, found by a top-down beam search over per-channel key bounds in ``bases`` bases.
 
     q: [B, H, T, D]; k: [B, H_kv, T, D] -> int32 [B, H, ceil(T/block_size), 1 + local + topk]:
@@ -231,8 +231,8 @@ def ssa_select(q: torch.Tensor, k: torch.Tensor, block_size: int = 64, topk: int
 
 def ssa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_size: int = 64, topk: int = 16,
                   beam: int = 64, fanout: int = 4, local: int = 2, top_cap: int = 256, top_beam: int | None = 96,
-                  bases: int = 2, trunc: float | tuple[float, ...] = 1.5, exact: int = 0, trunc_from: int = 2,
-                  qnorm: bool = False) -> torch.Tensor:
+                  bases: int = 2, trunc: float | tuple[float, ...] = reference.TRUNC, exact: int = 0, trunc_from: int = 2,
+                  qnorm: bool = reference.QNORM) -> torch.Tensor:
     """Causal attention over the SSA-selected key blocks.
 
     q: [B, H, T, D]; k, v: [B, H_kv, T, D] -> [B, H, T, D]. ``o = ssa_attention(q, k, v, topk=16)``
