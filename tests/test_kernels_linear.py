@@ -246,7 +246,7 @@ def test_validate_false_skips_only_the_value_checks(monkeypatch):
     with pytest.raises(ValueError, match="k"):
         L.gated_delta_rule(q, k[:, :, :10], v, g, beta, validate=False)
     launched = []
-    monkeypatch.setattr(triton_chunk, "chunk_forward", lambda *a, **_: launched.append(1) or (o1, s1))
+    monkeypatch.setattr(triton_chunk, "chunk_forward", lambda *a, **_: launched.append(1) or (o1, s1, None))
     L.gated_linear_attention(q, k, v, -g, validate=False)  # the caller vouched for the range: no value pass
     assert launched
 

@@ -224,7 +224,7 @@ def _sweep(name: str, args: tuple, extras: dict, record: dict, left, short: bool
 
 def _check(name: str, dev, n: int, H: int, init: bool) -> dict:
     args, extras = _inputs(name, n, H, dev, init)
-    o, s = tc.chunk_forward(*args, **extras)
+    o, s, _ = tc.chunk_forward(*args, **extras)
     o_ref, s_ref = _reference(args, extras)
     return {"n": n, "H": H, "init": init, "rel_o": _rel(o, o_ref), "rel_state": _rel(s, s_ref)}
 

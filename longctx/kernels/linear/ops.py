@@ -138,7 +138,8 @@ def _pow2(d: int) -> int:
 def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_size, validate=True):
     triton_path = use_triton(q)
     # the Triton kernels flag out-of-range g and beta while they read them: one small read after the
-    # launches instead of a pass over g and a sync before them (outputs of a failed check are never returned)
+    # launches that set the flags instead of a pass over g and a sync before them (outputs of a failed
+    # check are never returned)
     _check(q, k, v, g, beta, initial_state, chunk_size, step=False, values=validate and not triton_path)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if triton_path:
@@ -158,13 +159,13 @@ def _forward(q, k, v, g, beta, scale, initial_state, output_final_state, chunk_s
         check = validate and (g is not None or beta is not None)
         flags = torch.zeros(3, dtype=torch.int32, device=q.device) if check else None
         try:
-            o, s = chunk_forward(*c, scale, s0, chunk_size, flags=flags)
+            o, s, read = chunk_forward(*c, scale, s0, chunk_size, flags=flags)
         except OutOfResources as err:   # raised while compiling, before any kernel ran (float32 delta rule at D_k = 128)
             raise ValueError(f"q, k, v: {q.dtype} at D_k = {dk}, D_v = {dv} with chunk_size {chunk_size} needs more "
                              f"{err.name} than this GPU has ({err.required:,} > {err.limit:,} bytes); pass bf16/fp16 "
                              "inputs or a smaller chunk_size") from None
-        if check:
-            _range_error(g, *(bool(f) for f in flags.tolist()), chunk_size)
+        if check:   # waits for the launch that sets the flags, not for the ones queued after it
+            _range_error(g, *(bool(f) for f in read.values()), chunk_size)
         o, s = o[..., :dv], s[..., :dk, :dv]
     else:
         o, s = chunked_linear_attention(q, k, v, g, beta, scale, initial_state, chunk_size)

@@ -439,14 +439,38 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
     return launches, o, s_final
 
 
+class FlagsRead:
+    """A host copy of the ``flags`` buffer, queued right after the last launch that writes it; ``values()``
+    waits for that launch only, so the launches queued after it keep the GPU busy while the host checks."""
+
+    def __init__(self, flags: torch.Tensor):
+        self.host = flags.to("cpu", non_blocking=True)   # pinned memory when flags is on a GPU
+        self.done = None
+        if flags.is_cuda:
+            self.done = torch.cuda.Event()
+            self.done.record()
+
+    def values(self) -> list[int]:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.host.tolist()
+
+
 def chunk_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
                   beta: torch.Tensor | None, scale: float, initial_state: torch.Tensor | None,
-                  chunk_size: int, **extras) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``plan_forward``'s launches (same arguments). Returns (o: [B, H, T, D_v], final state float32)."""
+                  chunk_size: int, **extras) -> tuple[torch.Tensor, torch.Tensor, FlagsRead | None]:
+    """Run ``plan_forward``'s launches (same arguments). Returns (o: [B, H, T, D_v], final state float32, and
+    with ``flags`` given, its ``FlagsRead`` taken after ``_chunk_cumsum`` / ``_delta_prep``, the kernels that
+    set it; else None)."""
     launches, o, s_final = plan_forward(q, k, v, g, beta, scale, initial_state, chunk_size, **extras)
-    for launch in launches:
+    flags = extras.get("flags")
+    writers = [i for i, launch in enumerate(launches) if launch.name in ("cumsum", "delta_prep")]
+    read = None
+    for i, launch in enumerate(launches):
         launch()
-    return o, s_final
+        if flags is not None and writers and i == writers[-1]:
+            read = FlagsRead(flags)
+    return o, s_final, read
 
 
 @triton.jit

@@ -64,9 +64,9 @@ def ssd_chunk_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
 
         check_prefill(C, B, x, initial_state, chunk_size)
         s0 = None if initial_state is None else initial_state.float().contiguous()
-        y, s = triton_chunk.chunk_forward(C.contiguous(), B.contiguous(), x.contiguous(), dt.contiguous(), None,
-                                          1.0, s0, chunk_size, g_scale=A.contiguous(), v_scale=dt.contiguous(),
-                                          skip=None if D is None else D.contiguous())
+        y, s, _ = triton_chunk.chunk_forward(C.contiguous(), B.contiguous(), x.contiguous(), dt.contiguous(), None,
+                                             1.0, s0, chunk_size, g_scale=A.contiguous(), v_scale=dt.contiguous(),
+                                             skip=None if D is None else D.contiguous())
         return y, (s if output_final_state else None)
     g = dt.float() * A.float()[None, :, None]
     v = (x * dt[..., None]).to(x.dtype)
