@@ -102,7 +102,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", default="dense,mamba2,linear,mamba1")
     p.add_argument("--forms", default="ruler,echo")
-    p.add_argument("--lrs", default="1e-3", help="learning rates, comma-separated (each arch and form at each)")
+    p.add_argument("--lr", default="1e-3", help="learning rates, comma-separated (each arch and form at each)")
     p.add_argument("--extra", default="", help="more runs, ARCH:FORM:LR comma-separated")
     p.add_argument("--size", default="small", choices=list(registry.SIZES), help="registry size (small: the shipped one)")
     p.add_argument("--width", type=int, default=512, help="row length in bytes")
@@ -120,9 +120,9 @@ def main() -> None:
         arch, form, lr = a.one.split(":")
         (a.out / f"{arch}-{form}-{lr}.json").write_text(json.dumps(run_one(arch, form, float(lr), a)))
         return
-    runs = [(arch, form, lr) for lr in a.lrs.split(",") for form in a.forms.split(",") for arch in a.arch.split(",")]
+    runs = [(arch, form, lr) for lr in a.lr.split(",") for form in a.forms.split(",") for arch in a.arch.split(",")]
     runs += [tuple(r.split(":")) for r in a.extra.split(",") if r]
-    skip = ("one", "jobs", "arch", "forms", "lrs", "extra") + (("stop_at",) if a.stop_at is None else ())
+    skip = ("one", "jobs", "arch", "forms", "lr", "extra") + (("stop_at",) if a.stop_at is None else ())
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in skip]
 
     def launch(run: tuple) -> int:
