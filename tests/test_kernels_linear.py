@@ -107,6 +107,17 @@ def test_small_launch_blocks_match_recurrence(variant, monkeypatch):
     assert rel(o, o_ref) < tol(q.dtype) and rel(s, s_ref) < tol(q.dtype)
 
 
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.startswith("delta")])
+def test_delta_prep_products_in_the_input_dtype_match_recurrence(variant, monkeypatch):
+    """``prep_warps=8, prep_lowp=True`` (a sweep candidate): W and U products in the input dtype, here float32."""
+    alt = triton_chunk.Tuning(128, 32, 4, 3, 128, 4, 2, 8, True)
+    monkeypatch.setattr(triton_chunk, "TUNING", {key: alt for key in triton_chunk.TUNING})
+    q, k, v, g, beta, s0 = make(variant, 1, 2, 2, 2, 37, 20, 33, seed=17)
+    o, s = run(variant, q, k, v, g, beta, s0, 16)
+    o_ref, s_ref = ref(variant, q, k, v, g, beta, s0)
+    assert rel(o, o_ref) < tol(q.dtype) and rel(s, s_ref) < tol(q.dtype)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_torch_chunked_matches_recurrence_with_grads(variant):
     q, k, v, g, beta, s0 = [None if x is None else x.double().cpu().requires_grad_()

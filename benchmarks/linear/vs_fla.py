@@ -118,7 +118,9 @@ def _sweep_tunings(name: str) -> list[tc.Tuning]:
     """The shipped entry first, then one change at a time."""
     base = tc.TUNING[(1 if RECURRENCES[name] == "scalar" else 2, True)]
     r = dataclasses.replace
-    return [base, r(base, prep_warps=8 if base.prep_warps == 4 else 4), r(base, state_bv=16, state_stages=2),
+    other_warps = 8 if base.prep_warps == 4 else 4
+    return [base, r(base, prep_warps=other_warps), r(base, prep_lowp=not base.prep_lowp),
+            r(base, prep_warps=other_warps, prep_lowp=not base.prep_lowp), r(base, state_bv=16, state_stages=2),
             r(base, state_bv=64, state_stages=2), r(base, state_warps=8, state_stages=2), r(base, out_bv=64)]
 
 
@@ -137,14 +139,15 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
     rec["ours_kernels_ms"] = kernel_ms(ours)
     if fla:
         rec["fla_kernels_ms"] = kernel_ms(fla)
-    if sweep:
+    if sweep:   # each candidate's time, and its output's error against the chunked PyTorch form in float32
         rec["sweep"] = []
+        o_ref = chunked_linear_attention(*(x[k].float() for k in ("q", "k", "v", "g", "beta")), D ** -0.5, None, 64)[0]
         for cand in _sweep_tunings(name):
-            launches = tc.plan_forward(*_plan_args(x), tuning=cand)[0]
+            launches, o, _ = tc.plan_forward(*_plan_args(x), tuning=cand)
             try:
                 ms = min(_median_ms(lambda: [launch() for launch in launches], "flush") for _ in range(ROUNDS))
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "ms": round(ms, 4),
-                                     "launch_ms": _launch_ms(launches)})
+                                     "launch_ms": _launch_ms(launches), "rel_o": rel(o, o_ref)})
             except Exception as e:  # a shape that does not build (shared memory) is not a candidate
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "error": f"{type(e).__name__}: {e}"[:200]})
     return rec
