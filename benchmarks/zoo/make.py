@@ -114,6 +114,8 @@ def main() -> None:
     p.add_argument("--lm-fraction", type=float, default=0.4, help="share of the task phase's rows that are plain text")
     p.add_argument("--copy-fraction", type=float, default=1.0, help="share of those text rows that repeat a span")
     p.add_argument("--drill-fraction", type=float, default=0.25, help="share of the task rows that are recall drill rows")
+    p.add_argument("--copy-spans", default="essay", choices=["essay", "random"],
+                   help="what copy rows repeat (the copy phase and the task phase's copy rows): evals.train_copy")
     p.add_argument("--copy-steps", type=int, default=3000, help="copy-phase steps (256-byte rows, batch x2)")
     p.add_argument("--length-steps", type=int, default=1500, help="steps of the last phase with PoSE position skips")
     p.add_argument("--pose-span", type=int, default=1 << 20, help="that phase's positions spread over [0, N)")
@@ -139,7 +141,8 @@ def main() -> None:
     lr, rates = parse_rates(a.lr)
     start = time.time()
     cfg = TrainConfig(lr=lr, tasks=tuple(a.tasks.split(",")), seq_len=a.seq_len, rows=a.rows, steps=a.steps, batch=a.batch,
-                      lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction, drill_fraction=a.drill_fraction,
+                      lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction, copy_spans=a.copy_spans,
+                      drill_fraction=a.drill_fraction,
                       copy_steps=a.copy_steps, length_steps=a.length_steps, pose_span=a.pose_span, compiled=a.compile)
     failed = train_all(archs, cfg, a.jobs, Path(a.out), a.call_s, rates)
     print(json.dumps({"train_wall_s": round(time.time() - start, 1), "archs": archs, "jobs": a.jobs}), flush=True)
