@@ -119,8 +119,11 @@ def _sweep_tunings(name: str) -> list[tc.Tuning]:
     base = tc.TUNING[(1 if RECURRENCES[name] == "scalar" else 2, True)]
     r = dataclasses.replace
     other_warps = 8 if base.prep_warps == 4 else 4
+    tiles = [] if RECURRENCES[name] == "channel" else [   # _delta_prep_tiles serves scalar gates only
+        r(base, prep_tiles=True), r(base, prep_tiles=True, prep_lowp=True), r(base, prep_tiles=True, prep_warps=other_warps),
+        r(base, prep_tiles=True, prep_warps=2)]
     return [base, r(base, prep_warps=other_warps), r(base, prep_lowp=not base.prep_lowp),
-            r(base, prep_warps=other_warps, prep_lowp=not base.prep_lowp), r(base, state_bv=16, state_stages=2),
+            r(base, prep_warps=other_warps, prep_lowp=not base.prep_lowp), *tiles, r(base, state_bv=16, state_stages=2),
             r(base, state_bv=64, state_stages=2), r(base, state_warps=8, state_stages=2), r(base, out_bv=64)]
 
 
