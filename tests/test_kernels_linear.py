@@ -110,7 +110,7 @@ def test_small_launch_blocks_match_recurrence(variant, monkeypatch):
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v.startswith("delta")])
 def test_delta_prep_products_in_the_input_dtype_match_recurrence(variant, monkeypatch):
     """``prep_warps=8, prep_lowp=True`` (a sweep candidate): W and U products in the input dtype, here float32."""
-    alt = triton_chunk.Tuning(128, 32, 4, 3, 128, 4, 2, 8, True)
+    alt = triton_chunk.Tuning(128, 32, 4, 3, 128, 4, 2, prep_warps=8, prep_lowp=True)
     monkeypatch.setattr(triton_chunk, "TUNING", {key: alt for key in triton_chunk.TUNING})
     q, k, v, g, beta, s0 = make(variant, 1, 2, 2, 2, 37, 20, 33, seed=17)
     o, s = run(variant, q, k, v, g, beta, s0, 16)
@@ -123,7 +123,7 @@ def test_delta_prep_products_in_the_input_dtype_match_recurrence(variant, monkey
 def test_delta_prep_in_16_row_tiles_matches_recurrence(variant, lowp, monkeypatch):
     """``prep_tiles`` (64-token chunks, 16-row tiles; per-channel gates keep the 64-row kernel): three chunks,
     the last partial, head dims that are not powers of two."""
-    alt = triton_chunk.Tuning(128, 32, 4, 3, 128, 4, 2, 4, lowp, True)
+    alt = triton_chunk.Tuning(128, 32, 4, 3, 128, 4, 2, prep_warps=4, prep_lowp=lowp, prep_tiles=True)
     monkeypatch.setattr(triton_chunk, "TUNING", {key: alt for key in triton_chunk.TUNING})
     q, k, v, g, beta, s0 = make(variant, 1, 2, 2, 2, 150, 20, 33, seed=19)
     o, s = run(variant, q, k, v, g, beta, s0, 64)
