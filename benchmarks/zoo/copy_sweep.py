@@ -3,9 +3,11 @@
 Every run trains a fresh shipped-size model (``registry.config(arch, "small")``: 4 layers, 3.0-3.3M
 parameters, byte vocabulary) from scratch on random-span copy rows only (``evals.train_copy``'s ``random``
 kind, 256 bytes, every byte a target; the curriculum's copy phase with ``--copy-spans random``), with the
-zoo's optimizer and schedule, then measures ``recall_diagnosis.copy_losses`` on held-out rows: the
-cross-entropy of a 64-byte random span and of its repeat 100 bytes later. A model that copies predicts the
-repeat far below the first span's ~3.6 nats a byte; one that does not, at about the same. Runs go ``--jobs``
+zoo's optimizer and schedule, then measures on held-out rows of the same kind (``probe_rows``: a 16-byte random
+span between spaces in essay text, repeated 100 bytes later) the cross-entropy of the span and of its repeat.
+A model that copies predicts the repeat far below the first copy's ~3.6 nats a byte (ln 36); one that does not,
+at about the same. The JSON also keeps ``recall_diagnosis.copy_losses`` (a 64-byte span right after BOS, longer
+than any training span), the measure of the shipped checkpoints' copy table. Runs go ``--jobs``
 at a time, one process each; each writes ``OUT/ARCH-lrLR.json``, the parent ``OUT/copy_sweep.json`` and a
 table. From the repository root:
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from benchmarks.zoo.mqar_sweep import parse_knobs, train_recall
 from benchmarks.zoo.recall_diagnosis import copy_losses, copy_probe_rows
@@ -31,6 +35,37 @@ from longctx.evals.train import build_copy_data, cached
 from longctx.models.zoo import registry
 
 WIDTH = 256
+
+
+def probe_rows(n: int = 64, span: int = 16, gap: int = 100, seed: int = 11) -> tuple[torch.Tensor, slice, slice]:
+    """Held-out rows of the training rows' kind: essay text with one random span of ``span`` letters and digits
+    between spaces (training spans are 8-24), repeated ``gap`` bytes later. Returns (ids [n, 256], the target
+    positions of the first span and of the repeat, each span's first 2 bytes left out)."""
+    from longctx.evals.train import essay_bytes
+    from longctx.evals.train_copy import ALPHABET
+    from longctx.models.zoo.trunk import BOS
+
+    text, rng, rows = essay_bytes(1), random.Random(seed), []
+    lead = 40
+    for _ in range(n):
+        a, b, c = (rng.randrange(0, len(text) - WIDTH) for _ in range(3))
+        word = b" " + bytes(rng.choice(ALPHABET) for _ in range(span)) + b" "
+        row = text[a:a + lead] + word + text[b:b + gap] + word + text[c:c + WIDTH]
+        rows.append([BOS, *row[:WIDTH - 1]])
+    first = lead + 2 + 2          # row position of the span's third byte (BOS at 0, the space at lead + 1)
+    repeat = first + span + 2 + gap
+    # logits at t predict t + 1: target positions p are read at t = p - 1
+    return torch.tensor(rows), slice(first - 1, first - 1 + span - 2), slice(repeat - 1, repeat - 1 + span - 2)
+
+
+@torch.no_grad()
+def span_losses(model: torch.nn.Module, rows: torch.Tensor, first: slice, repeat: slice) -> tuple[float, float]:
+    """Mean cross-entropy (nats a byte) of the span's first copy and of its repeat in ``probe_rows``."""
+    x = rows.to(next(model.parameters()).device)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+        logits = model.eval()(x[:, :-1])
+    ce = F.cross_entropy(logits.float().transpose(1, 2), x[:, 1:], reduction="none")
+    return float(ce[:, first].mean()), float(ce[:, repeat].mean())
 
 
 def run_one(arch: str, lr: float, a: argparse.Namespace) -> dict:
@@ -46,10 +81,12 @@ def run_one(arch: str, lr: float, a: argparse.Namespace) -> dict:
 
     start = time.time()
     model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile)
-    first, repeat = copy_losses(model, copy_probe_rows("random", n=64))
+    first, repeat = span_losses(model, *probe_rows())
+    first64, repeat64 = copy_losses(model, copy_probe_rows("random", n=64))
     return {"arch": arch, "size": a.size, "knobs": cfg.mixer, "parameters": model.num_params(), "lr": lr,
             "steps": log[-1]["step"], "batch": a.batch, "width": WIDTH, "compiled": a.compile,
-            "first_span_nats": round(first, 3), "repeat_nats": round(repeat, 3), "final_loss": log[-1]["loss"],
+            "first_span_nats": round(first, 3), "repeat_nats": round(repeat, 3),
+            "first_span64_nats": round(first64, 3), "repeat64_nats": round(repeat64, 3), "final_loss": log[-1]["loss"],
             "seconds": round(time.time() - start, 1), "loss_log": log}
 
 
