@@ -3,10 +3,12 @@
 Run on a CUDA machine with fla-core on the path and ``TRITON_CACHE_DIR`` set (the compile workers fill it):
 ``PYTHONUNBUFFERED=1 python -m benchmarks.linear.vs_fla --out $OUT``.
 
-For each recurrence with an fla equivalent (gated delta rule: ``chunk_gated_delta_rule``; KDA: ``chunk_kda``) and
+For each recurrence with an fla equivalent (gated delta rule: ``chunk_gated_delta_rule``; KDA: ``chunk_kda``;
+scalar-gated linear attention: ``chunk_simple_gla``; per-channel GLA: ``chunk_gla``; ``--recurrences``) and
 each n, one set of inputs from ``kernels/linear/bench.py`` (B=1, H=8, D=128, bf16; fla gets a copy in its
 ``[B, T, H, D]`` layout); then ours, fla, ours, fla: each figure is the minimum of two medians of 10 calls.
-Our ops run as a user calls them: ``gated_delta_rule(q, k, v, g, beta)``, shipped ``TUNING``, validation on.
+Our ops run as a user calls them: ``gated_delta_rule(q, k, v, g, beta)`` or ``gated_linear_attention(q, k, v, g)``,
+shipped ``TUNING``, validation on.
 Two clocks per call, CUDA events around it:
   ``flush``: L2 cleared before each call, calls not synchronised (``triton.testing.do_bench``'s method);
   ``sync``:  the device synchronised before and after each call: one call from an idle GPU, host work included.
@@ -36,11 +38,12 @@ from benchmarks.gpu_check_utils import exponent, kernel_ms, rel
 from longctx.kernels.linear import bench as lin_bench
 from longctx.kernels.linear import triton_chunk as tc
 from longctx.kernels.linear.chunked_torch import chunked_linear_attention
-from longctx.kernels.linear.ops import gated_delta_rule
+from longctx.kernels.linear.ops import gated_delta_rule, gated_linear_attention
 
 B, H, D = 1, 8, 128
 NS = [4096 * 2 ** i for i in range(9)]
-RECURRENCES = {"gated_delta": "scalar", "kda": "channel"}   # name -> gate kind (both with the delta rule)
+RECURRENCES = {"gated_delta": ("scalar", True), "kda": ("channel", True),   # name -> (gate kind, delta rule)
+               "simple_gla": ("scalar", False), "gla": ("channel", False)}
 REPS, ROUNDS = 10, 2
 WITH_FLA = True
 FIT_LO = 65536   # the exponent is fitted from this n up (below it both libraries are bound by host work)
@@ -54,27 +57,43 @@ def _fla_op(name: str):
     if name == "gated_delta":
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule
         return chunk_gated_delta_rule
+    if name == "simple_gla":
+        from fla.ops.simple_gla import chunk_simple_gla
+        return chunk_simple_gla
+    if name == "gla":
+        from fla.ops.gla import chunk_gla
+        return chunk_gla
     from fla.ops.kda import chunk_kda
     return chunk_kda
 
 
 def _inputs(name: str, n: int, dev) -> tuple[dict, dict]:
     """(ours, fla's copy): q, k, v, g, beta."""
-    x = lin_bench.inputs(n, dev, torch.bfloat16, B, H, H, D, RECURRENCES[name], True)
+    x = lin_bench.inputs(n, dev, torch.bfloat16, B, H, H, D, *RECURRENCES[name])
     return x, {k: v.transpose(1, 2).contiguous() for k, v in x.items()}
 
 
 def _calls(name: str, x: dict, xf: dict) -> tuple:
+    delta = RECURRENCES[name][1]
+
     def ours(**kw):
-        return gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], **kw)[0]
+        if delta:
+            return gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], **kw)[0]
+        return gated_linear_attention(x["q"], x["k"], x["v"], x["g"], **kw)[0]
 
     if not WITH_FLA:
         return ours, None
     op = _fla_op(name)
 
     def fla():
-        return op(xf["q"], xf["k"], xf["v"], xf["g"], xf["beta"])[0]
+        return op(xf["q"], xf["k"], xf["v"], xf["g"], *([xf["beta"]] if delta else []))[0]
     return ours, fla
+
+
+def _key(name: str) -> tuple[int, bool]:
+    """The ``TUNING`` key of a recurrence."""
+    gate, delta = RECURRENCES[name]
+    return (1 if gate == "scalar" else 2, delta)
 
 
 def _median_ms(fn, clock: str, reps: int = REPS) -> float:
@@ -116,15 +135,18 @@ def _plan_args(x: dict) -> tuple:
 
 def _sweep_tunings(name: str) -> list[tc.Tuning]:
     """The shipped entry first, then one change at a time."""
-    base = tc.TUNING[(1 if RECURRENCES[name] == "scalar" else 2, True)]
+    base = tc.TUNING[_key(name)]
     r = dataclasses.replace
     other_warps = 8 if base.prep_warps == 4 else 4
-    tiles = [] if RECURRENCES[name] == "channel" else [   # _delta_prep_tiles serves scalar gates only
-        r(base, prep_tiles=True), r(base, prep_tiles=True, prep_lowp=True), r(base, prep_tiles=True, prep_warps=other_warps),
-        r(base, prep_tiles=True, prep_warps=2)]
-    return [base, r(base, prep_warps=other_warps), r(base, prep_lowp=not base.prep_lowp),
-            r(base, prep_warps=other_warps, prep_lowp=not base.prep_lowp), *tiles, r(base, state_bv=16, state_stages=2),
-            r(base, state_bv=64, state_stages=2), r(base, state_warps=8, state_stages=2), r(base, out_bv=64)]
+    prep = []
+    if RECURRENCES[name][1]:   # the delta preparation's candidates; _delta_prep_tiles serves scalar gates only
+        prep = [r(base, prep_warps=other_warps), r(base, prep_lowp=not base.prep_lowp),
+                r(base, prep_warps=other_warps, prep_lowp=not base.prep_lowp)]
+        if RECURRENCES[name][0] == "scalar":
+            prep += [r(base, prep_tiles=True), r(base, prep_tiles=True, prep_lowp=True),
+                     r(base, prep_tiles=True, prep_warps=other_warps), r(base, prep_tiles=True, prep_warps=2)]
+    return [base, *prep, r(base, state_bv=16, state_stages=2), r(base, state_bv=64, state_stages=2),
+            r(base, state_warps=8, state_stages=2), r(base, out_bv=64)]
 
 
 def _launch_ms(launches) -> dict:
@@ -134,7 +156,7 @@ def _launch_ms(launches) -> dict:
 def _profile(name: str, n: int, dev, sweep: bool) -> dict:
     x, xf = _inputs(name, n, dev)
     ours, fla = _calls(name, x, xf)
-    rec = {"n": n, "shipped": list(dataclasses.astuple(tc.TUNING[(1 if RECURRENCES[name] == "scalar" else 2, True)]))}
+    rec = {"n": n, "shipped": list(dataclasses.astuple(tc.TUNING[_key(name)]))}
     rec["launch_ms"] = _launch_ms(tc.plan_forward(*_plan_args(x))[0])
     rec["bare_ms"] = round(sum(rec["launch_ms"].values()), 4)
     fns = {"validate": ours, "no_validate": lambda: ours(validate=False)}
@@ -144,7 +166,8 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
         rec["fla_kernels_ms"] = kernel_ms(fla)
     if sweep:   # each candidate's time, and its output's error against the chunked PyTorch form in float32
         rec["sweep"] = []
-        o_ref = chunked_linear_attention(*(x[k].float() for k in ("q", "k", "v", "g", "beta")), D ** -0.5, None, 64)[0]
+        f = [None if x[k] is None else x[k].float() for k in ("q", "k", "v", "g", "beta")]
+        o_ref = chunked_linear_attention(*f, D ** -0.5, None, 64)[0]
         for cand in _sweep_tunings(name):
             launches, o, _ = tc.plan_forward(*_plan_args(x), tuning=cand)
             try:
@@ -159,18 +182,20 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
 def _checks(dev) -> dict:
     """Our public op against the chunked PyTorch form in float32 (output, final state), and against fla."""
     res = {}
-    for name, gate in RECURRENCES.items():
+    for name, (gate, delta) in RECURRENCES.items():
         for n, heads, init in CHECKS:
-            x = lin_bench.inputs(n, dev, torch.bfloat16, B, heads, heads, D, gate, True)
+            x = lin_bench.inputs(n, dev, torch.bfloat16, B, heads, heads, D, gate, delta)
             s0 = torch.randn(B, heads, D, D, device=dev) if init else None
-            o, s = gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], initial_state=s0, output_final_state=True)
-            f = [x[k].float() for k in ("q", "k", "v", "g", "beta")]
+            kw = {"initial_state": s0, "output_final_state": True}
+            o, s = (gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], **kw) if delta
+                    else gated_linear_attention(x["q"], x["k"], x["v"], x["g"], **kw))
+            f = [None if x[k] is None else x[k].float() for k in ("q", "k", "v", "g", "beta")]
             o_ref, s_ref = chunked_linear_attention(*f, D ** -0.5, s0, 64)
             row = {"rel_o": rel(o, o_ref), "rel_state": rel(s, s_ref)}
             if not init and WITH_FLA:
-                xf = {k: v.transpose(1, 2).contiguous() for k, v in x.items()}
-                row["rel_o_vs_fla"] = rel(o, _fla_op(name)(xf["q"], xf["k"], xf["v"], xf["g"], xf["beta"])[0]
-                                           .transpose(1, 2))
+                xf = {k: None if v is None else v.transpose(1, 2).contiguous() for k, v in x.items()}
+                extra = [xf["beta"]] if delta else []
+                row["rel_o_vs_fla"] = rel(o, _fla_op(name)(xf["q"], xf["k"], xf["v"], xf["g"], *extra)[0].transpose(1, 2))
             res[f"{name}_n{n}_H{heads}{'_init' if init else ''}"] = row
     x = lin_bench.inputs(CHECKS[0][0], dev, torch.bfloat16, B, CHECKS[0][1], CHECKS[0][1], D, None, True)
     o, s = gated_delta_rule(x["q"], x["k"], x["v"], None, x["beta"], output_final_state=True)
@@ -194,18 +219,18 @@ def _checks(dev) -> dict:
 
 
 def _compile_worker(index: int, sweep: bool) -> None:
-    """Fill Triton's disk cache: worker 0 and 1 run fla's two ops once (its autotuner builds every config),
-    worker 2 builds our launches (public op and sweep shapes)."""
+    """Fill Triton's disk cache: worker i < len(RECURRENCES) runs fla's op of the i-th recurrence once (its
+    autotuner builds every config), the last worker builds our launches (public ops and sweep shapes)."""
     dev = torch.device(DEVICE)
     with torch.inference_mode():
-        if index < 2:
+        if index < len(RECURRENCES):
             name = list(RECURRENCES)[index]
             x, xf = _inputs(name, 4096, dev)
             _calls(name, x, xf)[1]()
         else:
             for name in RECURRENCES:
-                x, _ = _inputs(name, 4096, dev)
-                gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"])
+                x, xf = _inputs(name, 4096, dev)
+                _calls(name, x, xf)[0]()
                 for cand in _sweep_tunings(name) if sweep else [None]:
                     for launch in tc.plan_forward(*_plan_args(x), tuning=cand)[0]:
                         try:
@@ -219,7 +244,8 @@ def _precompile(sweep: bool, timeout: float) -> float:
     t0 = time.time()
     env = {**os.environ, "FLA_CACHE_RESULTS": "0"}   # configs timed beside other workers are not kept
     cmd = [sys.executable, "-m", "benchmarks.linear.vs_fla", "--out", ".", "--compile-worker"]
-    procs = [subprocess.Popen([*cmd, str(i), *(["--sweep"] if sweep else [])], env=env) for i in range(3)]
+    procs = [subprocess.Popen([*cmd, str(i), *(["--sweep"] if sweep else []), "--recurrences", ",".join(RECURRENCES)],
+                              env=env) for i in range(len(RECURRENCES) + 1)]
     for proc in procs:
         try:
             proc.wait(timeout=max(1.0, timeout - (time.time() - t0)))
@@ -241,8 +267,14 @@ def main() -> None:
     ap.add_argument("--compile-worker", type=int, help="internal: fill Triton's cache and exit")
     ap.add_argument("--tag", default="", help="suffix of the JSON file name")
     ap.add_argument("--no-fla", action="store_true", help="our ops alone (no ratios)")
+    ap.add_argument("--recurrences", default=",".join(RECURRENCES), help="comma-separated, of " + ", ".join(RECURRENCES))
     args = ap.parse_args()
     WITH_FLA = not args.no_fla
+    unknown = [r for r in args.recurrences.split(",") if r not in RECURRENCES]
+    if unknown:
+        ap.error(f"unknown --recurrences {unknown}; known: {', '.join(RECURRENCES)}")
+    for name in [r for r in RECURRENCES if r not in args.recurrences.split(",")]:
+        del RECURRENCES[name]
     if args.compile_worker is not None:
         _compile_worker(args.compile_worker, args.sweep)
         return
