@@ -172,8 +172,9 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
             launches, o, _ = tc.plan_forward(*_plan_args(x), tuning=cand)
             try:
                 ms = min(_median_ms(lambda: [launch() for launch in launches], "flush") for _ in range(ROUNDS))
+                err = rel(o, o_ref)   # before launches run alone: _state rewrites u in place
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "ms": round(ms, 4),
-                                     "launch_ms": _launch_ms(launches), "rel_o": rel(o, o_ref)})
+                                     "launch_ms": _launch_ms(launches), "rel_o": err})
             except Exception as e:  # a shape that does not build (shared memory) is not a candidate
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "error": f"{type(e).__name__}: {e}"[:200]})
     return rec
