@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from benchmarks.zoo.children import child_flags, run_children
 from benchmarks.zoo.mqar_sweep import parse_knobs, train_recall
 from benchmarks.zoo.recall_diagnosis import copy_losses, copy_probe_rows
 from longctx.evals.train import build_copy_data, cached
@@ -40,7 +38,8 @@ WIDTH = 256
 def probe_rows(n: int = 64, span: int = 16, gap: int = 100, seed: int = 11) -> tuple[torch.Tensor, slice, slice]:
     """Held-out rows of the training rows' kind: essay text with one random span of ``span`` letters and digits
     between spaces (training spans are 8-24), repeated ``gap`` bytes later. Returns (ids [n, 256], the target
-    positions of the first span and of the repeat, each span's first 2 bytes left out)."""
+    logit positions that predict the first span and the repeat, each span's first 2 bytes left out; for
+    ``recall_diagnosis.copy_losses``)."""
     from longctx.evals.train import essay_bytes
     from longctx.evals.train_copy import ALPHABET
     from longctx.models.zoo.trunk import BOS
@@ -58,16 +57,6 @@ def probe_rows(n: int = 64, span: int = 16, gap: int = 100, seed: int = 11) -> t
     return torch.tensor(rows), slice(first - 1, first - 1 + span - 2), slice(repeat - 1, repeat - 1 + span - 2)
 
 
-@torch.no_grad()
-def span_losses(model: torch.nn.Module, rows: torch.Tensor, first: slice, repeat: slice) -> tuple[float, float]:
-    """Mean cross-entropy (nats a byte) of the span's first copy and of its repeat in ``probe_rows``."""
-    x = rows.to(next(model.parameters()).device)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-        logits = model.eval()(x[:, :-1])
-    ce = F.cross_entropy(logits.float().transpose(1, 2), x[:, 1:], reduction="none")
-    return float(ce[:, first].mean()), float(ce[:, repeat].mean())
-
-
 def run_one(arch: str, lr: float, a: argparse.Namespace) -> dict:
     base = registry.config(arch, a.size)
     cfg = replace(base, mixer={**base.mixer, **parse_knobs(a.knobs)})
@@ -81,8 +70,8 @@ def run_one(arch: str, lr: float, a: argparse.Namespace) -> dict:
 
     start = time.time()
     model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile)
-    first, repeat = span_losses(model, *probe_rows())
-    first64, repeat64 = copy_losses(model, copy_probe_rows("random", n=64))
+    first, repeat = copy_losses(model, *probe_rows())
+    first64, repeat64 = copy_losses(model, *copy_probe_rows("random", n=64))
     return {"arch": arch, "size": a.size, "knobs": cfg.mixer, "parameters": model.num_params(), "lr": lr,
             "steps": log[-1]["step"], "batch": a.batch, "width": WIDTH, "compiled": a.compile,
             "first_span_nats": round(first, 3), "repeat_nats": round(repeat, 3),
@@ -117,21 +106,11 @@ def main() -> None:
         p.error(f"unknown --arch {unknown}; known: {', '.join(registry.ARCHS)}")
     cached(a.out / f"copy-{WIDTH}-{a.rows}-random.safetensors", lambda: build_copy_data(WIDTH, a.rows, 0, "random"))
     runs = [(arch, lr) for lr in lrs for arch in archs]
-    skip = ("one", "jobs", "arch", "lr") + (("stop_at",) if a.stop_at is None else ())
-    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in vars(a).items()
-             if k not in skip and v is not False and v is not None]
-
-    def launch(run: tuple[str, str]) -> int:
-        with (a.out / f"{run[0]}-lr{run[1]}.log").open("w") as log:
-            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.copy_sweep", *flags, "--one", ":".join(run)],
-                                  stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-
-    start = time.time()
-    with ThreadPoolExecutor(a.jobs) as pool:
-        codes = list(pool.map(launch, runs))
+    flags = child_flags(a, ("one", "jobs", "arch", "lr"))
+    codes, wall = run_children("benchmarks.zoo.copy_sweep", flags, runs, lambda r: f"{r[0]}-lr{r[1]}", a.out, a.jobs)
     results = [json.loads(f.read_text()) for arch, lr in runs if (f := a.out / f"{arch}-lr{lr}.json").is_file()]
     summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-               "wall_s": round(time.time() - start, 1),
+               "wall_s": wall,
                "failed": [f"{r[0]}-lr{r[1]}" for r, c in zip(runs, codes) if c], "runs": results}
     (a.out / "copy_sweep.json").write_text(json.dumps(summary, indent=1))
     print(f"random-span copy, {a.size} models, {a.steps} steps x {a.batch} x {WIDTH} bytes: "

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.zoo.children import child_flags, run_children
 from longctx.models.zoo import registry
 from longctx.models.zoo.trainer import Recipe, forward_of, lr_at, optimizer
 from longctx.models.zoo.trunk import Trunk, ZooConfig
@@ -164,22 +163,11 @@ def main() -> None:
         return
     lrs = a.lr.split(",")
     runs = [(arch, int(w), lr) for lr in lrs for w in a.widths.split(",") for arch in a.arch.split(",")]
-    skip = ("one", "jobs", "arch", "widths", "lr") + (("stop_at",) if a.stop_at is None else ())
-    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in vars(a).items()
-             if k not in skip and v is not False]
-
-    def launch(run: tuple[str, int, str]) -> int:
-        arch, width, lr = run
-        with (a.out / f"{arch}-d{width}-lr{lr}.log").open("w") as log:
-            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.mqar_sweep", *flags, "--one", f"{arch}:{width}:{lr}"],
-                                  stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-
-    start = time.time()
-    with ThreadPoolExecutor(a.jobs) as pool:
-        codes = list(pool.map(launch, runs))
+    flags = child_flags(a, ("one", "jobs", "arch", "widths", "lr"))
+    codes, wall = run_children("benchmarks.zoo.mqar_sweep", flags, runs, lambda r: f"{r[0]}-d{r[1]}-lr{r[2]}", a.out, a.jobs)
     results = [json.loads(f.read_text()) for arch, w, lr in runs if (f := a.out / f"{arch}-d{w}-lr{lr}.json").is_file()]
     summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-               "wall_s": round(time.time() - start, 1),
+               "wall_s": wall,
                "failed": [f"{r[0]}-d{r[1]}-lr{r[2]}" for r, c in zip(runs, codes) if c], "runs": results}
     (a.out / "mqar_sweep.json").write_text(json.dumps(summary, indent=1))
     widths = sorted({r["d_model"] for r in results})

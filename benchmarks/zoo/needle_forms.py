@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
+from benchmarks.zoo.children import child_flags, run_children
 from benchmarks.zoo.mqar_sweep import Batch, predictions, train_recall
 from longctx.models.zoo import registry
 from longctx.models.zoo.trunk import BOS, EOS, PAD
@@ -122,20 +121,11 @@ def main() -> None:
         return
     runs = [(arch, form, lr) for lr in a.lr.split(",") for form in a.forms.split(",") for arch in a.arch.split(",")]
     runs += [tuple(r.split(":")) for r in a.extra.split(",") if r]
-    skip = ("one", "jobs", "arch", "forms", "lr", "extra") + (("stop_at",) if a.stop_at is None else ())
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in skip]
-
-    def launch(run: tuple) -> int:
-        with (a.out / f"{'-'.join(run)}.log").open("w") as log:
-            return subprocess.run([sys.executable, "-m", "benchmarks.zoo.needle_forms", *flags, "--one", ":".join(run)],
-                                  stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-
-    start = time.time()
-    with ThreadPoolExecutor(a.jobs) as pool:
-        codes = list(pool.map(launch, runs))
+    flags = child_flags(a, ("one", "jobs", "arch", "forms", "lr", "extra"))
+    codes, wall = run_children("benchmarks.zoo.needle_forms", flags, runs, "-".join, a.out, a.jobs)
     results = [json.loads(f.read_text()) for r in runs if (f := a.out / f"{'-'.join(r)}.json").is_file()]
     summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-               "wall_s": round(time.time() - start, 1), "failed": ["-".join(r) for r, c in zip(runs, codes) if c],
+               "wall_s": wall, "failed": ["-".join(r) for r, c in zip(runs, codes) if c],
                "runs": results}
     (a.out / "needle_forms.json").write_text(json.dumps(summary, indent=1))
     print(f"exact answers on held-out rows, {a.width} bytes, two needles, size {a.size}")

@@ -60,9 +60,10 @@ def floor(rows: int) -> None:
           f"{batches[len(batches) // 2]:.3f}, 10-90% {batches[len(batches) // 10]:.3f}-{batches[9 * len(batches) // 10]:.3f}")
 
 
-def copy_probe_rows(spans: str, n: int = 16, seed: int = 5) -> torch.Tensor:
+def copy_probe_rows(spans: str, n: int = 16, seed: int = 5) -> tuple[torch.Tensor, slice, slice]:
     """``[n, 365]`` ids: BOS, a 64-byte span (essay text or random letters and digits), 100 essay bytes, the
-    span again, 200 essay bytes."""
+    span again, 200 essay bytes; and the logit positions that predict the first span and its repeat, each
+    span's first 8 bytes left out (logits at t predict t + 1: the spans are bytes 1-64 and 165-228)."""
     from longctx.evals.train import essay_bytes
     from longctx.evals.train_copy import ALPHABET
     from longctx.models.zoo.trunk import BOS
@@ -72,30 +73,28 @@ def copy_probe_rows(spans: str, n: int = 16, seed: int = 5) -> torch.Tensor:
         a, b, c = (rng.randrange(0, len(text) - 600) for _ in range(3))
         span = text[a:a + 64] if spans == "essay" else bytes(rng.choice(ALPHABET) for _ in range(64))
         rows.append([BOS, *(span + text[b:b + 100] + span + text[c:c + 200])[:364]])
-    return torch.tensor(rows)
+    return torch.tensor(rows), slice(8, 63), slice(172, 227)
 
 
 @torch.no_grad()
-def copy_losses(model: torch.nn.Module, rows: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy (nats a byte) of ``model`` on the first span of ``copy_probe_rows`` and on its
-    repeat, each span's first 8 bytes skipped: a model that copies in context predicts the repeat far better."""
-    device = next(model.parameters()).device
-    x = rows.to(device)
+def copy_losses(model: torch.nn.Module, rows: torch.Tensor, first: slice, repeat: slice) -> tuple[float, float]:
+    """Mean cross-entropy (nats a byte) of ``model`` at the logit positions ``first`` (a span's first copy) and
+    ``repeat`` (its repeat) of ``rows``: a model that copies in context predicts the repeat far better."""
+    x = rows.to(next(model.parameters()).device)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
         logits = model.eval()(x[:, :-1])
     ce = F.cross_entropy(logits.float().transpose(1, 2), x[:, 1:], reduction="none")
-    # targets t + 1: the first span is bytes 1-64, its repeat 165-228
-    return float(ce[:, 8:63].mean()), float(ce[:, 172:227].mean())
+    return float(ce[:, first].mean()), float(ce[:, repeat].mean())
 
 
 def copy(archs: list[str], spans: str) -> None:
     from longctx.models.zoo import checkpoint
     from longctx.models.zoo.model import CHECKPOINTS
 
-    rows = copy_probe_rows(spans)
+    probe = copy_probe_rows(spans)
     for arch in archs:
         model, _ = checkpoint.load(CHECKPOINTS / arch, "cpu")
-        first, repeat = copy_losses(model, rows)
+        first, repeat = copy_losses(model, *probe)
         print(f"{arch:10s} first span {first:.2f}  repeat {repeat:.2f} nats a byte", flush=True)
 
 
