@@ -226,6 +226,38 @@ def _tile_pair(k, b, gc, i: tl.constexpr, j: tl.constexpr, k_j, gc_j, GATE: tl.c
 
 
 @triton.jit
+def _load_rows(ptr, base, t0, cols, colmask, D, T):
+    """Four 16-row tiles at rows t0, t0 + 16, t0 + 32, t0 + 48 of a row-major [T, D] block at ``ptr + base``
+    (rows past T read 0)."""
+    a = tl.load(ptr + base + t0[:, None] * D + cols[None, :], mask=(t0 < T)[:, None] & colmask[None, :], other=0.0)
+    b = tl.load(ptr + base + (t0 + 16)[:, None] * D + cols[None, :], mask=(t0 + 16 < T)[:, None] & colmask[None, :],
+                other=0.0)
+    c = tl.load(ptr + base + (t0 + 32)[:, None] * D + cols[None, :], mask=(t0 + 32 < T)[:, None] & colmask[None, :],
+                other=0.0)
+    d = tl.load(ptr + base + (t0 + 48)[:, None] * D + cols[None, :], mask=(t0 + 48 < T)[:, None] & colmask[None, :],
+                other=0.0)
+    return a, b, c, d
+
+
+@triton.jit
+def _store_lower_product(ptr, base, t0, cols, colmask, D, T, p00, p10, p11, p20, p21, p22, p30, p31, p32, p33,
+                         x0, x1, x2, x3):
+    """Store P X in the layout ``_load_rows`` reads: P block lower triangular in ten [16, 16] tiles, X in four
+    16-row tiles."""
+    dt = ptr.dtype.element_ty
+    tl.store(ptr + base + t0[:, None] * D + cols[None, :], tl.dot(p00, x0).to(dt),
+             mask=(t0 < T)[:, None] & colmask[None, :])
+    tl.store(ptr + base + (t0 + 16)[:, None] * D + cols[None, :], (tl.dot(p10, x0) + tl.dot(p11, x1)).to(dt),
+             mask=(t0 + 16 < T)[:, None] & colmask[None, :])
+    tl.store(ptr + base + (t0 + 32)[:, None] * D + cols[None, :],
+             (tl.dot(p20, x0) + tl.dot(p21, x1) + tl.dot(p22, x2)).to(dt),
+             mask=(t0 + 32 < T)[:, None] & colmask[None, :])
+    tl.store(ptr + base + (t0 + 48)[:, None] * D + cols[None, :],
+             (tl.dot(p30, x0) + tl.dot(p31, x1) + tl.dot(p32, x2) + tl.dot(p33, x3)).to(dt),
+             mask=(t0 + 48 < T)[:, None] & colmask[None, :])
+
+
+@triton.jit
 def _delta_prep_tiles(k, v, g, beta, w, u, flags, T, H, HK, HV, HG, HB, DK, DV,
                       GATE: tl.constexpr, CHECK: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                       NVB: tl.constexpr, LOWP: tl.constexpr):
@@ -246,10 +278,7 @@ def _delta_prep_tiles(k, v, g, beta, w, u, flags, T, H, HK, HV, HG, HB, DK, DV,
     t1 = t0 + 16
     t2 = t0 + 32
     t3 = t0 + 48
-    k0 = tl.load(k + k_base + t0[:, None] * DK + dk[None, :], mask=(t0 < T)[:, None] & dkmask[None, :], other=0.0)
-    k1 = tl.load(k + k_base + t1[:, None] * DK + dk[None, :], mask=(t1 < T)[:, None] & dkmask[None, :], other=0.0)
-    k2 = tl.load(k + k_base + t2[:, None] * DK + dk[None, :], mask=(t2 < T)[:, None] & dkmask[None, :], other=0.0)
-    k3 = tl.load(k + k_base + t3[:, None] * DK + dk[None, :], mask=(t3 < T)[:, None] & dkmask[None, :], other=0.0)
+    k0, k1, k2, k3 = _load_rows(k, k_base, t0, dk, dkmask, DK, T)
     b0 = tl.load(beta + b_base + t0, mask=t0 < T, other=0.0).to(tl.float32)
     b1 = tl.load(beta + b_base + t1, mask=t1 < T, other=0.0).to(tl.float32)
     b2 = tl.load(beta + b_base + t2, mask=t2 < T, other=0.0).to(tl.float32)
@@ -284,47 +313,22 @@ def _delta_prep_tiles(k, v, g, beta, w, u, flags, T, H, HK, HV, HG, HB, DK, DV,
     p31 = tl.dot(p33, tl.dot(m31, p11) + tl.dot(m32, p21))
     p30 = tl.dot(p33, tl.dot(m30, p00) + tl.dot(m31, p10) + tl.dot(m32, p20))
     dt = k.dtype.element_ty if LOWP else tl.float32
-    # W = P diag(b) (K ⊙ Γ), one 16-row tile at a time
-    x0 = (k0 * (tl.exp(g0) * b0)[:, None]).to(dt)
-    x1 = (k1 * (tl.exp(g1) * b1)[:, None]).to(dt)
-    x2 = (k2 * (tl.exp(g2) * b2)[:, None]).to(dt)
-    x3 = (k3 * (tl.exp(g3) * b3)[:, None]).to(dt)
+    p00, p10, p11, p20, p21, p22 = p00.to(dt), p10.to(dt), p11.to(dt), p20.to(dt), p21.to(dt), p22.to(dt)
+    p30, p31, p32, p33 = p30.to(dt), p31.to(dt), p32.to(dt), p33.to(dt)
     out_base = bh.to(tl.int64) * T
-    wdt = w.dtype.element_ty
-    tl.store(w + (out_base + t0[:, None]) * DK + dk[None, :], tl.dot(p00.to(dt), x0).to(wdt),
-             mask=(t0 < T)[:, None] & dkmask[None, :])
-    tl.store(w + (out_base + t1[:, None]) * DK + dk[None, :],
-             (tl.dot(p10.to(dt), x0) + tl.dot(p11.to(dt), x1)).to(wdt), mask=(t1 < T)[:, None] & dkmask[None, :])
-    tl.store(w + (out_base + t2[:, None]) * DK + dk[None, :],
-             (tl.dot(p20.to(dt), x0) + tl.dot(p21.to(dt), x1) + tl.dot(p22.to(dt), x2)).to(wdt),
-             mask=(t2 < T)[:, None] & dkmask[None, :])
-    tl.store(w + (out_base + t3[:, None]) * DK + dk[None, :],
-             (tl.dot(p30.to(dt), x0) + tl.dot(p31.to(dt), x1) + tl.dot(p32.to(dt), x2)
-              + tl.dot(p33.to(dt), x3)).to(wdt), mask=(t3 < T)[:, None] & dkmask[None, :])
+    # W = P diag(b) (K ⊙ Γ)
+    _store_lower_product(w, out_base * DK, t0, dk, dkmask, DK, T, p00, p10, p11, p20, p21, p22, p30, p31, p32, p33,
+                         (k0 * (tl.exp(g0) * b0)[:, None]).to(dt), (k1 * (tl.exp(g1) * b1)[:, None]).to(dt),
+                         (k2 * (tl.exp(g2) * b2)[:, None]).to(dt), (k3 * (tl.exp(g3) * b3)[:, None]).to(dt))
     # U = P diag(b) V, per value block
     v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
-    udt = u.dtype.element_ty
     for j in range(NVB):
         dv = j * BV + tl.arange(0, BV)
         dvmask = dv < DV
-        y0 = (tl.load(v + v_base + t0[:, None] * DV + dv[None, :], mask=(t0 < T)[:, None] & dvmask[None, :],
-                      other=0.0).to(tl.float32) * b0[:, None]).to(dt)
-        y1 = (tl.load(v + v_base + t1[:, None] * DV + dv[None, :], mask=(t1 < T)[:, None] & dvmask[None, :],
-                      other=0.0).to(tl.float32) * b1[:, None]).to(dt)
-        y2 = (tl.load(v + v_base + t2[:, None] * DV + dv[None, :], mask=(t2 < T)[:, None] & dvmask[None, :],
-                      other=0.0).to(tl.float32) * b2[:, None]).to(dt)
-        y3 = (tl.load(v + v_base + t3[:, None] * DV + dv[None, :], mask=(t3 < T)[:, None] & dvmask[None, :],
-                      other=0.0).to(tl.float32) * b3[:, None]).to(dt)
-        tl.store(u + (out_base + t0[:, None]) * DV + dv[None, :], tl.dot(p00.to(dt), y0).to(udt),
-                 mask=(t0 < T)[:, None] & dvmask[None, :])
-        tl.store(u + (out_base + t1[:, None]) * DV + dv[None, :],
-                 (tl.dot(p10.to(dt), y0) + tl.dot(p11.to(dt), y1)).to(udt), mask=(t1 < T)[:, None] & dvmask[None, :])
-        tl.store(u + (out_base + t2[:, None]) * DV + dv[None, :],
-                 (tl.dot(p20.to(dt), y0) + tl.dot(p21.to(dt), y1) + tl.dot(p22.to(dt), y2)).to(udt),
-                 mask=(t2 < T)[:, None] & dvmask[None, :])
-        tl.store(u + (out_base + t3[:, None]) * DV + dv[None, :],
-                 (tl.dot(p30.to(dt), y0) + tl.dot(p31.to(dt), y1) + tl.dot(p32.to(dt), y2)
-                  + tl.dot(p33.to(dt), y3)).to(udt), mask=(t3 < T)[:, None] & dvmask[None, :])
+        v0, v1, v2, v3 = _load_rows(v, v_base, t0, dv, dvmask, DV, T)
+        _store_lower_product(u, out_base * DV, t0, dv, dvmask, DV, T, p00, p10, p11, p20, p21, p22, p30, p31, p32,
+                             p33, (v0.to(tl.float32) * b0[:, None]).to(dt), (v1.to(tl.float32) * b1[:, None]).to(dt),
+                             (v2.to(tl.float32) * b2[:, None]).to(dt), (v3.to(tl.float32) * b3[:, None]).to(dt))
 
 
 @triton.jit
