@@ -70,7 +70,7 @@ def _fla_op(name: str):
 def _inputs(name: str, n: int, dev) -> tuple[dict, dict]:
     """(ours, fla's copy): q, k, v, g, beta."""
     x = lin_bench.inputs(n, dev, torch.bfloat16, B, H, H, D, *RECURRENCES[name])
-    return x, {k: v.transpose(1, 2).contiguous() for k, v in x.items()}
+    return x, {k: None if v is None else v.transpose(1, 2).contiguous() for k, v in x.items()}
 
 
 def _calls(name: str, x: dict, xf: dict) -> tuple:

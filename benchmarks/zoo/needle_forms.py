@@ -14,9 +14,12 @@ Two forms of the question, everything else equal:
 
 Each architecture trains its shipped-size config (``registry.config(arch, 'small')``; ``--size tiny`` for a CPU) from scratch with the
 zoo's optimizer and schedule; held-out rows (eval split) count as right when every answer byte is the
-argmax. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``:
+argmax. ``--warm N`` first trains N steps of token-level MQAR on byte ids (``tasks.mqar.mqar_tokens``: 256
+ids, 16 pairs in 128 positions, padded to the row), the associative recall in its plainest form, before the
+needle rows. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``:
 
     python -m benchmarks.zoo.needle_forms --arch dense,mamba2,linear,mamba1 --steps 1500 --jobs 8 --out /tmp/nf
+    python -m benchmarks.zoo.needle_forms --arch linear --forms ruler --lr 3e-3 --warm 0,300 --compile --out /tmp/nf
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from longctx.models.zoo import registry
 from longctx.models.zoo.trunk import BOS, EOS, PAD
 from longctx.tasks import vocab
 from longctx.tasks.haystack import noise_haystack
-from longctx.tasks.mqar import IGNORE
+from longctx.tasks.mqar import IGNORE, mqar_tokens
 from longctx.tasks.niah import NEEDLE
 
 FORMS = {
@@ -76,6 +79,16 @@ def needle_batch(form: str, n: int, width: int, seed: str, split: str = "train")
     return torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows])
 
 
+def mqar_byte_batch(n: int, width: int, seed: int) -> Batch:
+    """Zoology's MQAR on byte ids (keys 1-127, values 128-255; 16 pairs in 128 positions, as the vocabulary
+    must exceed the length), each row padded with PAD to ``width``: ``(ids [n, width], targets [n, width])``."""
+    x, y = mqar_tokens(n, 128, 16, 256, seed=seed)
+    ids = torch.full((n, width), PAD, dtype=torch.long)
+    targets = torch.full((n, width), IGNORE, dtype=torch.long)
+    ids[:, :128], targets[:, :128] = torch.from_numpy(x), torch.from_numpy(y)
+    return ids, targets
+
+
 def exact(model, batches: list[Batch], device: str) -> float:
     """Share of rows whose every answer byte (and EOS) is the argmax."""
     right = total = 0
@@ -86,15 +99,22 @@ def exact(model, batches: list[Batch], device: str) -> float:
     return right / max(total, 1)
 
 
-def run_one(arch: str, form: str, lr: float, a: argparse.Namespace) -> dict:
+def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -> dict:
+    """One model: ``warm`` MQAR steps, then needle rows of ``form`` up to ``a.steps`` steps in all."""
     cfg = registry.config(arch, a.size)
     start = time.time()
-    model, log = train_recall(cfg, lambda s: needle_batch(form, a.batch, a.width, f"{form}|{s}"), a.steps, lr,
-                              a.device, stop_at=a.stop_at)
+
+    def batch_at(step: int) -> Batch:
+        if step < warm:
+            return mqar_byte_batch(a.batch, a.width, seed=step)
+        return needle_batch(form, a.batch, a.width, f"{form}|{step}")
+
+    model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile)
     test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval") for i in range(a.test // 100)]
-    return {"arch": arch, "form": form, "lr": lr, "size": a.size, "parameters": model.num_params(), "width": a.width,
-            "steps": log[-1]["step"], "batch": a.batch, "exact": round(exact(model, test, a.device), 4),
-            "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1), "loss_log": log}
+    return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
+            "parameters": model.num_params(), "width": a.width, "steps": log[-1]["step"], "batch": a.batch,
+            "exact": round(exact(model, test, a.device), 4), "final_loss": log[-1]["loss"],
+            "seconds": round(time.time() - start, 1), "loss_log": log}
 
 
 def main() -> None:
@@ -102,26 +122,29 @@ def main() -> None:
     p.add_argument("--arch", default="dense,mamba2,linear,mamba1")
     p.add_argument("--forms", default="ruler,echo")
     p.add_argument("--lr", default="1e-3", help="learning rates, comma-separated (each arch and form at each)")
-    p.add_argument("--extra", default="", help="more runs, ARCH:FORM:LR comma-separated")
+    p.add_argument("--warm", default="0", help="MQAR steps before the needle rows, comma-separated (each run at each)")
+    p.add_argument("--extra", default="", help="more runs, ARCH:FORM:LR:WARM comma-separated")
     p.add_argument("--size", default="small", choices=list(registry.SIZES), help="registry size (small: the shipped one)")
     p.add_argument("--width", type=int, default=512, help="row length in bytes")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:FORM:LR, run by the parent
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:FORM:LR:WARM, run by the parent
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.one:
-        arch, form, lr = a.one.split(":")
-        (a.out / f"{arch}-{form}-{lr}.json").write_text(json.dumps(run_one(arch, form, float(lr), a)))
+        arch, form, lr, warm = a.one.split(":")
+        (a.out / f"{a.one.replace(':', '-')}.json").write_text(json.dumps(run_one(arch, form, float(lr), int(warm), a)))
         return
-    runs = [(arch, form, lr) for lr in a.lr.split(",") for form in a.forms.split(",") for arch in a.arch.split(",")]
+    runs = [(arch, form, lr, warm) for warm in a.warm.split(",") for lr in a.lr.split(",")
+            for form in a.forms.split(",") for arch in a.arch.split(",")]
     runs += [tuple(r.split(":")) for r in a.extra.split(",") if r]
-    flags = child_flags(a, ("one", "jobs", "arch", "forms", "lr", "extra"))
+    flags = child_flags(a, ("one", "jobs", "arch", "forms", "lr", "warm", "extra"))
     codes, wall = run_children("benchmarks.zoo.needle_forms", flags, runs, "-".join, a.out, a.jobs)
     results = [json.loads(f.read_text()) for r in runs if (f := a.out / f"{'-'.join(r)}.json").is_file()]
     summary = {"command": " ".join(sys.argv), "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
@@ -129,10 +152,11 @@ def main() -> None:
                "runs": results}
     (a.out / "needle_forms.json").write_text(json.dumps(summary, indent=1))
     print(f"exact answers on held-out rows, {a.width} bytes, two needles, size {a.size}")
-    print("arch".ljust(10) + "form".ljust(7) + "lr".rjust(8) + "steps".rjust(7) + "exact".rjust(8) + "loss".rjust(8))
+    print("arch".ljust(10) + "form".ljust(7) + "lr".rjust(8) + "warm".rjust(6) + "steps".rjust(7) + "exact".rjust(8)
+          + "loss".rjust(8))
     for r in results:
-        print(r["arch"].ljust(10) + r["form"].ljust(7) + f"{r['lr']:g}".rjust(8) + str(r["steps"]).rjust(7)
-              + f"{100 * r['exact']:.1f}".rjust(8) + f"{r['final_loss']}".rjust(8))
+        print(r["arch"].ljust(10) + r["form"].ljust(7) + f"{r['lr']:g}".rjust(8) + str(r["warm_mqar_steps"]).rjust(6)
+              + str(r["steps"]).rjust(7) + f"{100 * r['exact']:.1f}".rjust(8) + f"{r['final_loss']}".rjust(8))
     print("failed:", summary["failed"] or "none", f"wall {summary['wall_s']} s")
 
 

@@ -475,9 +475,9 @@ TUNING: dict[tuple[int, bool], Tuning] = {
     (0, False): Tuning(64, 32, 4, 3, 128, 4, 2),
     (1, False): Tuning(32, 32, 4, 3, 128, 4, 2),
     (2, False): Tuning(32, 32, 4, 3, 128, 4, 2),
-    (0, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
-    (1, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
-    (2, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4),
+    (0, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4, prep_lowp=True),
+    (1, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4, prep_lowp=True),
+    (2, True): Tuning(128, 32, 4, 3, 128, 4, 2, 4, prep_lowp=True),
 }
 
 
