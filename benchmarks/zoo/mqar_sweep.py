@@ -54,12 +54,14 @@ def recall_config(arch: str, width: int, seq_len: int, vocab_size: int, n_layers
 
 def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, lr: float, device: str,
                  warmup: int = 100, seed: int = 0, stop_at: float | None = None,
-                 compiled: bool = False) -> tuple[Trunk, list[dict]]:
+                 compiled: bool = False, probe: Callable[[Trunk], float] | None = None,
+                 probe_every: int = 0) -> tuple[Trunk, list[dict]]:
     """Train a fresh model of ``cfg`` on ``batch_at(step)`` with the zoo's optimizer and schedule (AdamW,
     warm-up, cosine to 10%, clip 1.0, bf16 autocast on a GPU); only targets other than IGNORE count.
     ``stop_at``: a ``time.time()`` after which training ends early (the log's last step says where).
     ``compiled``: the forward through ``trainer.forward_of`` (torch.compile, CUDA graphs on a GPU): these
-    two-layer models are launch-bound (ten eager runs at once on an H100: 57 ms a step at d 64)."""
+    two-layer models are launch-bound (ten eager runs at once on an H100: 57 ms a step at d 64).
+    ``probe``: every ``probe_every`` steps its value on the model (in eval mode) joins the log as ``probe``."""
     torch.manual_seed(seed)
     model = registry.build(cfg).to(device)
     forward = forward_of(model, True, batch_at(0)[0][:1].to(device)) if compiled else model
@@ -82,6 +84,9 @@ def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, l
         opt.step()
         if (step + 1) % 50 == 0 or step + 1 == steps:
             log.append({"step": step + 1, "loss": round(float(loss.detach()), 4)})
+        if probe is not None and probe_every and (step + 1) % probe_every == 0:
+            log.append({"step": step + 1, "probe": round(probe(model), 4)})
+            model.train()
     return model, log
 
 

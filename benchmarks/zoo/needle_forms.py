@@ -109,11 +109,14 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
             return mqar_byte_batch(a.batch, a.width, seed=step)
         return needle_batch(form, a.batch, a.width, f"{form}|{step}")
 
-    model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile)
     test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval") for i in range(a.test // 100)]
+    model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile,
+                              probe=lambda m: exact(m, test[:1], a.device), probe_every=a.probe_every)
+    losses = [e for e in log if "loss" in e]
     return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
-            "parameters": model.num_params(), "width": a.width, "steps": log[-1]["step"], "batch": a.batch,
-            "exact": round(exact(model, test, a.device), 4), "final_loss": log[-1]["loss"],
+            "parameters": model.num_params(), "width": a.width, "steps": losses[-1]["step"], "batch": a.batch,
+            "exact": round(exact(model, test, a.device), 4), "final_loss": losses[-1]["loss"],
+            "exact_curve": [(e["step"], e["probe"]) for e in log if "probe" in e],
             "seconds": round(time.time() - start, 1), "loss_log": log}
 
 
@@ -130,6 +133,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--probe-every", type=int, default=0, help="score 100 held-out rows every N steps (0: only at the end)")
     p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
