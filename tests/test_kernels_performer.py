@@ -252,3 +252,19 @@ def test_full_size_on_gpu():
     o_ref, (S, _) = ref(q, k, v, W)
     assert rel(o, o_ref) < tol(q.dtype) and rel(true_state(st)[0], S) < tol(q.dtype)
     assert math.isfinite(rel(o, o_ref))
+
+
+def test_gradient_stays_finite_when_every_key_is_far_from_its_query():
+    """A query anti-aligned with each key it sees, at norm 64 (q·k / sqrt(d) = -512): every product of plain
+    max-normalised features underflows to 0 in float32, so without the stabiliser the first position's
+    normaliser is exactly 0 and its gradient NaN (seen before ``features.STABILIZER``)."""
+    torch.manual_seed(0)
+    d = 64
+    W = P.orthogonal_features(128, d, seed=0)
+    k = torch.randn(1, 1, 64, d)
+    k = (k / k.norm(dim=-1, keepdim=True) * 64).requires_grad_()
+    q = (-k.detach()).requires_grad_()
+    v = torch.randn(1, 1, 64, d)
+    o, _ = P.favor_chunked(q, k, v, W, d ** -0.5)
+    o.sum().backward()
+    assert torch.isfinite(o).all() and torch.isfinite(q.grad).all() and torch.isfinite(k.grad).all()

@@ -13,7 +13,11 @@ Numerics (the paper's implementation subtracts a max before the exp; here):
   * ``key_weights`` keeps a running max ``c_t = max(c_{t-1}, a_t)`` of the key rows: the carried state is
     ``exp(-c_t)`` times the true ``(S_t, z_t)``, rescaled by ``exp(c_{t-1} - c_t) <= 1`` whenever the max
     grows (a scalar log decay for the gated linear-attention kernel) and each key row enters with weight
-    ``exp(a_t - c_t) / sqrt(m) <= 1``. Everything stays <= 1, and causal: c_t looks at no later key.
+    ``exp(a_t - c_t) / sqrt(m) <= 1``. Everything stays <= 1, and causal: c_t looks at no later key;
+  * ``favor_inputs`` adds ``STABILIZER`` to every query and key feature, as the paper's implementation does
+    (its ``numerical_stabilizer``): with far-apart q and k every product ``f_q · f_k`` can underflow to 0 in
+    float32, and a query whose keys all do so has a normaliser of exactly 0 (a NaN output or gradient).
+    Against features whose largest entry is 1 this moves a weight by about 1e-6 of the largest.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 
+STABILIZER = 1e-6   # added to every feature: keeps FAVOR+'s normaliser above 0
 FeatureMap = Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -86,6 +91,7 @@ def favor_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: torch.Ten
     step = q.dim() == 3
     fq, _ = features(q, W, scale)
     fk, a = features(k, W, scale)
+    fq, fk = fq + STABILIZER, fk + STABILIZER
     g, w, shift = key_weights(a[..., None] if step else a, W.shape[0], shift)
     if step:
         g, w = g[..., 0], w[..., 0]

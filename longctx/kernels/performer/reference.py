@@ -1,6 +1,8 @@
-"""Ground truth for FAVOR+ causal attention: the token-by-token recurrence, no stabiliser, as the paper writes it.
+"""Ground truth for FAVOR+ causal attention: the token-by-token recurrence as the paper writes it, with its
+implementation's numerical stabiliser ε (``features.STABILIZER``) added to each feature relative to the row's largest
+(that term carries no gradient, as there):
 
-    φ(x) = exp(W x' - |x'|²/2) / sqrt(m),   x' = sqrt(scale) x
+    ℓ(x) = W x' - |x'|²/2,   φ(x) = (exp(ℓ(x)) + ε exp(max_j ℓ_j(x))) / sqrt(m),   x' = sqrt(scale) x
     S_t = S_{t-1} + φ(k_t) v_tᵀ,   z_t = z_{t-1} + φ(k_t),   o_t = φ(q_t)ᵀ S_t / φ(q_t)ᵀ z_t
 
 Runs in the dtype it is given (tests use float64 on the CPU, with inputs small enough that the plain
@@ -13,11 +15,14 @@ import math
 
 import torch
 
+from longctx.kernels.performer.features import STABILIZER
+
 
 def phi(x: torch.Tensor, W: torch.Tensor, scale: float) -> torch.Tensor:
     """The positive random feature map. x: [..., d]; W: [m, d] -> [..., m]."""
     xs = x * math.sqrt(scale)
-    return (xs @ W.to(x.dtype).T - 0.5 * (xs * xs).sum(-1, keepdim=True)).exp() / math.sqrt(W.shape[0])
+    logits = xs @ W.to(x.dtype).T - 0.5 * (xs * xs).sum(-1, keepdim=True)
+    return (logits.exp() + STABILIZER * logits.detach().amax(-1, keepdim=True).exp()) / math.sqrt(W.shape[0])
 
 
 def favor_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: torch.Tensor, scale: float,
