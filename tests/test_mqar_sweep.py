@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.zoo.mqar_sweep import parse_knobs, recall_config
+import torch
+
+import benchmarks.zoo.mqar_sweep as sweep_mod
+from benchmarks.zoo.mqar_sweep import mqar_batch, parse_knobs, recall_config, train_recall
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +34,23 @@ def test_a_two_run_cpu_sweep_writes_each_result_with_its_knobs(tmp_path):
     assert sweep["failed"] == [] and sorted(r["lr"] for r in sweep["runs"]) == [1e-3, 1e-2]
     assert all(r["knobs"]["conv"] == 2 and r["steps"] == 3 and 0 <= r["accuracy"] <= 1 for r in sweep["runs"])
     assert "best lr of each cell" in done.stdout
+
+
+def test_a_stopped_run_resumes_from_its_state_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """A run cut off by ``stop_at`` after 3 of 6 steps, then run again with the same ``state`` file, ends with the
+    parameters and losses of one that was never stopped (same batches, same schedule, optimizer state kept)."""
+    cfg = recall_config("dense", 32, 32, 64)
+    batch_at = lambda s: mqar_batch(s, 4, 32, 2, 64)   # noqa: E731
+    whole, whole_log = train_recall(cfg, batch_at, 6, 1e-2, "cpu", warmup=2)
+    clock = iter(range(100))
+    monkeypatch.setattr(sweep_mod.time, "time", lambda: next(clock))
+    state = tmp_path / "run.pt"
+    _, cut = train_recall(cfg, batch_at, 6, 1e-2, "cpu", warmup=2, stop_at=2.5, state=state)
+    assert cut[-1] == {"step": 3, "loss": None, "stopped": True}
+    monkeypatch.undo()
+    resumed, log = train_recall(cfg, batch_at, 6, 1e-2, "cpu", warmup=2, state=state)
+    assert log == whole_log
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+    _, again = train_recall(cfg, batch_at, 6, 1e-2, "cpu", warmup=2, state=state)   # finished: nothing to train
+    assert again == whole_log

@@ -171,7 +171,7 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
         for cand in _sweep_tunings(name):
             launches, o, _ = tc.plan_forward(*_plan_args(x), tuning=cand)
             try:
-                ms = min(_median_ms(lambda: [launch() for launch in launches], "flush") for _ in range(ROUNDS))
+                ms = min(_median_ms(lambda ls=launches: [launch() for launch in ls], "flush") for _ in range(ROUNDS))
                 err = rel(o, o_ref)   # before launches run alone: _state rewrites u in place
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "ms": round(ms, 4),
                                      "launch_ms": _launch_ms(launches), "rel_o": err})
@@ -180,10 +180,11 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
     return rec
 
 
-def _checks(dev) -> dict:
+def _checks(names: list[str], dev) -> dict:
     """Our public op against the chunked PyTorch form in float32 (output, final state), and against fla."""
     res = {}
-    for name, (gate, delta) in RECURRENCES.items():
+    for name in names:
+        gate, delta = RECURRENCES[name]
         for n, heads, init in CHECKS:
             x = lin_bench.inputs(n, dev, torch.bfloat16, B, heads, heads, D, gate, delta)
             s0 = torch.randn(B, heads, D, D, device=dev) if init else None
@@ -219,17 +220,16 @@ def _checks(dev) -> dict:
     return res
 
 
-def _compile_worker(index: int, sweep: bool) -> None:
-    """Fill Triton's disk cache: worker i < len(RECURRENCES) runs fla's op of the i-th recurrence once (its
+def _compile_worker(names: list[str], index: int, sweep: bool) -> None:
+    """Fill Triton's disk cache: worker i < len(names) runs fla's op of the i-th recurrence once (its
     autotuner builds every config), the last worker builds our launches (public ops and sweep shapes)."""
     dev = torch.device(DEVICE)
     with torch.inference_mode():
-        if index < len(RECURRENCES):
-            name = list(RECURRENCES)[index]
-            x, xf = _inputs(name, 4096, dev)
-            _calls(name, x, xf)[1]()
+        if index < len(names):
+            x, xf = _inputs(names[index], 4096, dev)
+            _calls(names[index], x, xf)[1]()
         else:
-            for name in RECURRENCES:
+            for name in names:
                 x, xf = _inputs(name, 4096, dev)
                 _calls(name, x, xf)[0]()
                 for cand in _sweep_tunings(name) if sweep else [None]:
@@ -241,12 +241,12 @@ def _compile_worker(index: int, sweep: bool) -> None:
         torch.cuda.synchronize()
 
 
-def _precompile(sweep: bool, timeout: float) -> float:
+def _precompile(names: list[str], sweep: bool, timeout: float) -> float:
     t0 = time.time()
     env = {**os.environ, "FLA_CACHE_RESULTS": "0"}   # configs timed beside other workers are not kept
     cmd = [sys.executable, "-m", "benchmarks.linear.vs_fla", "--out", ".", "--compile-worker"]
-    procs = [subprocess.Popen([*cmd, str(i), *(["--sweep"] if sweep else []), "--recurrences", ",".join(RECURRENCES)],
-                              env=env) for i in range(len(RECURRENCES) + 1)]
+    procs = [subprocess.Popen([*cmd, str(i), *(["--sweep"] if sweep else []), "--recurrences", ",".join(names)],
+                              env=env) for i in range(len(names) + 1)]
     for proc in procs:
         try:
             proc.wait(timeout=max(1.0, timeout - (time.time() - t0)))
@@ -271,13 +271,12 @@ def main() -> None:
     ap.add_argument("--recurrences", default=",".join(RECURRENCES), help="comma-separated, of " + ", ".join(RECURRENCES))
     args = ap.parse_args()
     WITH_FLA = not args.no_fla
-    unknown = [r for r in args.recurrences.split(",") if r not in RECURRENCES]
+    names = args.recurrences.split(",")
+    unknown = [r for r in names if r not in RECURRENCES]
     if unknown:
         ap.error(f"unknown --recurrences {unknown}; known: {', '.join(RECURRENCES)}")
-    for name in [r for r in RECURRENCES if r not in args.recurrences.split(",")]:
-        del RECURRENCES[name]
     if args.compile_worker is not None:
-        _compile_worker(args.compile_worker, args.sweep)
+        _compile_worker(names, args.compile_worker, args.sweep)
         return
     dev = torch.device(DEVICE)
     gpu = torch.cuda.get_device_name()
@@ -292,25 +291,25 @@ def main() -> None:
             sys.exit("vs_fla: flash-linear-attention (fla-core) is not importable; --no-fla times ours alone")
     t0 = time.time()
     if not args.no_precompile:
-        res["precompile_s"] = _precompile(args.sweep, args.precompile_s)
+        res["precompile_s"] = _precompile(names, args.sweep, args.precompile_s)
         print("precompile", res["precompile_s"], "s", flush=True)
     _FLUSH = torch.empty(256 * 2 ** 20, dtype=torch.int8, device=dev)
     out = args.out / f"vs_fla_{'h100' if 'H100' in gpu else 'h200' if 'H200' in gpu else 'gpu'}{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():   # the JSON is rewritten after each step: a run cut short keeps what it measured
         if not args.no_checks:
-            res["checks"] = _checks(dev)
+            res["checks"] = _checks(names, dev)
             print("checks", json.dumps(res["checks"]), flush=True)
             out.write_text(json.dumps(res, indent=1))
         if args.profile_n:
             res["profile"] = {}
-            for name in RECURRENCES:
+            for name in names:
                 res["profile"][name] = _profile(name, args.profile_n, dev, args.sweep)
                 print(name, json.dumps(res["profile"][name]), flush=True)
                 out.write_text(json.dumps(res, indent=1))
         res["grid"] = []
         for n in map(int, args.ns.split(",")):
-            for name in RECURRENCES:
+            for name in names:
                 torch.cuda.empty_cache()
                 x, xf = _inputs(name, n, dev)
                 ours, fla_fn = _calls(name, x, xf)
@@ -324,7 +323,7 @@ def main() -> None:
                 out.write_text(json.dumps(res, indent=1))
                 del x, xf, ours, fla_fn
     res["exponent_64k_up"] = {}
-    for name in RECURRENCES:
+    for name in names:
         rows = [r for r in res["grid"] if r["recurrence"] == name]
         for who in ("ours", "fla") if WITH_FLA else ("ours",):
             for clock in ("flush", "sync"):

@@ -55,20 +55,27 @@ def recall_config(arch: str, width: int, seq_len: int, vocab_size: int, n_layers
 def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, lr: float, device: str,
                  warmup: int = 100, seed: int = 0, stop_at: float | None = None,
                  compiled: bool = False, probe: Callable[[Trunk], float] | None = None,
-                 probe_every: int = 0) -> tuple[Trunk, list[dict]]:
+                 probe_every: int = 0, state: Path | None = None) -> tuple[Trunk, list[dict]]:
     """Train a fresh model of ``cfg`` on ``batch_at(step)`` with the zoo's optimizer and schedule (AdamW,
     warm-up, cosine to 10%, clip 1.0, bf16 autocast on a GPU); only targets other than IGNORE count.
     ``stop_at``: a ``time.time()`` after which training ends early (the log's last step says where).
     ``compiled``: the forward through ``trainer.forward_of`` (torch.compile, CUDA graphs on a GPU): these
     two-layer models are launch-bound (ten eager runs at once on an H100: 57 ms a step at d 64).
-    ``probe``: every ``probe_every`` steps its value on the model (in eval mode) joins the log as ``probe``."""
+    ``probe``: every ``probe_every`` steps its value on the model (in eval mode) joins the log as ``probe``.
+    ``state``: a file that a stopped run leaves (model, optimizer, log, next step) and the same call resumes from,
+    on the same batches and schedule; a finished run leaves it too, and training it again only returns it."""
     torch.manual_seed(seed)
     model = registry.build(cfg).to(device)
-    forward = forward_of(model, True, batch_at(0)[0][:1].to(device)) if compiled else model
     recipe = Recipe(steps=steps, lr=lr, warmup=min(warmup, steps), seed=seed)
-    opt, log = optimizer(model, recipe), []
+    opt, log, start = optimizer(model, recipe), [], 0
+    if state is not None and state.is_file():
+        saved = torch.load(state, map_location=device)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        log, start = [e for e in saved["log"] if not e.get("stopped")], saved["step"]
+    forward = forward_of(model, True, batch_at(0)[0][:1].to(device)) if compiled else model
     model.train()
-    for step in range(steps):
+    for step in range(start, steps):
         if stop_at is not None and time.time() > stop_at:
             log.append({"step": step, "loss": log[-1]["loss"] if log else None, "stopped": True})
             break
@@ -87,6 +94,11 @@ def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, l
         if probe is not None and probe_every and (step + 1) % probe_every == 0:
             log.append({"step": step + 1, "probe": round(probe(model), 4)})
             model.train()
+    else:
+        step = steps
+    if state is not None:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "log": log, "step": step}, state)
     return model, log
 
 
@@ -131,7 +143,8 @@ def run_one(arch: str, width: int, lr: float, a: argparse.Namespace) -> dict:
     cfg = recall_config(arch, width, a.seq_len, a.vocab, knobs=parse_knobs(a.knobs))
     start = time.time()
     model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, lr,
-                              a.device, stop_at=a.stop_at, compiled=a.compile)
+                              a.device, stop_at=a.stop_at, compiled=a.compile,
+                              state=a.state / f"{arch}-d{width}-{lr:g}.pt" if a.state else None)
     test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
     return {"arch": arch, "d_model": width, "knobs": cfg.mixer, "parameters": model.num_params(), "seq_len": a.seq_len,
             "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "compiled": a.compile,
@@ -157,6 +170,8 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
+    p.add_argument("--state", type=Path, default=None,
+                   help="folder of each run's training state: a stopped run resumes from it when run again")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:WIDTH:LR, run by the parent
     a = p.parse_args()

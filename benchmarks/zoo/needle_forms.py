@@ -16,7 +16,8 @@ Each architecture trains its shipped-size config (``registry.config(arch, 'small
 zoo's optimizer and schedule; held-out rows (eval split) count as right when every answer byte is the
 argmax. ``--warm N`` first trains N steps of token-level MQAR on byte ids (``tasks.mqar.mqar_tokens``: 256
 ids, 16 pairs in 128 positions, padded to the row), the associative recall in its plainest form, before the
-needle rows. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``:
+needle rows. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``; with ``--state DIR``
+a run stopped by ``--stop-at`` resumes from its state when the command runs again:
 
     python -m benchmarks.zoo.needle_forms --arch dense,mamba2,linear,mamba1 --steps 1500 --jobs 8 --out /tmp/nf
     python -m benchmarks.zoo.needle_forms --arch linear --forms ruler --lr 3e-3 --warm 0,300 --compile --out /tmp/nf
@@ -111,7 +112,8 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
 
     test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval") for i in range(a.test // 100)]
     model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile,
-                              probe=lambda m: exact(m, test[:1], a.device), probe_every=a.probe_every)
+                              probe=lambda m: exact(m, test[:1], a.device), probe_every=a.probe_every,
+                              state=a.state / f"{arch}-{form}-{lr:g}-{warm}.pt" if a.state else None)
     losses = [e for e in log if "loss" in e]
     return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
             "parameters": model.num_params(), "width": a.width, "steps": losses[-1]["step"], "batch": a.batch,
@@ -136,6 +138,8 @@ def main() -> None:
     p.add_argument("--probe-every", type=int, default=0, help="score 100 held-out rows every N steps (0: only at the end)")
     p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
+    p.add_argument("--state", type=Path, default=None,
+                   help="folder of each run's training state: a stopped run resumes from it when run again")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:FORM:LR:WARM, run by the parent
