@@ -1,0 +1,42 @@
+"""``benchmarks/zoo/needle_forms.py``: its rows score only the answer, its MQAR warm-up rows are Zoology's task on
+byte ids, and a run records its warm-up and its held-out curve."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.zoo.needle_forms import mqar_byte_batch, needle_batch
+from longctx.models.zoo.trunk import EOS, PAD
+from longctx.tasks.mqar import IGNORE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_needle_rows_score_the_asked_value_and_eos_only():
+    x, y = needle_batch("ruler", 4, 512, "seed")
+    assert x.shape == y.shape == (4, 512)
+    for ids, targets in zip(x.tolist(), y.tolist()):
+        scored = [(i, t) for i, t in enumerate(targets) if t != IGNORE]
+        answer = bytes(t for _, t in scored[:-1]).decode()
+        assert scored[-1][1] == EOS and answer.startswith(" ") and answer.endswith(".") and answer[1:-1].isdigit()
+        assert answer[1:-1] in bytes(b for b in ids[:scored[0][0]] if b < 256).decode()   # the needle is in the row
+
+
+def test_mqar_warm_up_rows_are_byte_ids_padded_to_the_row():
+    x, y = mqar_byte_batch(3, 512, seed=0)
+    assert x.shape == y.shape == (3, 512)
+    assert (x[:, 128:] == PAD).all() and (y[:, 128:] == IGNORE).all() and (x[:, :128] < 256).all()
+    values = y[y != IGNORE]
+    assert len(values) > 0 and ((values >= 128) & (values < 256)).all()
+
+
+def test_a_cpu_run_records_its_warm_up_and_curve(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.zoo.needle_forms", "--arch", "dense", "--forms", "echo", "--lr", "3e-3",
+           "--warm", "2", "--steps", "4", "--probe-every", "2", "--size", "tiny", "--test", "100", "--batch", "2",
+           "--device", "cpu", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = json.loads((tmp_path / "needle_forms.json").read_text())["runs"]
+    assert run["warm_mqar_steps"] == 2 and run["steps"] == 4 and [s for s, _ in run["exact_curve"]] == [2, 4]
