@@ -118,19 +118,6 @@ def test_delta_prep_products_in_the_input_dtype_match_recurrence(variant, monkey
     assert rel(o, o_ref) < tol(q.dtype) and rel(s, s_ref) < tol(q.dtype)
 
 
-@pytest.mark.parametrize("lowp", [False, True])
-@pytest.mark.parametrize("variant", ["delta", "delta-scalar", "delta-channel"])
-def test_delta_prep_in_16_row_tiles_matches_recurrence(variant, lowp, monkeypatch):
-    """``prep_tiles`` (64-token chunks, 16-row tiles; per-channel gates keep the 64-row kernel): three chunks,
-    the last partial, head dims that are not powers of two."""
-    alt = triton_chunk.Tuning(128, 32, 4, 3, 128, 4, 2, prep_warps=4, prep_lowp=lowp, prep_tiles=True)
-    monkeypatch.setattr(triton_chunk, "TUNING", {key: alt for key in triton_chunk.TUNING})
-    q, k, v, g, beta, s0 = make(variant, 1, 2, 2, 2, 150, 20, 33, seed=19)
-    o, s = run(variant, q, k, v, g, beta, s0, 64)
-    o_ref, s_ref = ref(variant, q, k, v, g, beta, s0)
-    assert rel(o, o_ref) < tol(q.dtype) and rel(s, s_ref) < tol(q.dtype)
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_torch_chunked_matches_recurrence_with_grads(variant):
     q, k, v, g, beta, s0 = [None if x is None else x.double().cpu().requires_grad_()

@@ -139,12 +139,9 @@ def _sweep_tunings(name: str) -> list[tc.Tuning]:
     r = dataclasses.replace
     other_warps = 8 if base.prep_warps == 4 else 4
     prep = []
-    if RECURRENCES[name][1]:   # the delta preparation's candidates; _delta_prep_tiles serves scalar gates only
+    if RECURRENCES[name][1]:   # the delta preparation's candidates
         prep = [r(base, prep_warps=other_warps), r(base, prep_lowp=not base.prep_lowp),
                 r(base, prep_warps=other_warps, prep_lowp=not base.prep_lowp)]
-        if RECURRENCES[name][0] == "scalar":
-            prep += [r(base, prep_tiles=True), r(base, prep_tiles=True, prep_lowp=True),
-                     r(base, prep_tiles=True, prep_warps=other_warps), r(base, prep_tiles=True, prep_warps=2)]
     return [base, *prep, r(base, state_bv=16, state_stages=2), r(base, state_bv=64, state_stages=2),
             r(base, state_warps=8, state_stages=2), r(base, out_bv=64)]
 

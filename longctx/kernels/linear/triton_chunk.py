@@ -198,140 +198,6 @@ def _delta_prep(k, v, g, beta, w, u, kd, flags, T, H, HK, HV, HG, HB, DK, DV,
 
 
 @triton.jit
-def _tile_inverse(m):
-    """(I - m)^-1 of a strictly lower [16, 16] float32 tile, by forward substitution (15 dependent rows)."""
-    r = tl.arange(0, 16)
-    p = tl.where(r[:, None] == r[None, :], 1.0, 0.0)
-    for i in tl.static_range(1, 16):   # row i = e_i + m[i, :i] p[:i]
-        mi = tl.sum(tl.where(r[:, None] == i, m, 0.0), axis=0)
-        p = tl.where(r[:, None] == i, p + tl.sum(mi[:, None] * p, axis=0)[None, :], p)
-    return p
-
-
-@triton.jit
-def _tile_pair(k, b, gc, i: tl.constexpr, j: tl.constexpr, k_j, gc_j, GATE: tl.constexpr):
-    """-b_i (k_i k_jᵀ ⊙ Γ_i / Γ_j) for row tiles i >= j of 16 rows (strictly lower when i == j): the
-    [16, 16] block (i, j) of the chunk's m."""
-    r = tl.arange(0, 16)
-    m = tl.dot(k, tl.trans(k_j))
-    if GATE == 1:
-        e = gc[:, None] - gc_j[None, :]
-        if i == j:   # the exponent above the diagonal would be positive: -inf there, so exp gives 0
-            e = tl.where(r[:, None] > r[None, :], e, float("-inf"))
-        m = m * tl.exp(e)
-    m = -b[:, None] * m
-    if i == j:
-        m = tl.where(r[:, None] > r[None, :], m, 0.0)
-    return m
-
-
-@triton.jit
-def _load_rows(ptr, base, t0, cols, colmask, D, T):
-    """Four 16-row tiles at rows t0, t0 + 16, t0 + 32, t0 + 48 of a row-major [T, D] block at ``ptr + base``
-    (rows past T read 0)."""
-    a = tl.load(ptr + base + t0[:, None] * D + cols[None, :], mask=(t0 < T)[:, None] & colmask[None, :], other=0.0)
-    b = tl.load(ptr + base + (t0 + 16)[:, None] * D + cols[None, :], mask=(t0 + 16 < T)[:, None] & colmask[None, :],
-                other=0.0)
-    c = tl.load(ptr + base + (t0 + 32)[:, None] * D + cols[None, :], mask=(t0 + 32 < T)[:, None] & colmask[None, :],
-                other=0.0)
-    d = tl.load(ptr + base + (t0 + 48)[:, None] * D + cols[None, :], mask=(t0 + 48 < T)[:, None] & colmask[None, :],
-                other=0.0)
-    return a, b, c, d
-
-
-@triton.jit
-def _store_lower_product(ptr, base, t0, cols, colmask, D, T, p00, p10, p11, p20, p21, p22, p30, p31, p32, p33,
-                         x0, x1, x2, x3):
-    """Store P X in the layout ``_load_rows`` reads: P block lower triangular in ten [16, 16] tiles, X in four
-    16-row tiles."""
-    dt = ptr.dtype.element_ty
-    tl.store(ptr + base + t0[:, None] * D + cols[None, :], tl.dot(p00, x0).to(dt),
-             mask=(t0 < T)[:, None] & colmask[None, :])
-    tl.store(ptr + base + (t0 + 16)[:, None] * D + cols[None, :], (tl.dot(p10, x0) + tl.dot(p11, x1)).to(dt),
-             mask=(t0 + 16 < T)[:, None] & colmask[None, :])
-    tl.store(ptr + base + (t0 + 32)[:, None] * D + cols[None, :],
-             (tl.dot(p20, x0) + tl.dot(p21, x1) + tl.dot(p22, x2)).to(dt),
-             mask=(t0 + 32 < T)[:, None] & colmask[None, :])
-    tl.store(ptr + base + (t0 + 48)[:, None] * D + cols[None, :],
-             (tl.dot(p30, x0) + tl.dot(p31, x1) + tl.dot(p32, x2) + tl.dot(p33, x3)).to(dt),
-             mask=(t0 + 48 < T)[:, None] & colmask[None, :])
-
-
-@triton.jit
-def _delta_prep_tiles(k, v, g, beta, w, u, flags, T, H, HK, HV, HG, HB, DK, DV,
-                      GATE: tl.constexpr, CHECK: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                      NVB: tl.constexpr, LOWP: tl.constexpr):
-    """``_delta_prep`` for 64-token chunks without per-channel gates, in 16-row tiles: the ten [16, 16]
-    blocks of m from four key tiles, the diagonal blocks inverted by forward substitution, the others by
-    block substitution (``P_ij = P_ii Σ_k m_ik P_kj``), then W and U tile by tile (fla's kkt-solve layout)."""
-    n = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = bh // H
-    h = bh % H
-    r = tl.arange(0, 16)
-    dk = tl.arange(0, BK)
-    dkmask = dk < DK
-    k_base = (b * HK + h // (H // HK)).to(tl.int64) * T * DK
-    b_base = (b * HB + h // (H // HB)).to(tl.int64) * T
-    g_base = (b * HG + h // (H // HG)).to(tl.int64) * T
-    t0 = n * 64 + r
-    t1 = t0 + 16
-    t2 = t0 + 32
-    t3 = t0 + 48
-    k0, k1, k2, k3 = _load_rows(k, k_base, t0, dk, dkmask, DK, T)
-    b0 = tl.load(beta + b_base + t0, mask=t0 < T, other=0.0).to(tl.float32)
-    b1 = tl.load(beta + b_base + t1, mask=t1 < T, other=0.0).to(tl.float32)
-    b2 = tl.load(beta + b_base + t2, mask=t2 < T, other=0.0).to(tl.float32)
-    b3 = tl.load(beta + b_base + t3, mask=t3 < T, other=0.0).to(tl.float32)
-    if CHECK:   # flags[2] = 1 unless 0 <= beta <= 2 (NaN fails both); rows past T load 0
-        _flag_if(flags, 2, ~((b0 >= 0.0) & (b0 <= 2.0)) | ~((b1 >= 0.0) & (b1 <= 2.0))
-                 | ~((b2 >= 0.0) & (b2 <= 2.0)) | ~((b3 >= 0.0) & (b3 <= 2.0)))
-    if GATE == 1:   # rows past T repeat row T - 1 (as _load_gc)
-        g0 = tl.load(g + g_base + tl.minimum(t0, T - 1))
-        g1 = tl.load(g + g_base + tl.minimum(t1, T - 1))
-        g2 = tl.load(g + g_base + tl.minimum(t2, T - 1))
-        g3 = tl.load(g + g_base + tl.minimum(t3, T - 1))
-    else:
-        g0 = tl.zeros([16], dtype=tl.float32)
-        g1 = g0
-        g2 = g0
-        g3 = g0
-    p00 = _tile_inverse(_tile_pair(k0, b0, g0, 0, 0, k0, g0, GATE))
-    p11 = _tile_inverse(_tile_pair(k1, b1, g1, 1, 1, k1, g1, GATE))
-    p22 = _tile_inverse(_tile_pair(k2, b2, g2, 2, 2, k2, g2, GATE))
-    p33 = _tile_inverse(_tile_pair(k3, b3, g3, 3, 3, k3, g3, GATE))
-    m10 = _tile_pair(k1, b1, g1, 1, 0, k0, g0, GATE)
-    m20 = _tile_pair(k2, b2, g2, 2, 0, k0, g0, GATE)
-    m21 = _tile_pair(k2, b2, g2, 2, 1, k1, g1, GATE)
-    m30 = _tile_pair(k3, b3, g3, 3, 0, k0, g0, GATE)
-    m31 = _tile_pair(k3, b3, g3, 3, 1, k1, g1, GATE)
-    m32 = _tile_pair(k3, b3, g3, 3, 2, k2, g2, GATE)
-    p10 = tl.dot(p11, tl.dot(m10, p00))
-    p21 = tl.dot(p22, tl.dot(m21, p11))
-    p32 = tl.dot(p33, tl.dot(m32, p22))
-    p20 = tl.dot(p22, tl.dot(m20, p00) + tl.dot(m21, p10))
-    p31 = tl.dot(p33, tl.dot(m31, p11) + tl.dot(m32, p21))
-    p30 = tl.dot(p33, tl.dot(m30, p00) + tl.dot(m31, p10) + tl.dot(m32, p20))
-    dt = k.dtype.element_ty if LOWP else tl.float32
-    p00, p10, p11, p20, p21, p22 = p00.to(dt), p10.to(dt), p11.to(dt), p20.to(dt), p21.to(dt), p22.to(dt)
-    p30, p31, p32, p33 = p30.to(dt), p31.to(dt), p32.to(dt), p33.to(dt)
-    out_base = bh.to(tl.int64) * T
-    # W = P diag(b) (K ⊙ Γ)
-    _store_lower_product(w, out_base * DK, t0, dk, dkmask, DK, T, p00, p10, p11, p20, p21, p22, p30, p31, p32, p33,
-                         (k0 * (tl.exp(g0) * b0)[:, None]).to(dt), (k1 * (tl.exp(g1) * b1)[:, None]).to(dt),
-                         (k2 * (tl.exp(g2) * b2)[:, None]).to(dt), (k3 * (tl.exp(g3) * b3)[:, None]).to(dt))
-    # U = P diag(b) V, per value block
-    v_base = (b * HV + h // (H // HV)).to(tl.int64) * T * DV
-    for j in range(NVB):
-        dv = j * BV + tl.arange(0, BV)
-        dvmask = dv < DV
-        v0, v1, v2, v3 = _load_rows(v, v_base, t0, dv, dvmask, DV, T)
-        _store_lower_product(u, out_base * DV, t0, dv, dvmask, DV, T, p00, p10, p11, p20, p21, p22, p30, p31, p32,
-                             p33, (v0.to(tl.float32) * b0[:, None]).to(dt), (v1.to(tl.float32) * b1[:, None]).to(dt),
-                             (v2.to(tl.float32) * b2[:, None]).to(dt), (v3.to(tl.float32) * b3[:, None]).to(dt))
-
-
-@triton.jit
 def _state(k, v, vscale, g, w, u, h_out, s0, s_final, T, NT, H, HK, HV, HG, DK, DV,
            GATE: tl.constexpr, DELTA: tl.constexpr, HAS_INIT: tl.constexpr, VSCALE: tl.constexpr,
            BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, NT_STATIC: tl.constexpr):
@@ -466,7 +332,6 @@ class Tuning:
     out_stages: int
     prep_warps: int = 8
     prep_lowp: bool = False   # _delta_prep's W and U products in the input dtype instead of float32
-    prep_tiles: bool = False  # 64-token chunks without per-channel gates: _delta_prep_tiles (16-row tiles)
 
 
 # (GATE, DELTA) -> launch shapes; GATE 0 none, 1 scalar, 2 per channel. Chosen at D_k = D_v = 128 on an H100 by
@@ -548,17 +413,11 @@ def plan_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Ten
         w = _alloc((B, H, T, DK), q.dtype, dev)
         u = _alloc((B, H, T, DV), q.dtype, dev)
         BV_P = min(BVF, 64)
-        if tn.prep_tiles and BT == 64 and GATE < 2:
-            launches.append(Launch("delta_prep", _delta_prep_tiles, (NT, B * H),
-                                   (k, v, g_arg, beta, w, u, f_arg, T, H, HK, HV, HG, beta.shape[1], DK, DV),
-                                   {"GATE": GATE, "CHECK": flags is not None, "BK": BK, "BV": BV_P,
-                                    "NVB": triton.cdiv(DV, BV_P), "LOWP": tn.prep_lowp, "num_warps": tn.prep_warps}))
-        else:
-            launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
-                                   (k, v, g_arg, beta, w, u, kd, f_arg, T, H, HK, HV, HG, beta.shape[1], DK, DV),
-                                   {"GATE": GATE, "CHECK": flags is not None, "BT": BT,
-                                    "LEVELS": (BT // 16).bit_length() - 1, "BK": BK, "BV": BV_P,
-                                    "NVB": triton.cdiv(DV, BV_P), "LOWP": tn.prep_lowp, "num_warps": tn.prep_warps}))
+        launches.append(Launch("delta_prep", _delta_prep, (NT, B * H),
+                               (k, v, g_arg, beta, w, u, kd, f_arg, T, H, HK, HV, HG, beta.shape[1], DK, DV),
+                               {"GATE": GATE, "CHECK": flags is not None, "BT": BT,
+                                "LEVELS": (BT // 16).bit_length() - 1, "BK": BK, "BV": BV_P,
+                                "NVB": triton.cdiv(DV, BV_P), "LOWP": tn.prep_lowp, "num_warps": tn.prep_warps}))
     h = _alloc((B, H, NT, DK, DV), q.dtype, dev)
     s_final = _alloc((B, H, DK, DV), torch.float32, dev)
     BK_S = BK if DELTA else min(tn.state_bk, BK)
