@@ -67,10 +67,20 @@ def _fla_op(name: str):
     return chunk_kda
 
 
+def _fla_layout(x: dict) -> dict:
+    """fla's ``[B, T, H, D]`` copy of our ``[B, H, T, D]`` inputs (absent ones stay None)."""
+    return {k: None if v is None else v.transpose(1, 2).contiguous() for k, v in x.items()}
+
+
+def _float32(x: dict) -> list:
+    """q, k, v, g, beta in float32, for the chunked PyTorch form (absent ones stay None)."""
+    return [None if x[k] is None else x[k].float() for k in ("q", "k", "v", "g", "beta")]
+
+
 def _inputs(name: str, n: int, dev) -> tuple[dict, dict]:
     """(ours, fla's copy): q, k, v, g, beta."""
     x = lin_bench.inputs(n, dev, torch.bfloat16, B, H, H, D, *RECURRENCES[name])
-    return x, {k: None if v is None else v.transpose(1, 2).contiguous() for k, v in x.items()}
+    return x, _fla_layout(x)
 
 
 def _calls(name: str, x: dict, xf: dict) -> tuple:
@@ -163,8 +173,7 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
         rec["fla_kernels_ms"] = kernel_ms(fla)
     if sweep:   # each candidate's time, and its output's error against the chunked PyTorch form in float32
         rec["sweep"] = []
-        f = [None if x[k] is None else x[k].float() for k in ("q", "k", "v", "g", "beta")]
-        o_ref = chunked_linear_attention(*f, D ** -0.5, None, 64)[0]
+        o_ref = chunked_linear_attention(*_float32(x), D ** -0.5, None, 64)[0]
         for cand in _sweep_tunings(name):
             launches, o, _ = tc.plan_forward(*_plan_args(x), tuning=cand)
             try:
@@ -188,13 +197,10 @@ def _checks(names: list[str], dev) -> dict:
             kw = {"initial_state": s0, "output_final_state": True}
             o, s = (gated_delta_rule(x["q"], x["k"], x["v"], x["g"], x["beta"], **kw) if delta
                     else gated_linear_attention(x["q"], x["k"], x["v"], x["g"], **kw))
-            f = [None if x[k] is None else x[k].float() for k in ("q", "k", "v", "g", "beta")]
-            o_ref, s_ref = chunked_linear_attention(*f, D ** -0.5, s0, 64)
+            o_ref, s_ref = chunked_linear_attention(*_float32(x), D ** -0.5, s0, 64)
             row = {"rel_o": rel(o, o_ref), "rel_state": rel(s, s_ref)}
             if not init and WITH_FLA:
-                xf = {k: None if v is None else v.transpose(1, 2).contiguous() for k, v in x.items()}
-                extra = [xf["beta"]] if delta else []
-                row["rel_o_vs_fla"] = rel(o, _fla_op(name)(xf["q"], xf["k"], xf["v"], xf["g"], *extra)[0].transpose(1, 2))
+                row["rel_o_vs_fla"] = rel(o, _calls(name, x, _fla_layout(x))[1]().transpose(1, 2))
             res[f"{name}_n{n}_H{heads}{'_init' if init else ''}"] = row
     x = lin_bench.inputs(CHECKS[0][0], dev, torch.bfloat16, B, CHECKS[0][1], CHECKS[0][1], D, None, True)
     o, s = gated_delta_rule(x["q"], x["k"], x["v"], None, x["beta"], output_final_state=True)
