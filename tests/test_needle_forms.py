@@ -24,6 +24,15 @@ def test_needle_rows_score_the_asked_value_and_eos_only():
         assert answer[1:-1] in bytes(b for b in ids[:scored[0][0]] if b < 256).decode()   # the needle is in the row
 
 
+def test_a_single_needle_row_holds_one_number_and_asks_it():
+    x, y = needle_batch("ruler", 8, 512, "seed", n_needles=1)
+    for ids, targets in zip(x.tolist(), y.tolist()):
+        first = next(i for i, t in enumerate(targets) if t != IGNORE)
+        text = bytes(b for b in ids[:first] if b < 256).decode()
+        answer = bytes(t for t in targets if t != IGNORE and t < 256).decode()[1:-1]
+        assert text.count("special magic numbers for") == 1 and answer in text
+
+
 def test_mqar_warm_up_rows_are_byte_ids_padded_to_the_row():
     x, y = mqar_byte_batch(3, 512, seed=0)
     assert x.shape == y.shape == (3, 512)

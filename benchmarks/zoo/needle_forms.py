@@ -49,12 +49,13 @@ FORMS = {
 }
 
 
-def needle_row(form: str, width: int, rng: random.Random, split: str) -> tuple[list[int], list[int]]:
-    """``ids [width]`` and ``targets [width]`` (the next byte at answer positions, IGNORE elsewhere)."""
-    keys = vocab.draw_distinct("words", rng, split, 2)
-    values = vocab.draw_distinct("numbers", rng, split, 2)
+def needle_row(form: str, width: int, rng: random.Random, split: str, n_needles: int = 2) -> tuple[list[int], list[int]]:
+    """``ids [width]`` and ``targets [width]`` (the next byte at answer positions, IGNORE elsewhere); ``n_needles``
+    needles with distinct keys, one asked (with one, RULER's niah_single_1: no key to tell apart)."""
+    keys = vocab.draw_distinct("words", rng, split, n_needles)
+    values = vocab.draw_distinct("numbers", rng, split, n_needles)
     needles = [(" " + NEEDLE.format(label="numbers", key=k, value=v)).encode() for k, v in zip(keys, values)]
-    ask = rng.randrange(2)
+    ask = rng.randrange(n_needles)
     question, answer = FORMS[form].format(key=keys[ask]).encode(), f" {values[ask]}.".encode()
     room = width + 1 - 1 - len(question) - len(answer) - 1 - sum(map(len, needles))
     units, start, filler = noise_haystack().units, rng.randrange(7), []
@@ -62,9 +63,9 @@ def needle_row(form: str, width: int, rng: random.Random, split: str) -> tuple[l
         s = units[(start + len(filler)) % len(units)].encode()[:room]
         filler.append(s)
         room -= len(s)
-    slots = sorted(rng.choices(range(len(filler) + 1), k=2))
+    slots = sorted(rng.choices(range(len(filler) + 1), k=n_needles))
     parts = list(filler)
-    for i, slot in reversed(list(zip(range(2), slots))):
+    for i, slot in reversed(list(enumerate(slots))):
         parts.insert(slot, needles[i])
     seq = [BOS, *b"".join(parts), *question, *answer, EOS]
     seq = (seq + [PAD] * (width + 1))[:width + 1]
@@ -74,9 +75,9 @@ def needle_row(form: str, width: int, rng: random.Random, split: str) -> tuple[l
     return seq[:-1], target[1:]
 
 
-def needle_batch(form: str, n: int, width: int, seed: str, split: str = "train") -> Batch:
+def needle_batch(form: str, n: int, width: int, seed: str, split: str = "train", n_needles: int = 2) -> Batch:
     rng = random.Random(seed)
-    rows = [needle_row(form, width, rng, split) for _ in range(n)]
+    rows = [needle_row(form, width, rng, split, n_needles) for _ in range(n)]
     return torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows])
 
 
@@ -108,15 +109,16 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
     def batch_at(step: int) -> Batch:
         if step < warm:
             return mqar_byte_batch(a.batch, a.width, seed=step)
-        return needle_batch(form, a.batch, a.width, f"{form}|{step}")
+        return needle_batch(form, a.batch, a.width, f"{form}|{step}", n_needles=a.needles)
 
-    test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval") for i in range(a.test // 100)]
+    test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval", n_needles=a.needles)
+            for i in range(a.test // 100)]
     model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile,
                               probe=lambda m: exact(m, test[:1], a.device), probe_every=a.probe_every,
                               state=a.state / f"{arch}-{form}-{lr:g}-{warm}.pt" if a.state else None)
     losses = [e for e in log if "loss" in e]
     return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
-            "parameters": model.num_params(), "width": a.width, "steps": losses[-1]["step"], "batch": a.batch,
+            "parameters": model.num_params(), "width": a.width, "needles": a.needles, "steps": losses[-1]["step"], "batch": a.batch,
             "exact": round(exact(model, test, a.device), 4), "final_loss": losses[-1]["loss"],
             "exact_curve": [(e["step"], e["probe"]) for e in log if "probe" in e],
             "seconds": round(time.time() - start, 1), "loss_log": log}
@@ -131,6 +133,7 @@ def main() -> None:
     p.add_argument("--extra", default="", help="more runs, ARCH:FORM:LR:WARM comma-separated")
     p.add_argument("--size", default="small", choices=list(registry.SIZES), help="registry size (small: the shipped one)")
     p.add_argument("--width", type=int, default=512, help="row length in bytes")
+    p.add_argument("--needles", type=int, default=2, help="needles a row (1: niah_single_1, nothing to tell apart)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--test", type=int, default=500)
@@ -159,7 +162,7 @@ def main() -> None:
                "wall_s": wall, "failed": ["-".join(r) for r, c in zip(runs, codes) if c],
                "runs": results}
     (a.out / "needle_forms.json").write_text(json.dumps(summary, indent=1))
-    print(f"exact answers on held-out rows, {a.width} bytes, two needles, size {a.size}")
+    print(f"exact answers on held-out rows, {a.width} bytes, {a.needles} needle(s), size {a.size}")
     print("arch".ljust(10) + "form".ljust(7) + "lr".rjust(8) + "warm".rjust(6) + "steps".rjust(7) + "exact".rjust(8)
           + "loss".rjust(8))
     for r in results:
