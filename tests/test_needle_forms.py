@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.zoo.needle_forms import mqar_byte_batch, needle_batch
 from longctx.models.zoo.trunk import EOS, PAD
 from longctx.tasks.mqar import IGNORE
@@ -49,3 +51,8 @@ def test_a_cpu_run_records_its_warm_up_and_curve(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = json.loads((tmp_path / "needle_forms.json").read_text())["runs"]
     assert run["warm_mqar_steps"] == 2 and run["steps"] == 4 and [s for s, _ in run["exact_curve"]] == [2, 4]
+
+
+def test_a_row_too_short_for_its_needles_is_refused():
+    with pytest.raises(ValueError, match="more than 128"):
+        needle_batch("ruler", 1, 128, "seed")

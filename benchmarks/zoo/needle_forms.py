@@ -58,6 +58,8 @@ def needle_row(form: str, width: int, rng: random.Random, split: str, n_needles:
     ask = rng.randrange(n_needles)
     question, answer = FORMS[form].format(key=keys[ask]).encode(), f" {values[ask]}.".encode()
     room = width + 1 - 1 - len(question) - len(answer) - 1 - sum(map(len, needles))
+    if room < 0:
+        raise ValueError(f"{n_needles} needle(s) and the {form} question need {width - room} bytes, more than {width}")
     units, start, filler = noise_haystack().units, rng.randrange(7), []
     while room > 0:
         s = units[(start + len(filler)) % len(units)].encode()[:room]

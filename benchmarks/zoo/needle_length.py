@@ -27,11 +27,11 @@ from longctx.tasks.mqar import IGNORE
 BUCKET = 256   # bytes of distance a bucket spans
 
 
-def load(path: Path, device: str):
-    """The model of a state file named ``ARCH-...``: its ``small`` config with the saved weights, float32."""
+def load(path: Path, size: str, device: str):
+    """The model of a state file named ``ARCH-...``: its ``size`` config with the saved weights, float32."""
     saved = torch.load(path, map_location="cpu")
     weights = saved.get("model", saved)
-    model = registry.build(registry.config(path.name.split("-")[0], "small"))
+    model = registry.build(registry.config(path.name.split("-")[0], size))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     return model.to(device)
 
@@ -63,13 +63,14 @@ def main() -> None:
     p.add_argument("models", nargs="+", type=Path, help="needle_forms state files (ARCH-FORM-LR-WARM.pt)")
     p.add_argument("--widths", default="512,1024,2048")
     p.add_argument("--rows", type=int, default=100, help="rows scored at each width")
+    p.add_argument("--size", default="small", choices=list(registry.SIZES), help="the models' registry size")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     widths = [int(w) for w in a.widths.split(",")]
     results = []
     for path in a.models:
-        start, model = time.time(), load(path, a.device)
+        start, model = time.time(), load(path, a.size, a.device)
         cells = {w: score(model, w, a.rows, a.device) for w in widths}
         results.append({"model": path.stem, "by_width": {w: sum(r for _, r in c) / len(c) for w, c in cells.items()},
                         "rows": {w: c for w, c in cells.items()}, "seconds": round(time.time() - start, 1)})
