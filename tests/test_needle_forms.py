@@ -53,6 +53,16 @@ def test_a_cpu_run_records_its_warm_up_and_curve(tmp_path):
     assert run["warm_mqar_steps"] == 2 and run["steps"] == 4 and [s for s, _ in run["exact_curve"]] == [2, 4]
 
 
+def test_a_curriculum_run_records_its_single_needle_steps(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.zoo.needle_forms", "--arch", "dense", "--forms", "ruler", "--lr", "3e-3",
+           "--single-first", "2", "--steps", "3", "--size", "tiny", "--test", "100", "--batch", "2",
+           "--device", "cpu", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = json.loads((tmp_path / "needle_forms.json").read_text())["runs"]
+    assert run["single_first"] == 2 and run["needles"] == 2 and run["steps"] == 3
+
+
 def test_a_row_too_short_for_its_needles_is_refused():
     with pytest.raises(ValueError, match="more than 128"):
         needle_batch("ruler", 1, 128, "seed")

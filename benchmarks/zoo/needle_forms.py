@@ -16,7 +16,8 @@ Each architecture trains its shipped-size config (``registry.config(arch, 'small
 zoo's optimizer and schedule; held-out rows (eval split) count as right when every answer byte is the
 argmax. ``--warm N`` first trains N steps of token-level MQAR on byte ids (``tasks.mqar.mqar_tokens``: 256
 ids, 16 pairs in 128 positions, padded to the row), the associative recall in its plainest form, before the
-needle rows. Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``; with ``--state DIR``
+needle rows; ``--single-first N`` trains N steps of one-needle rows before rows of ``--needles`` (a curriculum:
+the copy first, then the key match). Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``; with ``--state DIR``
 a run stopped by ``--stop-at`` resumes from its state when the command runs again:
 
     python -m benchmarks.zoo.needle_forms --arch dense,mamba2,linear,mamba1 --steps 1500 --jobs 8 --out /tmp/nf
@@ -111,7 +112,8 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
     def batch_at(step: int) -> Batch:
         if step < warm:
             return mqar_byte_batch(a.batch, a.width, seed=step)
-        return needle_batch(form, a.batch, a.width, f"{form}|{step}", n_needles=a.needles)
+        needles = 1 if step < warm + a.single_first else a.needles
+        return needle_batch(form, a.batch, a.width, f"{form}|{step}", n_needles=needles)
 
     test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval", n_needles=a.needles)
             for i in range(a.test // 100)]
@@ -120,7 +122,7 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
                               state=a.state / f"{arch}-{form}-{lr:g}-{warm}.pt" if a.state else None)
     losses = [e for e in log if "loss" in e]
     return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
-            "parameters": model.num_params(), "width": a.width, "needles": a.needles, "steps": losses[-1]["step"], "batch": a.batch,
+            "parameters": model.num_params(), "width": a.width, "needles": a.needles, "single_first": a.single_first, "steps": losses[-1]["step"], "batch": a.batch,
             "exact": round(exact(model, test, a.device), 4), "final_loss": losses[-1]["loss"],
             "exact_curve": [(e["step"], e["probe"]) for e in log if "probe" in e],
             "seconds": round(time.time() - start, 1), "loss_log": log}
@@ -136,6 +138,8 @@ def main() -> None:
     p.add_argument("--size", default="small", choices=list(registry.SIZES), help="registry size (small: the shipped one)")
     p.add_argument("--width", type=int, default=512, help="row length in bytes")
     p.add_argument("--needles", type=int, default=2, help="needles a row (1: niah_single_1, nothing to tell apart)")
+    p.add_argument("--single-first", type=int, default=0,
+                   help="a curriculum: this many steps of one-needle rows (after any MQAR) before rows of --needles")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--test", type=int, default=500)
