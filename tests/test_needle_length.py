@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.zoo.mqar_sweep import train_recall
 from benchmarks.zoo.needle_forms import needle_batch
-from benchmarks.zoo.needle_length import distances
+from benchmarks.zoo.needle_length import by_distance, distances
 from longctx.models.zoo import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +21,11 @@ def test_distance_runs_from_the_needles_value_to_the_answer():
         first = next(i for i, t in enumerate(targets) if t >= 0)
         value = bytes(t for t in targets[first:] if 47 < t < 58)
         assert bytes(ids[first - d:first - d + len(value)]) == value and 50 < d < 1024
+
+
+def test_rows_split_by_quarter_of_the_width():
+    rows = [(10, True), (20, False), (300, True), (1000, False)]
+    assert by_distance(rows, 1024) == [(0.5, 2), (1.0, 1), (0.0, 0), (0.0, 1)]
 
 
 def test_a_state_file_is_scored_at_each_width(tmp_path):

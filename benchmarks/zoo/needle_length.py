@@ -3,8 +3,9 @@ length and the needle's distance from the question.
 
 Each model is a ``needle_forms`` run's state file (``--state DIR``, ``ARCH-FORM-LR-WARM.pt``) or a bare state dict of
 its weights. Held-out single-needle rows (eval split, RULER's question) at each ``--widths`` are scored as
-``needle_forms`` scores them (every answer byte the argmax) and each row is put in a bucket of the distance in bytes
-from the needle's value to the answer. Writes ``OUT`` (JSON) and prints exact answers by width and by distance:
+``needle_forms`` scores them (every answer byte the argmax), and each row keeps the distance in bytes from the
+needle's value to the answer. Writes ``OUT`` (JSON) and prints exact answers by width, then at the widest rows by
+quarter of distance:
 
     python -m benchmarks.zoo.needle_length /tmp/st1/mamba2-ruler-0.001-0.pt /tmp/st1/dense-ruler-0.001-0.pt \
         --widths 512,1024,2048 --rows 100 --out benchmarks/zoo/needle_length_cpu.json
@@ -23,8 +24,6 @@ from benchmarks.zoo.mqar_sweep import predictions
 from benchmarks.zoo.needle_forms import needle_batch
 from longctx.models.zoo import registry
 from longctx.tasks.mqar import IGNORE
-
-BUCKET = 256   # bytes of distance a bucket spans
 
 
 def load(path: Path, size: str, device: str):
@@ -45,6 +44,12 @@ def distances(x: torch.Tensor, y: torch.Tensor) -> list[int]:
         text = bytes(b if b < 256 else 0 for b in ids[:first])
         out.append(first - text.index(value))
     return out
+
+
+def by_distance(rows: list[tuple[int, bool]], width: int, parts: int = 4) -> list[tuple[float, int]]:
+    """``(share right, rows)`` in each of ``parts`` equal spans of distance from 0 to ``width``."""
+    cells = [[ok for d, ok in rows if d * parts // width == i] for i in range(parts)]
+    return [(sum(c) / max(len(c), 1), len(c)) for c in cells]
 
 
 def score(model, width: int, rows: int, device: str) -> list[tuple[int, bool]]:
@@ -76,15 +81,13 @@ def main() -> None:
                         "rows": {w: c for w, c in cells.items()}, "seconds": round(time.time() - start, 1)})
         print(path.stem.ljust(26) + "".join(f"{w}: {100 * results[-1]['by_width'][w]:5.1f}  " for w in widths),
               flush=True)
-    a.out.write_text(json.dumps({"command": " ".join(sys.argv), "bucket_bytes": BUCKET, "widths": widths,
+    a.out.write_text(json.dumps({"command": " ".join(sys.argv), "widths": widths,
                                  "results": results}, indent=1))
-    print(f"\nexact (%) by the needle's distance to the answer, {BUCKET}-byte buckets, all widths pooled")
-    top = max(d for r in results for c in r["rows"].values() for d, _ in c) // BUCKET + 1
-    print("model".ljust(26) + "".join(f"<{BUCKET * (b + 1)}".rjust(7) for b in range(top)))
+    print("\nat each model's widest rows: exact (%) by the needle's distance from the answer, in quarters of the width")
     for r in results:
-        cells = [[ok for c in r["rows"].values() for d, ok in c if d // BUCKET == b] for b in range(top)]
-        print(r["model"].ljust(26) + "".join((f"{100 * sum(c) / len(c):.0f}" if c else "-").rjust(7) for c in cells))
-
+        width = max(r["rows"])
+        cells = by_distance(r["rows"][width], width)
+        print(r["model"].ljust(26) + f"{width}: " + "  ".join(f"{100 * e:3.0f} ({n})" for e, n in cells))
 
 if __name__ == "__main__":
     main()
