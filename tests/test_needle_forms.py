@@ -60,7 +60,22 @@ def test_a_curriculum_run_records_its_single_needle_steps(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = json.loads((tmp_path / "needle_forms.json").read_text())["runs"]
-    assert run["single_first"] == 2 and run["needles"] == 2 and run["steps"] == 3
+    assert run["single_first"] == 2 and run["needles"] == 2 and run["steps"] == 3 and run["seed"] == 0
+
+
+def test_another_seed_trains_another_model_and_keeps_its_own_state(tmp_path):
+    def run(seed: int) -> dict:
+        out = tmp_path / f"out{seed}"
+        cmd = [sys.executable, "-m", "benchmarks.zoo.needle_forms", "--arch", "dense", "--forms", "ruler", "--lr", "3e-3",
+               "--steps", "2", "--size", "tiny", "--test", "100", "--batch", "2", "--seed", str(seed),
+               "--state", str(tmp_path / "state"), "--device", "cpu", "--out", str(out)]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads((out / "needle_forms.json").read_text())["runs"][0]
+
+    first, second = run(0), run(1)
+    assert first["seed"] == 0 and second["seed"] == 1 and first["loss_log"] != second["loss_log"]
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["dense-ruler-0.003-0-s1.pt", "dense-ruler-0.003-0.pt"]
 
 
 def test_a_row_too_short_for_its_needles_is_refused():

@@ -17,8 +17,9 @@ zoo's optimizer and schedule; held-out rows (eval split) count as right when eve
 argmax. ``--warm N`` first trains N steps of token-level MQAR on byte ids (``tasks.mqar.mqar_tokens``: 256
 ids, 16 pairs in 128 positions, padded to the row), the associative recall in its plainest form, before the
 needle rows; ``--single-first N`` trains N steps of one-needle rows before rows of ``--needles`` (a curriculum:
-the copy first, then the key match). Runs go ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``; with ``--state DIR``
-a run stopped by ``--stop-at`` resumes from its state when the command runs again:
+the copy first, then the key match). ``--seed`` changes the initialisation and the order of the rows. Runs go
+``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``; with ``--state DIR`` a run stopped by
+``--stop-at`` resumes from its state when the command runs again:
 
     python -m benchmarks.zoo.needle_forms --arch dense,mamba2,linear,mamba1 --steps 1500 --jobs 8 --out /tmp/nf
     python -m benchmarks.zoo.needle_forms --arch linear --forms ruler --lr 3e-3 --warm 0,300 --compile --out /tmp/nf
@@ -50,7 +51,8 @@ FORMS = {
 }
 
 
-def needle_row(form: str, width: int, rng: random.Random, split: str, n_needles: int = 2) -> tuple[list[int], list[int]]:
+def needle_row(form: str, width: int, rng: random.Random, split: str,
+               n_needles: int = 2) -> tuple[list[int], list[int]]:
     """``ids [width]`` and ``targets [width]`` (the next byte at answer positions, IGNORE elsewhere); ``n_needles``
     needles with distinct keys, one asked (with one, RULER's niah_single_1: no key to tell apart)."""
     keys = vocab.draw_distinct("words", rng, split, n_needles)
@@ -113,16 +115,19 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
         if step < warm:
             return mqar_byte_batch(a.batch, a.width, seed=step)
         needles = 1 if step < warm + a.single_first else a.needles
-        return needle_batch(form, a.batch, a.width, f"{form}|{step}", n_needles=needles)
+        rows = f"{form}|{step}" if a.seed == 0 else f"{form}|{a.seed}|{step}"
+        return needle_batch(form, a.batch, a.width, rows, n_needles=needles)
 
     test = [needle_batch(form, 100, a.width, f"test|{form}|{i}", split="eval", n_needles=a.needles)
             for i in range(a.test // 100)]
-    model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, stop_at=a.stop_at, compiled=a.compile,
-                              probe=lambda m: exact(m, test[:1], a.device), probe_every=a.probe_every,
-                              state=a.state / f"{arch}-{form}-{lr:g}-{warm}.pt" if a.state else None)
+    name = f"{arch}-{form}-{lr:g}-{warm}" + (f"-s{a.seed}" if a.seed else "")
+    model, log = train_recall(cfg, batch_at, a.steps, lr, a.device, seed=a.seed, stop_at=a.stop_at,
+                              compiled=a.compile, probe=lambda m: exact(m, test[:1], a.device),
+                              probe_every=a.probe_every, state=a.state / f"{name}.pt" if a.state else None)
     losses = [e for e in log if "loss" in e]
     return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
-            "parameters": model.num_params(), "width": a.width, "needles": a.needles, "single_first": a.single_first, "steps": losses[-1]["step"], "batch": a.batch,
+            "parameters": model.num_params(), "width": a.width, "needles": a.needles, "single_first": a.single_first,
+            "seed": a.seed, "steps": losses[-1]["step"], "batch": a.batch,
             "exact": round(exact(model, test, a.device), 4), "final_loss": losses[-1]["loss"],
             "exact_curve": [(e["step"], e["probe"]) for e in log if "probe" in e],
             "seconds": round(time.time() - start, 1), "loss_log": log}
@@ -141,6 +146,7 @@ def main() -> None:
     p.add_argument("--single-first", type=int, default=0,
                    help="a curriculum: this many steps of one-needle rows (after any MQAR) before rows of --needles")
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0, help="the models' initialisation and the order of their rows")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--jobs", type=int, default=1)
