@@ -19,7 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 def label(run: dict) -> str:
     warm = f", MQAR {run['warm_mqar_steps']} first" if run.get("warm_mqar_steps") else ""
     needles = "1 needle" if run.get("needles", 2) == 1 else "2 needles"
-    return f"{needles}, {run['form']}, lr {run['lr']:g}, {run['steps']} steps{warm}: {100 * run['exact']:.0f}% exact"
+    if run.get("single_first"):
+        needles = f"1 needle for {run['single_first']} steps, then {run['needles']}"
+    seed = f", seed {run['seed']}" if run.get("seed") else ""
+    return (f"{needles}, {run['form']}, lr {run['lr']:g}, {run['steps']} steps{warm}{seed}: "
+            f"{100 * run['exact']:.0f}% exact")
 
 
 def style(run: dict) -> str:
