@@ -39,3 +39,15 @@ def test_a_state_file_is_scored_at_each_width(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (result,) = json.loads(out.read_text())["results"]
     assert set(result["by_width"]) == {"256", "384"} and all(len(rows) == 4 for rows in result["rows"].values())
+
+
+def test_the_length_plot_is_drawn_from_the_json(tmp_path):
+    rows = {"512": [[10, True], [300, False]], "1024": [[10, True], [900, True]]}
+    data = tmp_path / "length.json"
+    data.write_text(json.dumps({"results": [{"model": "linear-ruler-0.001-0", "by_width": {"512": 0.5, "1024": 1.0},
+                                             "rows": rows}]}))
+    out = tmp_path / "length.png"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.zoo.plot_needle_length", str(data), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
