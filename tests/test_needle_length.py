@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.zoo.mqar_sweep import train_recall
 from benchmarks.zoo.needle_forms import needle_batch
 from benchmarks.zoo.needle_length import by_distance, distances
@@ -15,8 +17,9 @@ from longctx.models.zoo import registry
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_distance_runs_from_the_needles_value_to_the_answer():
-    x, y = needle_batch("ruler", 6, 1024, "d", split="eval", n_needles=1)
+@pytest.mark.parametrize("needles", [1, 2])
+def test_distance_runs_from_the_asked_needles_value_to_the_answer(needles):
+    x, y = needle_batch("ruler", 6, 1024, "d", split="eval", n_needles=needles)
     for ids, targets, d in zip(x.tolist(), y.tolist(), distances(x, y)):
         first = next(i for i, t in enumerate(targets) if t >= 0)
         value = bytes(t for t in targets[first:] if 47 < t < 58)

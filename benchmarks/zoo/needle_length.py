@@ -2,10 +2,10 @@
 length and the needle's distance from the question.
 
 Each model is a ``needle_forms`` run's state file (``--state DIR``, ``ARCH-FORM-LR-WARM.pt``) or a bare state dict of
-its weights. Held-out single-needle rows (eval split, RULER's question) at each ``--widths`` are scored as
-``needle_forms`` scores them (every answer byte the argmax), and each row keeps the distance in bytes from the
-needle's value to the answer. Writes ``OUT`` (JSON) and prints exact answers by width, then at the widest rows by
-quarter of distance:
+its weights. Held-out rows (eval split, RULER's question) with one needle, or ``--needles`` of them with one asked,
+are scored at each ``--widths`` as ``needle_forms`` scores them (every answer byte the argmax), and each row keeps
+the distance in bytes from the asked needle's value to the answer. Writes ``OUT`` (JSON) and prints exact answers by
+width, then at the widest rows by quarter of distance:
 
     python -m benchmarks.zoo.needle_length /tmp/st1/mamba2-ruler-0.001-0.pt /tmp/st1/dense-ruler-0.001-0.pt \
         --widths 512,1024,2048 --rows 100 --out benchmarks/zoo/needle_length_cpu.json
@@ -52,9 +52,9 @@ def by_distance(rows: list[tuple[int, bool]], width: int, parts: int = 4) -> lis
     return [(sum(c) / max(len(c), 1), len(c)) for c in cells]
 
 
-def score(model, width: int, rows: int, device: str) -> list[tuple[int, bool]]:
-    """``(distance, right)`` for ``rows`` held-out single-needle rows of ``width`` bytes."""
-    batches = [needle_batch("ruler", min(25, rows - i), width, f"length|{width}|{i}", split="eval", n_needles=1)
+def score(model, width: int, rows: int, device: str, needles: int = 1) -> list[tuple[int, bool]]:
+    """``(distance to the asked needle, right)`` for ``rows`` held-out rows of ``width`` bytes, ``needles`` a row."""
+    batches = [needle_batch("ruler", min(25, rows - i), width, f"length|{width}|{i}", split="eval", n_needles=needles)
                for i in range(0, rows, 25)]
     out = []
     for (x, _), (pred, y) in zip(batches, predictions(model, batches, device)):
@@ -68,6 +68,8 @@ def main() -> None:
     p.add_argument("models", nargs="+", type=Path, help="needle_forms state files (ARCH-FORM-LR-WARM.pt)")
     p.add_argument("--widths", default="512,1024,2048")
     p.add_argument("--rows", type=int, default=100, help="rows scored at each width")
+    p.add_argument("--needles", type=int, default=1,
+                   help="needles a row, one asked (2: can a model that learned one needle tell two apart?)")
     p.add_argument("--size", default="small", choices=list(registry.SIZES), help="the models' registry size")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
@@ -76,12 +78,12 @@ def main() -> None:
     results = []
     for path in a.models:
         start, model = time.time(), load(path, a.size, a.device)
-        cells = {w: score(model, w, a.rows, a.device) for w in widths}
+        cells = {w: score(model, w, a.rows, a.device, a.needles) for w in widths}
         results.append({"model": path.stem, "by_width": {w: sum(r for _, r in c) / len(c) for w, c in cells.items()},
                         "rows": {w: c for w, c in cells.items()}, "seconds": round(time.time() - start, 1)})
         print(path.stem.ljust(26) + "".join(f"{w}: {100 * results[-1]['by_width'][w]:5.1f}  " for w in widths),
               flush=True)
-    a.out.write_text(json.dumps({"command": " ".join(sys.argv), "widths": widths,
+    a.out.write_text(json.dumps({"command": " ".join(sys.argv), "widths": widths, "needles": a.needles,
                                  "results": results}, indent=1))
     print("\nat each model's widest rows: exact (%) by the needle's distance from the answer, in quarters of the width")
     for r in results:
