@@ -96,12 +96,16 @@ def mqar_byte_batch(n: int, width: int, seed: int) -> Batch:
     return ids, targets
 
 
+def rows_right(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[B]`` bool: every answer byte (and EOS) of the row is the argmax (``pred``, ``y``: ``[B, T]``)."""
+    return ((pred == y) | (y == IGNORE)).all(-1)
+
+
 def exact(model, batches: list[Batch], device: str) -> float:
     """Share of rows whose every answer byte (and EOS) is the argmax."""
     right = total = 0
     for pred, y in predictions(model, batches, device):
-        ok = ((pred == y) | (y == IGNORE)).all(-1)
-        right += int(ok.sum())
+        right += int(rows_right(pred, y).sum())
         total += y.shape[0]
     return right / max(total, 1)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.zoo.mqar_sweep import predictions
-from benchmarks.zoo.needle_forms import needle_batch
+from benchmarks.zoo.needle_forms import needle_batch, rows_right
 from longctx.models.zoo import registry
 from longctx.tasks.mqar import IGNORE
 
@@ -58,8 +58,7 @@ def score(model, width: int, rows: int, device: str, needles: int = 1) -> list[t
                for i in range(0, rows, 25)]
     out = []
     for (x, _), (pred, y) in zip(batches, predictions(model, batches, device)):
-        right = ((pred == y) | (y == IGNORE)).all(-1).tolist()
-        out += list(zip(distances(x, y), right))
+        out += list(zip(distances(x, y), rows_right(pred, y).tolist()))
     return out
 
 
@@ -80,7 +79,7 @@ def main() -> None:
         start, model = time.time(), load(path, a.size, a.device)
         cells = {w: score(model, w, a.rows, a.device, a.needles) for w in widths}
         results.append({"model": path.stem, "by_width": {w: sum(r for _, r in c) / len(c) for w, c in cells.items()},
-                        "rows": {w: c for w, c in cells.items()}, "seconds": round(time.time() - start, 1)})
+                        "rows": cells, "seconds": round(time.time() - start, 1)})
         print(path.stem.ljust(26) + "".join(f"{w}: {100 * results[-1]['by_width'][w]:5.1f}  " for w in widths),
               flush=True)
     a.out.write_text(json.dumps({"command": " ".join(sys.argv), "widths": widths, "needles": a.needles,
@@ -90,6 +89,7 @@ def main() -> None:
         width = max(r["rows"])
         cells = by_distance(r["rows"][width], width)
         print(r["model"].ljust(26) + f"{width}: " + "  ".join(f"{100 * e:3.0f} ({n})" for e, n in cells))
+
 
 if __name__ == "__main__":
     main()
