@@ -26,6 +26,7 @@ import tarfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -53,7 +54,8 @@ def model_spec(arch: str, ship: Path) -> str:
 def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: float) -> dict:
     """Train, ship and score one architecture in a worker process (output in ``WORK/adapt-ARCH.log``)."""
     work, ship = Path(a.work), Path(a.ship)
-    report = {"arch": arch, "shipped": False}
+    cfg = replace(cfg, lr=a.lr_for.get(arch, a.lr) / LENGTH_LR_SCALE)
+    report = {"arch": arch, "shipped": False, "lr": cfg.lr * LENGTH_LR_SCALE}
     with (work / f"adapt-{arch}.log").open("w") as log:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -74,7 +76,7 @@ def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: floa
                                      f"batch {cfg.batch} x {cfg.seq_len}) from the shipped checkpoint (card in init) on "
                                      f"{cfg.rows} rows: {cfg.lm_fraction:g} text ({cfg.copy_fraction:g} of it copy rows of "
                                      f"{cfg.copy_spans} spans), of the rest {cfg.drill_fraction:g} recall drill rows and the "
-                                     f"others RULER rows of {', '.join(cfg.tasks)}; the same for all 13, {a.jobs} at once"
+                                     f"others RULER rows of {', '.join(cfg.tasks)}; the same rows and steps for all 13, {a.jobs} at once"
                                      f"{', compiled' if cfg.compiled else ''}")
             checkpoint.save(ship / arch, model, card, int8=True)
             shutil.copy(work / arch / "loss.jsonl", ship / arch / "loss.jsonl")
@@ -130,6 +132,8 @@ def main() -> None:
     p.add_argument("--arch", default=",".join(registry.ARCHS))
     p.add_argument("--steps", type=int, default=400, help="length-phase steps from the shipped weights")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of those steps")
+    p.add_argument("--lr-for", default="", help="other rates for some architectures, ARCH=LR comma-separated")
+    p.add_argument("--tasks", default=",".join(MAKE_TASKS), help="the RULER rows' tasks (make.py's seven)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--rows", type=int, default=8192, help="training rows generated")
     p.add_argument("--lm-fraction", type=float, default=0.4, help="share of rows that are text (make.py's: 0.4)")
@@ -162,18 +166,25 @@ def main() -> None:
     Path(a.work).mkdir(exist_ok=True)
     archs = a.arch.split(",")
     a.ctxs = [int(c) for c in a.ctxs.split(",")]
+    try:
+        a.lr_for = {arch: float(lr) for arch, lr in (item.split("=") for item in a.lr_for.split(",") if item)}
+    except ValueError:
+        p.error(f"--lr-for takes ARCH=LR pairs, comma-separated; got {a.lr_for!r}")
+    if unknown := set(a.lr_for) - set(registry.ARCHS):
+        p.error(f"--lr-for names unknown architectures: {', '.join(sorted(unknown))}")
+    tasks = tuple(a.tasks.split(","))
     size = "small"
     if a.cpu_smoke:
         archs, size, a.steps, a.rows, a.batch, a.seq_len, a.ctxs = ["dense", DEFAULT], "tiny", 2, 24, 2, 1024, [1024]
         a.samples, a.long_ctx, a.ship = 1, 2048, str(out / "ship")
         a.init = str(out / "tiny-init")
-        train_curriculum(archs, TrainConfig(size="tiny", tasks=MAKE_TASKS[:1], seq_len=1024, rows=4, steps=1, batch=1,
+        train_curriculum(archs, TrainConfig(size="tiny", tasks=tasks[:1], seq_len=1024, rows=4, steps=1, batch=1,
                                             warmup=1), Path(a.init), "cpu", progress=False)
     if a.init is None:
         a.init = str(Path(a.work) / "init")
         shutil.copytree(CHECKPOINTS, a.init, ignore=shutil.ignore_patterns("README.md"), dirs_exist_ok=True)
     Path(a.ship).mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(size=size, tasks=MAKE_TASKS, seq_len=a.seq_len, rows=a.rows, steps=0, batch=a.batch,
+    cfg = TrainConfig(size=size, tasks=tasks, seq_len=a.seq_len, rows=a.rows, steps=0, batch=a.batch,
                       lr=a.lr / LENGTH_LR_SCALE, warmup=a.warmup, lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction,
                       copy_spans=a.copy_spans, drill_fraction=a.drill_fraction,
                       length_steps=a.steps, save_every=10 ** 9, compiled=a.compile, init=Path(a.init))
