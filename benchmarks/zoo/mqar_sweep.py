@@ -140,13 +140,13 @@ def parse_knobs(text: str) -> dict:
 
 
 def run_one(arch: str, width: int, lr: float, a: argparse.Namespace) -> dict:
-    cfg = recall_config(arch, width, a.seq_len, a.vocab, knobs=parse_knobs(a.knobs))
+    cfg = recall_config(arch, width, a.seq_len, a.vocab, n_heads=a.heads, knobs=parse_knobs(a.knobs))
     start = time.time()
     model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, lr,
                               a.device, stop_at=a.stop_at, compiled=a.compile,
                               state=a.state / f"{arch}-d{width}-{lr:g}.pt" if a.state else None)
     test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
-    return {"arch": arch, "d_model": width, "knobs": cfg.mixer, "parameters": model.num_params(), "seq_len": a.seq_len,
+    return {"arch": arch, "d_model": width, "n_heads": a.heads, "knobs": cfg.mixer, "parameters": model.num_params(), "seq_len": a.seq_len,
             "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "compiled": a.compile,
             "accuracy": round(accuracy(model, test, a.device), 4), "final_loss": log[-1]["loss"],
             "seconds": round(time.time() - start, 1), "loss_log": log}
@@ -161,6 +161,7 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--heads", type=int, default=2, help="heads a layer (a linear mixer's state is d_model^2 / heads)")
     p.add_argument("--knobs", default="", help="mixer knobs for every run, e.g. conv=4 (linear's short convolution)")
     p.add_argument("--lr", default="1e-3", help="peak learning rate(s), comma-separated: each (arch, width) trains at "
                                                   "each, and the table shows the best (recurrent models recall only in a "
