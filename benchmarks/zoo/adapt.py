@@ -37,7 +37,7 @@ from longctx.evals.runner import RunConfig
 from longctx.evals.train import LENGTH_LR_SCALE, TrainConfig, task_data, train_curriculum, train_table
 from longctx.models.zoo import checkpoint, registry
 from longctx.models.zoo.model import CHECKPOINTS
-from longctx.tasks.registry import resolve
+from longctx.tasks.registry import TASKS, resolve
 
 MAKE_TASKS = ("niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
               "niah_multiquery", "niah_multivalue")   # make.py's --tasks
@@ -101,6 +101,22 @@ def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: floa
     return report
 
 
+def stale_inits(archs: list[str], init: Path, size: str) -> list[str]:
+    """``ARCH: what differs`` for each architecture whose checkpoint in ``init`` has another config than
+    ``registry.config(ARCH, size)`` (a default changed since it was trained), or is missing."""
+    stale = []
+    for arch in archs:
+        if not (init / arch / "card.json").is_file():
+            stale.append(f"{arch}: no checkpoint in {init}")
+            continue
+        have, want = checkpoint.read_card(init / arch)["config"], registry.config(arch, size).to_dict()
+        if have != want:
+            diff = [f"{k} {have.get(k)!r} (registry: {want.get(k)!r})" for k in sorted(set(have) | set(want))
+                    if have.get(k) != want.get(k)]
+            stale.append(f"{arch}: " + ", ".join(diff))
+    return stale
+
+
 def bring_back(a: argparse.Namespace, reports: list[dict]) -> None:
     """Rewrite ``OUT/checkpoints.tar`` (shipped folders, training and adapt logs), the packed results and
     ``OUT/adapt.json`` (per-architecture report and every scored cell)."""
@@ -157,6 +173,16 @@ def main() -> None:
     p.add_argument("--out", default="adapt-out", help="what comes back: checkpoints-N.tar, logs.tar, the packed results, adapt.json")
     p.add_argument("--work", default=None, help="training runs and the results folder (default: OUT/work)")
     a = p.parse_args()
+    archs = a.arch.split(",")
+    try:
+        a.lr_for = {arch: float(lr) for arch, lr in (item.split("=") for item in a.lr_for.split(",") if item)}
+    except ValueError:
+        p.error(f"--lr-for takes ARCH=LR pairs, comma-separated; got {a.lr_for!r}")
+    if unknown := (set(a.lr_for) | set(archs)) - set(registry.ARCHS):
+        p.error(f"unknown architectures in --arch or --lr-for: {', '.join(sorted(unknown))}")
+    tasks = tuple(a.tasks.split(","))
+    if unknown := set(tasks) - set(TASKS):
+        p.error(f"unknown tasks in --tasks: {', '.join(sorted(unknown))} (`evals tasks` lists them)")
     start = time.time()
     deadline = start + a.budget_s
     out = Path(a.out)
@@ -164,15 +190,7 @@ def main() -> None:
     a.results = str(Path(a.work) / "results")
     out.mkdir(parents=True, exist_ok=True)
     Path(a.work).mkdir(exist_ok=True)
-    archs = a.arch.split(",")
     a.ctxs = [int(c) for c in a.ctxs.split(",")]
-    try:
-        a.lr_for = {arch: float(lr) for arch, lr in (item.split("=") for item in a.lr_for.split(",") if item)}
-    except ValueError:
-        p.error(f"--lr-for takes ARCH=LR pairs, comma-separated; got {a.lr_for!r}")
-    if unknown := set(a.lr_for) - set(registry.ARCHS):
-        p.error(f"--lr-for names unknown architectures: {', '.join(sorted(unknown))}")
-    tasks = tuple(a.tasks.split(","))
     size = "small"
     if a.cpu_smoke:
         archs, size, a.steps, a.rows, a.batch, a.seq_len, a.ctxs = ["dense", DEFAULT], "tiny", 2, 24, 2, 1024, [1024]
@@ -183,6 +201,9 @@ def main() -> None:
     if a.init is None:
         a.init = str(Path(a.work) / "init")
         shutil.copytree(CHECKPOINTS, a.init, ignore=shutil.ignore_patterns("README.md"), dirs_exist_ok=True)
+    if stale := stale_inits(archs, Path(a.init), size):
+        p.error("these checkpoints are of another config than the registry's, so the trainer would refuse them: "
+                + "; ".join(stale) + " (train them again from scratch, e.g. with make.py)")
     Path(a.ship).mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(size=size, tasks=tasks, seq_len=a.seq_len, rows=a.rows, steps=0, batch=a.batch,
                       lr=a.lr / LENGTH_LR_SCALE, warmup=a.warmup, lm_fraction=a.lm_fraction, copy_fraction=a.copy_fraction,
