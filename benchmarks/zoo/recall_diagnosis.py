@@ -1,4 +1,4 @@
-"""Two measurements behind models/checkpoints/README.md's "Why eight score 0", on the CPU:
+"""Three measurements behind models/checkpoints/README.md's "Why eight score 0", on the CPU:
 
 - ``floor``: the answer loss of a model that knows the answer's format but not the needle's value
   (ln 9 + 6 ln 10 per 7-digit number, 30 ln 16 + ln 4 per uuid, 0 for every other answer byte), averaged
@@ -6,10 +6,15 @@
 - ``copy``: each shipped checkpoint's cross-entropy on a 64-byte span (essay text, or with ``--spans random``
   random letters and digits, ln 36 = 3.58 nats a byte to a model that knows only the alphabet) and on its
   repeat 100 bytes later: a model that learned to copy in context predicts the repeat far better than the
-  first copy.
+  first copy;
+- ``reach``: where the answer's training signal lands. On niah_single_1 rows at 1K (RULER's prompt, eval split), the
+  gradient of the answer bytes' loss with respect to each input byte's embedding: the share of its norm on the
+  needle's value bytes (a model that can learn to copy the value must send some of its gradient there) and on
+  bytes more than 256 back, for each shipped checkpoint or (``--fresh``) a new model of the registry's config.
 
     python -m benchmarks.zoo.recall_diagnosis floor --rows 280
     python -m benchmarks.zoo.recall_diagnosis copy --arch dense,mamba2,linear,swa [--spans random]
+    python -m benchmarks.zoo.recall_diagnosis reach --arch dense,mamba2 --rows 16 [--fresh]
 """
 from __future__ import annotations
 
@@ -98,15 +103,74 @@ def copy(archs: list[str], spans: str) -> None:
         print(f"{arch:10s} first span {first:.2f}  repeat {repeat:.2f} nats a byte", flush=True)
 
 
+def reach_rows(n: int, ctx: int = 1024) -> list[tuple[torch.Tensor, slice, slice]]:
+    """``n`` niah_single_1 rows at ``ctx`` as the zoo trains on them: (``ids [T]``, the logit positions that
+    predict the answer bytes, the input positions of the needle's value)."""
+    from longctx.evals.train import OVERHEAD, sample_row
+    from longctx.tasks.cache import generate_samples
+    from longctx.tasks.tokenizers import ByteTokenizer
+
+    rows = []
+    for s in generate_samples("niah_single_1", ctx, n, 0, ByteTokenizer(), split="eval", overhead=OVERHEAD):
+        ids, weights = sample_row(s, 20.0)
+        first = weights.index(20.0)
+        at = bytes(i if i < 256 else 0 for i in ids[:first]).rfind(s.answers[0].encode())
+        rows.append((torch.tensor(ids), slice(first - 1, len(ids) - 1), slice(at, at + len(s.answers[0]))))
+    return rows
+
+
+def gradient_by_position(model: torch.nn.Module, ids: torch.Tensor, scored: slice) -> torch.Tensor:
+    """``[T]``: the norm of d(mean cross-entropy at the logit positions ``scored``) / d(each input embedding)."""
+    seen = {}
+
+    def keep(module: torch.nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        out.retain_grad()
+        seen["x"] = out
+
+    hook = model.embed.register_forward_hook(keep)
+    try:
+        logits = model.train()(ids[None, :-1])[0]
+    finally:
+        hook.remove()
+    F.cross_entropy(logits[scored], ids[1:][scored]).backward()
+    model.zero_grad(set_to_none=True)
+    return seen["x"].grad[0].norm(dim=-1)
+
+
+def reach(archs: list[str], n: int, fresh: bool) -> None:
+    from longctx.models.zoo import checkpoint, registry
+    from longctx.models.zoo.model import CHECKPOINTS
+
+    rows = reach_rows(n)
+    print(f"{'fresh' if fresh else 'shipped'} weights, {n} niah_single_1 rows at 1K: share of the answer loss's input gradient")
+    for arch in archs:
+        torch.manual_seed(0)
+        model = registry.build(registry.config(arch, "small")) if fresh else checkpoint.load(CHECKPOINTS / arch, "cpu")[0]
+        needle = far = 0.0
+        for ids, scored, value in rows:
+            g = gradient_by_position(model, ids, scored)[:scored.start + 1]   # the prompt up to the first answer byte
+            needle += float(g[value].sum() / g.sum()) / n
+            far += float(g[:scored.start + 1 - 256].sum() / g.sum()) / n
+        uniform = sum(r[2].stop - r[2].start for r in rows) / sum(r[1].start + 1 for r in rows)
+        print(f"{arch:10s} on the needle's value {100 * needle:6.2f}% ({needle / uniform:5.1f}x uniform)   "
+              f"more than 256 bytes back {100 * far:5.1f}%", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["floor", "copy"])
+    p.add_argument("what", choices=["floor", "copy", "reach"])
     p.add_argument("--rows", type=int, default=280)
     p.add_argument("--arch", default="dense,mamba2,linear,swa")
     p.add_argument("--spans", default="essay", choices=["essay", "random"], help="copy: what the repeated span is")
+    p.add_argument("--fresh", action="store_true", help="reach: new models of the registry's configs, not the shipped weights")
     a = p.parse_args()
     torch.set_num_threads(1)
-    floor(a.rows) if a.what == "floor" else copy(a.arch.split(","), a.spans)
+    if a.what == "floor":
+        floor(a.rows)
+    elif a.what == "copy":
+        copy(a.arch.split(","), a.spans)
+    else:
+        reach(a.arch.split(","), a.rows, a.fresh)
 
 
 if __name__ == "__main__":
