@@ -109,10 +109,7 @@ def stale_inits(archs: list[str], init: Path, size: str) -> list[str]:
         if not (init / arch / "card.json").is_file():
             stale.append(f"{arch}: no checkpoint in {init}")
             continue
-        have, want = checkpoint.read_card(init / arch)["config"], registry.config(arch, size).to_dict()
-        if have != want:
-            diff = [f"{k} {have.get(k)!r} (registry: {want.get(k)!r})" for k in sorted(set(have) | set(want))
-                    if have.get(k) != want.get(k)]
+        if diff := checkpoint.config_diff(checkpoint.read_card(init / arch)["config"], registry.config(arch, size).to_dict()):
             stale.append(f"{arch}: " + ", ".join(diff))
     return stale
 

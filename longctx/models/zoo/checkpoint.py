@@ -66,6 +66,13 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def config_diff(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """``KEY HAVE (registry: WANT)`` for each config key on which a checkpoint's card (``have``) differs from the
+    config a run asks for (``want``); empty when they match."""
+    return [f"{k} {have.get(k)!r} (registry: {want.get(k)!r})" for k in sorted(set(have) | set(want))
+            if have.get(k) != want.get(k)]
+
+
 def read_card(folder: Path) -> dict[str, Any]:
     path = folder / CARD
     if not path.is_file():

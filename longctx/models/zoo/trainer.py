@@ -209,8 +209,8 @@ def train(cfg: ZooConfig, recipe: Recipe, data: TrainData, out: Path, device: st
     earlier = None
     if init is not None:
         init_card = checkpoint.read_card(init)
-        if init_card["config"] != cfg.to_dict():
-            raise ModelError(f"{init} holds a model of another config; it cannot start this run")
+        if diff := checkpoint.config_diff(init_card["config"], cfg.to_dict()):
+            raise ModelError(f"{init} holds a model of another config ({', '.join(diff)}); it cannot start this run")
         if not meta.is_file():   # a resumed run has its own weights
             model.load_state_dict(checkpoint.load(init, device)[0].state_dict())
         earlier = {"from": init.name, **{k: init_card[k] for k in ("data", "steps", "tokens_seen", "final_loss", "wall_time_s")},
