@@ -7,9 +7,10 @@ rows' length) from ``longctx/models/checkpoints/ARCH``, on ``make.py``'s task-ph
 fractions, 1024-byte rows) built with the current generators. ``--jobs`` architectures train at once in
 worker processes (tiny models leave an H100 idle); each then ships its weights in 8 bits into ``--ship``
 (the card keeps the starting checkpoint's card as ``init``) and is scored with ``run_eval`` on single needles
-and the decay probe. After each architecture, ``OUT/checkpoints-N.tar`` (shipped folders, 4 a tar), ``OUT/logs.tar`` (training logs) and
-``OUT/zoo.samples.jsonl.gz`` (the packed results) are rewritten, so a call cut short still returns
-what finished. Run from the repository root:
+and the decay probe. After each architecture, ``OUT/checkpoints-N.tar`` (shipped folders, 4 a tar) and
+``OUT/run.tar`` (training logs, the packed results ``zoo.samples.jsonl.gz`` and ``adapt.json``) are rewritten,
+so a call cut short still returns what finished. ``--init DIR`` starts from other checkpoints than the shipped
+ones (the recipe's first phase: ``benchmarks/zoo/retrain.sh``). Run from the repository root:
 
     python -m benchmarks.zoo.adapt --cpu-smoke --out /tmp/adapt-smoke        # 2 steps, 2 tiny archs, 1K
     python -m benchmarks.zoo.adapt --compile --jobs 13 --out $OUT --work /tmp/adapt --budget-s 420
@@ -73,7 +74,7 @@ def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: floa
             model, card = checkpoint.load(work / arch)
             card["training_note"] = (f"fine-tuned by benchmarks/zoo/adapt.py: {cfg.length_steps} length-phase steps (PoSE "
                                      f"over {cfg.pose_span} positions, lr {cfg.lr * LENGTH_LR_SCALE:g}, warm-up {cfg.warmup}, "
-                                     f"batch {cfg.batch} x {cfg.seq_len}) from the shipped checkpoint (card in init) on "
+                                     f"batch {cfg.batch} x {cfg.seq_len}) from the checkpoint whose card is init, on "
                                      f"{cfg.rows} rows: {cfg.lm_fraction:g} text ({cfg.copy_fraction:g} of it copy rows of "
                                      f"{cfg.copy_spans} spans), of the rest {cfg.drill_fraction:g} recall drill rows and the "
                                      f"others RULER rows of {', '.join(cfg.tasks)}; the same rows and steps for all 13, {a.jobs} at once"
@@ -115,8 +116,8 @@ def stale_inits(archs: list[str], init: Path, size: str) -> list[str]:
 
 
 def bring_back(a: argparse.Namespace, reports: list[dict]) -> None:
-    """Rewrite ``OUT/checkpoints.tar`` (shipped folders, training and adapt logs), the packed results and
-    ``OUT/adapt.json`` (per-architecture report and every scored cell)."""
+    """Rewrite ``OUT/checkpoints-N.tar`` (shipped folders) and ``OUT/run.tar``: training and adapt logs, the
+    packed results and ``adapt.json`` (per-architecture report and every scored cell), also left in ``WORK``."""
     out, work, ship, results = Path(a.out), Path(a.work), Path(a.ship), Path(a.results)
     shipped = sorted((r["arch"] for r in reports if r["shipped"]), key=registry.ARCHS.index)
     groups = [shipped[i:i + TAR_ARCHS] for i in range(0, len(shipped), TAR_ARCHS)]
@@ -125,19 +126,22 @@ def bring_back(a: argparse.Namespace, reports: list[dict]) -> None:
             for arch in group:
                 tar.add(ship / arch, f"checkpoints/{arch}")
         os.replace(out / f"checkpoints-{i}.tar.tmp", out / f"checkpoints-{i}.tar")
-    with tarfile.open(out / "logs.tar.tmp", "w") as tar:
-        for log in sorted(work.glob("adapt-*.log")):
-            tar.add(log, f"logs/{log.name}")
-        for loss in sorted(work.glob("*/loss.jsonl")):
-            tar.add(loss, f"logs/{loss.parent.name}-loss.jsonl")
-    os.replace(out / "logs.tar.tmp", out / "logs.tar")
     cells = {}
     for m in sorted(results.glob("*/*/*/metrics.json")):
         cell = json.loads(m.read_text())
         cells[f"{m.parts[-4]}/{m.parts[-3]}/{m.parts[-2]}"] = {"mean": cell.get("mean"), "n": cell.get("n")}
     if cells:
-        pack(results, out / "zoo.samples.jsonl.gz")
-    (out / "adapt.json").write_text(json.dumps({"reports": reports, "cells": cells}, indent=1))
+        pack(results, work / "zoo.samples.jsonl.gz")
+    (work / "adapt.json").write_text(json.dumps({"reports": reports, "cells": cells}, indent=1))
+    with tarfile.open(out / "run.tar.tmp", "w") as tar:
+        for log in sorted(work.glob("adapt-*.log")):
+            tar.add(log, f"logs/{log.name}")
+        for loss in sorted(work.glob("*/loss.jsonl")):
+            tar.add(loss, f"logs/{loss.parent.name}-loss.jsonl")
+        for name in ("adapt.json", "zoo.samples.jsonl.gz"):
+            if (work / name).is_file():
+                tar.add(work / name, name)
+    os.replace(out / "run.tar.tmp", out / "run.tar")
 
 
 def main() -> None:
@@ -167,7 +171,7 @@ def main() -> None:
     p.add_argument("--eval-s", type=float, default=90, help="seconds kept for shipping and scoring after training")
     p.add_argument("--budget-s", type=float, default=420, help="the whole script's seconds")
     p.add_argument("--cpu-smoke", action="store_true", help="2 steps of 2 tiny architectures at 1K, from tiny weights made here")
-    p.add_argument("--out", default="adapt-out", help="what comes back: checkpoints-N.tar, logs.tar, the packed results, adapt.json")
+    p.add_argument("--out", default="adapt-out", help="what comes back: checkpoints-N.tar and run.tar")
     p.add_argument("--work", default=None, help="training runs and the results folder (default: OUT/work)")
     a = p.parse_args()
     archs = a.arch.split(",")
@@ -216,11 +220,11 @@ def main() -> None:
             print(json.dumps({"t": round(time.time() - start, 1), **reports[-1]}), flush=True)
             bring_back(a, reports)
     print(json.dumps({"wall_s": round(time.time() - start, 1)}), flush=True)
-    cells = json.loads((out / "adapt.json").read_text())["cells"]
+    cells = json.loads((Path(a.work) / "adapt.json").read_text())["cells"]
     for key, cell in sorted(cells.items()):
         print(f"{key:60s} {cell['mean']:.3f} n={cell['n']}")
     if any(r.get("error") or not r["shipped"] for r in reports):
-        sys.exit("some architectures failed or did not finish: see adapt-ARCH.log in logs.tar")
+        sys.exit("some architectures failed or did not finish: see adapt-ARCH.log in run.tar")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, l
                  compiled: bool = False, probe: Callable[[Trunk], float] | None = None,
                  probe_every: int = 0, state: Path | None = None) -> tuple[Trunk, list[dict]]:
     """Train a fresh model of ``cfg`` on ``batch_at(step)`` with the zoo's optimizer and schedule (AdamW,
-    warm-up, cosine to 10%, clip 1.0, bf16 autocast on a GPU); only targets other than IGNORE count.
+    warm-up, cosine to 10%, clip 1.0, bf16 autocast on a GPU); only targets other than IGNORE count, plus the
+    mixers' auxiliary loss (dsa's indexer, ssa's router) as in ``trainer.train_step``.
     ``stop_at``: a ``time.time()`` after which training ends early (the log's last step says where).
     ``compiled``: the forward through ``trainer.forward_of`` (torch.compile, CUDA graphs on a GPU): these
     two-layer models are launch-bound (ten eager runs at once on an H100: 57 ms a step at d 64).
@@ -85,8 +86,9 @@ def train_recall(cfg: ZooConfig, batch_at: Callable[[int], Batch], steps: int, l
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
             logits = forward(x)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        aux = model.aux_loss()   # dsa's indexer and ssa's router learn only from this, as in the trainer
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if aux is None else loss + recipe.aux_weight * aux).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
         opt.step()
         if (step + 1) % 50 == 0 or step + 1 == steps:

@@ -19,7 +19,9 @@ ids, 16 pairs in 128 positions, padded to the row), the associative recall in it
 needle rows; ``--single-first N`` trains N steps of one-needle rows before rows of ``--needles`` (a curriculum:
 the copy first, then the key match). ``--seed`` changes the initialisation and the order of the rows. Runs go
 ``--jobs`` at a time and the table goes to ``OUT/needle_forms.json``; with ``--state DIR`` a run stopped by
-``--stop-at`` resumes from its state when the command runs again:
+``--stop-at`` resumes from its state when the command runs again. ``--ship DIR`` writes each finished run's
+weights as an 8-bit checkpoint folder ``DIR/ARCH`` (one run an architecture), the first phase of the zoo's
+recipe (``benchmarks/zoo/retrain.sh``):
 
     python -m benchmarks.zoo.needle_forms --arch dense,mamba2,linear,mamba1 --steps 1500 --jobs 8 --out /tmp/nf
     python -m benchmarks.zoo.needle_forms --arch linear --forms ruler --lr 3e-3 --warm 0,300 --compile --out /tmp/nf
@@ -37,7 +39,8 @@ import torch
 
 from benchmarks.zoo.children import child_flags, run_children
 from benchmarks.zoo.mqar_sweep import Batch, predictions, train_recall
-from longctx.models.zoo import registry
+from longctx.models.zoo import checkpoint, registry
+from longctx.models.zoo.trainer import Recipe
 from longctx.models.zoo.trunk import BOS, EOS, PAD
 from longctx.tasks import vocab
 from longctx.tasks.haystack import noise_haystack
@@ -110,6 +113,19 @@ def exact(model, batches: list[Batch], device: str) -> float:
     return right / max(total, 1)
 
 
+def needle_card(run: dict) -> dict:
+    """The checkpoint card of one run (``run_one``'s result): its rows, recipe, steps and held-out score."""
+    recipe = Recipe(steps=run["steps"], batch=run["batch"], lr=run["lr"], seed=run["seed"], log_every=50)
+    return {"from": "scratch",
+            "data": {"rows": f"benchmarks/zoo/needle_forms.py, {run['form']} form", "seq_len": run["width"],
+                     "needles": run["needles"], "single_first": run["single_first"],
+                     "warm_mqar_steps": run["warm_mqar_steps"], "split": "train", "seed": run["seed"], "tokenizer": "byte"},
+            "recipe": {k: v for k, v in vars(recipe).items() if k not in ("save_every", "pose_span")},
+            "steps": run["steps"], "tokens_seen": run["steps"] * run["batch"] * run["width"],
+            "final_loss": run["final_loss"], "held_out_exact": run["exact"], "exact_curve": run["exact_curve"],
+            "wall_time_s": run["seconds"], "hardware": checkpoint.hardware(), "git_hash": checkpoint.git_hash()}
+
+
 def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -> dict:
     """One model: ``warm`` MQAR steps, then needle rows of ``form`` up to ``a.steps`` steps in all."""
     cfg = registry.config(arch, a.size)
@@ -129,12 +145,15 @@ def run_one(arch: str, form: str, lr: float, warm: int, a: argparse.Namespace) -
                               compiled=a.compile, probe=lambda m: exact(m, test[:1], a.device),
                               probe_every=a.probe_every, state=a.state / f"{name}.pt" if a.state else None)
     losses = [e for e in log if "loss" in e]
-    return {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
+    result = {"arch": arch, "form": form, "lr": lr, "warm_mqar_steps": warm, "size": a.size,
             "parameters": model.num_params(), "width": a.width, "needles": a.needles, "single_first": a.single_first,
             "seed": a.seed, "steps": losses[-1]["step"], "batch": a.batch,
             "exact": round(exact(model, test, a.device), 4), "final_loss": losses[-1]["loss"],
             "exact_curve": [(e["step"], e["probe"]) for e in log if "probe" in e],
             "seconds": round(time.time() - start, 1), "loss_log": log}
+    if a.ship and result["steps"] == a.steps:
+        checkpoint.save(a.ship / arch, model, needle_card(result), int8=True)
+    return result
 
 
 def main() -> None:
@@ -159,6 +178,8 @@ def main() -> None:
     p.add_argument("--stop-at", type=float, default=None, help="a time.time() at which every run stops training")
     p.add_argument("--state", type=Path, default=None,
                    help="folder of each run's training state: a stopped run resumes from it when run again")
+    p.add_argument("--ship", type=Path, default=None,
+                   help="write each finished run's weights to SHIP/ARCH as an 8-bit checkpoint (one run an architecture)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # ARCH:FORM:LR:WARM, run by the parent
@@ -169,8 +190,10 @@ def main() -> None:
         (a.out / f"{a.one.replace(':', '-')}.json").write_text(json.dumps(run_one(arch, form, float(lr), int(warm), a)))
         return
     runs = [(arch, form, lr, warm) for warm in a.warm.split(",") for lr in a.lr.split(",")
-            for form in a.forms.split(",") for arch in a.arch.split(",")]
+            for form in a.forms.split(",") for arch in a.arch.split(",") if arch]
     runs += [tuple(r.split(":")) for r in a.extra.split(",") if r]
+    if a.ship and len({r[0] for r in runs}) < len(runs):
+        p.error("--ship keeps one checkpoint an architecture: give each architecture one run")
     flags = child_flags(a, ("one", "jobs", "arch", "forms", "lr", "warm", "extra"))
     codes, wall = run_children("benchmarks.zoo.needle_forms", flags, runs, "-".join, a.out, a.jobs)
     results = [json.loads(f.read_text()) for r in runs if (f := a.out / f"{'-'.join(r)}.json").is_file()]
