@@ -54,3 +54,15 @@ def test_a_stopped_run_resumes_from_its_state_to_the_uninterrupted_result(tmp_pa
         torch.testing.assert_close(a, b)
     _, again = train_recall(cfg, batch_at, 6, 1e-2, "cpu", warmup=2, state=state)   # finished: nothing to train
     assert again == whole_log
+
+
+def test_dsa_indexer_learns_from_its_auxiliary_loss_as_in_the_trainer():
+    """dsa's indexer sees the input with the gradient stopped, so only the auxiliary loss can train it: after a few
+    ``train_recall`` steps its weights have moved (before, the recall runs left it at its initialisation)."""
+    cfg = recall_config("dsa", 32, 64, 128)
+    torch.manual_seed(0)
+    fresh = {k: v.clone() for k, v in sweep_mod.registry.build(cfg).state_dict().items() if "index" in k}
+    assert fresh
+    model, _ = train_recall(cfg, lambda s: mqar_batch(s, 4, 64, 2, 128), 3, 1e-2, "cpu", warmup=1)
+    moved = [k for k, v in model.state_dict().items() if k in fresh and not torch.equal(v, fresh[k])]
+    assert moved

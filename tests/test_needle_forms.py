@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.zoo.needle_forms import mqar_byte_batch, needle_batch
+from longctx.models.zoo import checkpoint
 from longctx.models.zoo.trunk import EOS, PAD
 from longctx.tasks.mqar import IGNORE
 
@@ -81,3 +82,24 @@ def test_another_seed_trains_another_model_and_keeps_its_own_state(tmp_path):
 def test_a_row_too_short_for_its_needles_is_refused():
     with pytest.raises(ValueError, match="more than 128"):
         needle_batch("ruler", 1, 128, "seed")
+
+
+def test_ship_writes_a_loadable_8bit_checkpoint_whose_card_is_the_run(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.zoo.needle_forms", "--arch", "dense", "--forms", "ruler", "--needles", "1",
+           "--steps", "2", "--size", "tiny", "--test", "100", "--batch", "2", "--device", "cpu",
+           "--ship", str(tmp_path / "init"), "--out", str(tmp_path / "out")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model, card = checkpoint.load(tmp_path / "init" / "dense")
+    (run,) = json.loads((tmp_path / "out" / "needle_forms.json").read_text())["runs"]
+    assert card["weights"] == "int8-rowwise" and card["from"] == "scratch" and card["data"]["needles"] == 1
+    assert card["steps"] == run["steps"] == 2 and card["held_out_exact"] == run["exact"]
+    assert card["tokens_seen"] == 2 * 2 * 512 and card["recipe"]["lr"] == run["lr"]
+
+
+def test_ship_refuses_two_runs_of_one_architecture(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.zoo.needle_forms", "--arch", "dense", "--lr", "1e-3,3e-3", "--forms", "ruler",
+           "--ship", str(tmp_path / "init"), "--out", str(tmp_path / "out")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 2 and "one checkpoint an architecture" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "init").exists()
