@@ -84,6 +84,8 @@ def adapt_one(arch: str, cfg: TrainConfig, a: argparse.Namespace, deadline: floa
             report["shipped"] = True
             spec = model_spec(arch, ship)
             n = a.samples   # the same samples for every architecture: a board refuses cells of different sample sets
+            if n == 0:
+                return report
             t0 = time.time()
             run_eval(spec, RunConfig(EVAL_TASKS, a.ctxs, n, out=Path(a.results), use_cache=False, batch_size=a.eval_batch),
                      command=["benchmarks/zoo/adapt.py", "evals run", ",".join(EVAL_TASKS), f"-n {n}", spec])
@@ -164,7 +166,7 @@ def main() -> None:
     p.add_argument("--init", default=None, help="checkpoints to start from (default: a copy of the shipped ones)")
     p.add_argument("--ship", default=str(CHECKPOINTS), help="where the 8-bit copies go (ARCH/ subfolders)")
     p.add_argument("--ctxs", default="1024,2048,4096,8192")
-    p.add_argument("--samples", type=int, default=10, help="samples a cell, the same for every architecture")
+    p.add_argument("--samples", type=int, default=10, help="samples a cell, the same for every architecture (0: ship unscored)")
     p.add_argument("--eval-batch", type=int, default=1)
     p.add_argument("--long-ctx", type=int, default=131072, help=f"{DEFAULT}'s ruler group at this length, 1 sample (0: none)")
     p.add_argument("--long-s", type=float, default=60, help="seconds that must be left to start that")

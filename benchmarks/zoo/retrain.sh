@@ -37,7 +37,7 @@ mkdir -p "$WORK/init" "$WORK/ship" "$OUT/a"
 [ -n "${1:-}" ] && cp -rn "$1"/. "$WORK/init/"
 
 rate() { local r; r=$(tr , '\n' <<<"$RATES" | sed -n "s/^$1=//p"); echo "${r:-1e-3}"; }
-shipped() { [ -f "$WORK/done/$1" ]; }   # trained, shipped and scored
+shipped() { [ -f "$WORK/done/$1" ]; }   # trained, shipped and scored (SAMPLES=0: shipped unscored, to score elsewhere)
 
 if [ ! -f "$WORK/early.txt" ]; then   # the groups are fixed by the first call
   for arch in ${ARCHS//,/ }; do [ -f "$WORK/init/$arch/card.json" ] && echo "$arch"; done >"$WORK/early.txt"
@@ -55,12 +55,12 @@ phase_b() {   # phase_b GROUP ARCH... : adapt.py for those not yet shipped and s
     --ship "$WORK/ship" --steps "$STEPS_B" --lr 1e-3 --lr-for "${lrs[*]}" --warmup 50 --rows "$ROWS" --tasks "$TASKS" \
     --lm-fraction 0.1 --copy-fraction 1.0 --copy-spans random --drill-fraction 0 --samples "$SAMPLES" --ctxs "$CTXS" --long-ctx 0 \
     --out "$OUT/$group" --work "$WORK/b-$group" --budget-s "$left" --eval-s "$EVAL_S" $COMPILE
-  python3 - "$WORK/b-$group/adapt.json" "$WORK/done" <<'PY'
+  python3 - "$WORK/b-$group/adapt.json" "$WORK/done" "$SAMPLES" <<'PY'
 import json, pathlib, sys
 done = pathlib.Path(sys.argv[2])
 done.mkdir(exist_ok=True)
 for r in json.loads(pathlib.Path(sys.argv[1]).read_text())["reports"] if pathlib.Path(sys.argv[1]).is_file() else []:
-    if r.get("shipped") and "eval_s" in r and not r.get("error"):
+    if r.get("shipped") and ("eval_s" in r or sys.argv[3] == "0") and not r.get("error"):
         (done / r["arch"]).touch()
 PY
 }
