@@ -150,3 +150,26 @@ def test_init_without_a_checkpoint_of_the_architecture_exits_2_with_one_line(tmp
     r = subprocess.run([sys.executable, "-m", "longctx.evals", *ARGS, "--arch", "dense", "--out", str(tmp_path / "run"),
                         "--init", str(tmp_path / "empty")], capture_output=True, text=True)
     assert r.returncode == 2 and "no checkpoint of dense" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_two_phase_checkpoint_puts_its_training_in_the_run_manifest_and_on_the_board(tmp_path):
+    """A board compares trained-in-suite models only with their budgets in view: `evals run` records the
+    checkpoint's phases (oldest first) and totals in the manifest, and the board entry carries them."""
+    from longctx.evals.leaderboard import SCHEMA_PATH, build_board
+    import jsonschema
+
+    assert train_cli(tmp_path / "first").exit_code == 0
+    r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path / "second"), "--steps", "0",
+                                 "--length-steps", "2", "--init", str(tmp_path / "first")])
+    assert r.exit_code == 0, r.output
+    spec = f"zoo:dense@{tmp_path / 'second' / 'dense'}"
+    run = CliRunner().invoke(app, ["run", "niah_single_1", "--ctx", "1k", "-n", "1", "--model", spec,
+                                   "--out", str(tmp_path / "results"), "--no-cache"])
+    assert run.exit_code == 0, run.output
+    (manifest,) = (tmp_path / "results").glob("*/manifest.json")
+    training = json.loads(manifest.read_text())["training"]
+    assert training["steps"] == 6 and training["tokens_seen"] == 6 * 2 * 600
+    assert [(p["steps"], p["pose_span"] > 0) for p in training["phases"]] == [(4, False), (2, True)]
+    board = build_board([tmp_path / "results"], "zoo")
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(board)
+    assert board["entries"][0]["training"] == training

@@ -128,6 +128,7 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
                     "ruler_average_tasks": {str(k): v for k, v in used.items()},
                     **full_set_summary(average, used, threshold)},
         "bench": _bench_entry(bench, arch),
+        "training": man.get("training"),
     }
 
 

@@ -73,6 +73,23 @@ def config_diff(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
             if have.get(k) != want.get(k)]
 
 
+def training(card: dict[str, Any]) -> dict[str, Any] | None:
+    """What a card's weights were trained on, oldest phase first (its ``init`` chain): each phase's steps, tokens,
+    batch, row length, peak rate and PoSE span, and the totals; None for an untrained model."""
+    phases, c = [], card
+    while isinstance(c, dict) and "steps" in c:
+        recipe, data = c.get("recipe") or {}, c.get("data") or {}
+        phases.append({"from": c.get("from"), "steps": c["steps"], "tokens_seen": c.get("tokens_seen"),
+                       "batch": recipe.get("batch"), "seq_len": data.get("seq_len"), "lr": recipe.get("lr"),
+                       "pose_span": recipe.get("pose_span") or 0})
+        c = c.get("init")
+    if not phases:
+        return None
+    phases.reverse()
+    return {"steps": sum(ph["steps"] for ph in phases),
+            "tokens_seen": sum(ph["tokens_seen"] or 0 for ph in phases), "phases": phases}
+
+
 def read_card(folder: Path) -> dict[str, Any]:
     path = folder / CARD
     if not path.is_file():
