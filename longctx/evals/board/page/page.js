@@ -167,6 +167,14 @@
     });
   }
 
+  // a model trained in the suite: "6000 steps, 98.3M tokens: 6000 x 32 x 512 at lr 0.001, then ..."
+  function trainingText(t) {
+    if (!t) return null;
+    const phase = p => p.steps + " × " + (p.batch ?? "?") + " × " + (p.seq_len ?? "?") +
+      (p.lr ? " at lr " + p.lr : "") + (p.pose_span ? " with PoSE" : "");
+    return t.steps + " steps, " + (t.tokens_seen / 1e6).toFixed(1) + "M tokens: " + t.phases.map(phase).join(", then ");
+  }
+
   const details = document.getElementById("details");
   details.appendChild(el("h2", "Models"));
   board.entries.forEach((e, i) => {
@@ -177,7 +185,7 @@
     const facts = [
       ["architecture", e.architecture], ["attention", e.attention], ["source", e.source.scheme + ":" + e.source.target],
       ["revision", e.source.revision], ["weight hash", e.source.weight_hash], ["tokenizer", e.tokenizer],
-      ["RULER tasks averaged", taskCount(e)],
+      ["RULER tasks averaged", taskCount(e)], ["training", trainingText(e.training)],
     ].concat(runFacts(e)).concat([
       ["suite version", e.run.suite_version], ["git hash", e.run.git_hash],
       ["date", e.run.date], ["seeds", e.run.seeds.join(", ")], ["hardware", JSON.stringify(e.run.hardware)],
