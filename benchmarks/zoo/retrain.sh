@@ -46,7 +46,7 @@ fi
 phase_b() {   # phase_b GROUP ARCH... : adapt.py for those not yet shipped and scored, until the call's end
   local group=$1; shift
   local todo=() lrs=() arch
-  for arch in "$@"; do shipped "$arch" "$group" || { todo+=("$arch"); lrs+=("$arch=$(rate "$arch")"); }; done
+  for arch in "$@"; do shipped "$arch" || { todo+=("$arch"); lrs+=("$arch=$(rate "$arch")"); }; done
   [ ${#todo[@]} -eq 0 ] && return 0
   local left=$(( end - $(date +%s) ))
   [ $left -lt $(( EVAL_S + 120 )) ] && { echo "phase B $group: ${left}s left, not started"; return 0; }
@@ -95,6 +95,6 @@ n=0 total=0
 for arch in ${ARCHS//,/ }; do
   total=$((total + 1))
   group=late; grep -qx "$arch" "$WORK/early.txt" && group=early
-  shipped "$arch" "$group" && n=$((n + 1)) || echo "not yet: $arch (group $group)"
+  shipped "$arch" && n=$((n + 1)) || echo "not yet: $arch (group $group)"
 done
 [ $n -eq $total ] && echo "all $total shipped" || echo "$n of $total shipped and scored"

@@ -167,7 +167,7 @@
     });
   }
 
-  // a model trained in the suite: "6000 steps, 98.3M tokens: 6000 x 32 x 512 at lr 0.001, then ..."
+  // a model trained in the suite: "6000 steps, 98.3M tokens: 6000 × 32 × 512 at lr 0.001, then ..."
   function trainingText(t) {
     if (!t) return null;
     const phase = p => p.steps + " × " + (p.batch ?? "?") + " × " + (p.seq_len ?? "?") +
