@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import triton
+from triton.errors import TritonError
 
 from benchmarks.gpu_check_utils import exponent, kernel_ms, rel
 from longctx.kernels.linear import bench as lin_bench
@@ -181,7 +182,7 @@ def _profile(name: str, n: int, dev, sweep: bool) -> dict:
                 err = rel(o, o_ref)   # before launches run alone: _state rewrites u in place
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "ms": round(ms, 4),
                                      "launch_ms": _launch_ms(launches), "rel_o": err})
-            except Exception as e:  # a shape that does not build (shared memory) is not a candidate
+            except TritonError as e:  # a shape that does not build (shared memory) is not a candidate
                 rec["sweep"].append({"tuning": list(dataclasses.astuple(cand)), "error": f"{type(e).__name__}: {e}"[:200]})
     return rec
 
@@ -239,7 +240,7 @@ def _compile_worker(names: list[str], index: int, sweep: bool) -> None:
                     for launch in tc.plan_forward(*_plan_args(x), tuning=cand)[0]:
                         try:
                             launch.compile()
-                        except Exception as e:  # reported again where the sweep times it
+                        except TritonError as e:  # reported again where the sweep times it
                             print("compile failed:", launch.name, type(e).__name__, str(e)[:200], flush=True)
         torch.cuda.synchronize()
 
