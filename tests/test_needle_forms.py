@@ -103,3 +103,34 @@ def test_ship_refuses_two_runs_of_one_architecture(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 2 and "one checkpoint an architecture" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "init").exists()
+
+
+def test_replacing_the_needle_changes_its_digits_only_and_a_model_that_reads_it_falls_to_chance():
+    import random
+
+    import torch
+
+    from benchmarks.zoo.needle_length import distances
+    from benchmarks.zoo.needle_reads import digit_hits, replace_needle
+    x, y = needle_batch("ruler", 6, 300, "reads", split="eval", n_needles=1)
+    swapped = replace_needle(x, y, random.Random(0))
+    changed = (swapped != x).nonzero().tolist()
+    assert len(changed) == 6 * 7   # seven digits a row, every one of them changed
+    for r, d in enumerate(distances(x, y)):
+        at = int((y[r] != IGNORE).nonzero()[0]) - d
+        assert [c for rr, c in changed if rr == r] == list(range(at, at + 7))
+
+    class Copier(torch.nn.Module):   # predicts each answer digit from the needle itself, as a reading model does
+        def __init__(self):
+            super().__init__()
+            self.where = torch.nn.Parameter(torch.zeros(1))   # digit_hits puts the rows on the model's device
+
+        def forward(self, ids):
+            logits = torch.zeros(*ids.shape, 300)
+            for r, d in enumerate(distances(x, y)):
+                first = int((y[r] != IGNORE).nonzero()[0])
+                for j in range(7):
+                    logits[r, first + 1 + j, ids[r, first - d + j]] = 1   # the answer opens with a space
+            return logits
+    assert [k for k, _ in digit_hits(Copier(), x, y)] == [7] * 6
+    assert [k for k, _ in digit_hits(Copier(), swapped, y)] == [0] * 6
