@@ -152,9 +152,10 @@ def test_init_without_a_checkpoint_of_the_architecture_exits_2_with_one_line(tmp
     assert r.returncode == 2 and "no checkpoint of dense" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_two_phase_checkpoint_puts_its_training_in_the_run_manifest_and_on_the_board(tmp_path):
+def test_a_two_phase_checkpoint_puts_its_training_and_mqar_evidence_in_the_run_manifest_and_on_the_board(tmp_path):
     """A board compares trained-in-suite models only with their budgets in view: `evals run` records the
-    checkpoint's phases (oldest first) and totals in the manifest, and the board entry carries them."""
+    checkpoint's phases (oldest first) and totals in the manifest, and the board entry carries them; so with the
+    MQAR evidence that ``card_mqar`` puts on the card."""
     from longctx.evals.leaderboard import SCHEMA_PATH, build_board
     import jsonschema
 
@@ -162,6 +163,11 @@ def test_a_two_phase_checkpoint_puts_its_training_in_the_run_manifest_and_on_the
     r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path / "second"), "--steps", "0",
                                  "--length-steps", "2", "--init", str(tmp_path / "first")])
     assert r.exit_code == 0, r.output
+    run = {"seq_len": 64, "pairs": 4, "vocab": 512, "d_model": 64, "steps": 2000, "batch": 64, "knobs": {}}
+    (tmp_path / "mqar.json").write_text(json.dumps({"runs": [{**run, "arch": "dense", "lr": 3e-3, "accuracy": 0.98},
+                                                             {**run, "arch": "dense", "lr": 1e-2, "accuracy": 0.25}]}))
+    subprocess.run([sys.executable, "-m", "benchmarks.zoo.card_mqar", str(tmp_path / "mqar.json"),
+                    "--ship", str(tmp_path / "second")], check=True, capture_output=True)
     spec = f"zoo:dense@{tmp_path / 'second' / 'dense'}"
     run = CliRunner().invoke(app, ["run", "niah_single_1", "--ctx", "1k", "-n", "1", "--model", spec,
                                    "--out", str(tmp_path / "results"), "--no-cache"])
@@ -173,3 +179,6 @@ def test_a_two_phase_checkpoint_puts_its_training_in_the_run_manifest_and_on_the
     board = build_board([tmp_path / "results"], "zoo")
     jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(board)
     assert board["entries"][0]["training"] == training
+    mqar = json.loads(manifest.read_text())["mqar"]
+    assert (mqar["accuracy"], mqar["dense_accuracy"], mqar["setup"]["lr"]) == (0.98, 0.98, 3e-3)
+    assert [t["lr"] for t in mqar["tried"]] == [3e-3, 1e-2] and board["entries"][0]["mqar"] == mqar

@@ -129,6 +129,7 @@ def entry_from_results(m: ModelResults, threshold: float, bench: dict[str, Any] 
                     **full_set_summary(average, used, threshold)},
         "bench": _bench_entry(bench, arch),
         "training": man.get("training"),
+        "mqar": man.get("mqar"),
     }
 
 

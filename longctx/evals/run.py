@@ -75,7 +75,8 @@ def run_eval(model: str, cfg: RunConfig, tokenizer: str | None = None, strict: b
         model_dir = cfg.out / model_slug(model)
         man = manifest(command or sys.argv, model=model, tasks=names, ctxs=runnable, skipped_ctxs=skipped, seed=cfg.seed,
                        samples=cfg.samples, tokenizer=tok.name, task_options=cfg.options,
-                       generation=generation_settings(m, cfg), training=getattr(m, "training", None))
+                       generation=generation_settings(m, cfg), training=getattr(m, "training", None),
+                       mqar=getattr(m, "mqar", None))
         write_json_atomic(model_dir / "manifest.json", man)
         overhead = template_overhead(m, tok, cfg.answer_prefix)
         if executor == "ray":

@@ -37,6 +37,7 @@ class ZooModel:
     def __init__(self, spec: str, model: Trunk, card: dict):
         self.spec, self.model, self.card = spec, model.eval(), card
         self.training = checkpoint.training(card)   # recorded in the run's manifest and on the board
+        self.mqar = card.get("mqar")   # the architecture's MQAR evidence, when the card carries it: also on the board
         self.max_context = MAX_CONTEXT
 
     @classmethod

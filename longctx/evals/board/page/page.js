@@ -175,6 +175,15 @@
     return t.steps + " steps, " + (t.tokens_seen / 1e6).toFixed(1) + "M tokens: " + t.phases.map(phase).join(", then ");
   }
 
+  // the architecture's MQAR evidence: "25.6% (dense 98.0%): 2 layers, d 64, seq 64, 4 pairs, 2000 steps"
+  function mqarText(m) {
+    if (!m) return null;
+    const pct = x => (100 * x).toFixed(1) + "%";
+    const s = m.setup;
+    return pct(m.accuracy) + (m.dense_accuracy == null ? "" : " (dense " + pct(m.dense_accuracy) + ")") + ": " +
+      s.layers + " layers, d " + s.d_model + ", seq " + s.seq_len + ", " + s.pairs + " pairs, " + s.steps + " steps";
+  }
+
   const details = document.getElementById("details");
   details.appendChild(el("h2", "Models"));
   board.entries.forEach((e, i) => {
@@ -185,7 +194,7 @@
     const facts = [
       ["architecture", e.architecture], ["attention", e.attention], ["source", e.source.scheme + ":" + e.source.target],
       ["revision", e.source.revision], ["weight hash", e.source.weight_hash], ["tokenizer", e.tokenizer],
-      ["RULER tasks averaged", taskCount(e)], ["training", trainingText(e.training)],
+      ["RULER tasks averaged", taskCount(e)], ["training", trainingText(e.training)], ["MQAR", mqarText(e.mqar)],
     ].concat(runFacts(e)).concat([
       ["suite version", e.run.suite_version], ["git hash", e.run.git_hash],
       ["date", e.run.date], ["seeds", e.run.seeds.join(", ")], ["hardware", JSON.stringify(e.run.hardware)],
