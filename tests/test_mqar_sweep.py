@@ -27,12 +27,13 @@ def test_knobs_parse_as_numbers_and_override_the_mixers_own():
 def test_a_two_run_cpu_sweep_writes_each_result_with_its_knobs(tmp_path):
     cmd = [sys.executable, "-m", "benchmarks.zoo.mqar_sweep", "--arch", "linear", "--widths", "32", "--seq-len", "32",
            "--pairs", "2", "--vocab", "64", "--steps", "3", "--batch", "4", "--test", "250", "--lr", "1e-3,1e-2",
-           "--knobs", "conv=2", "--jobs", "2", "--device", "cpu", "--out", str(tmp_path)]
+           "--knobs", "conv=2", "--seed", "3", "--jobs", "2", "--device", "cpu", "--out", str(tmp_path)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = json.loads((tmp_path / "mqar_sweep.json").read_text())
     assert sweep["failed"] == [] and sorted(r["lr"] for r in sweep["runs"]) == [1e-3, 1e-2]
-    assert all(r["knobs"]["conv"] == 2 and r["steps"] == 3 and 0 <= r["accuracy"] <= 1 for r in sweep["runs"])
+    assert all(r["knobs"]["conv"] == 2 and r["steps"] == 3 and r["seed"] == 3 and 0 <= r["accuracy"] <= 1
+               for r in sweep["runs"])
     assert "best lr of each cell" in done.stdout
 
 

@@ -144,12 +144,12 @@ def parse_knobs(text: str) -> dict:
 def run_one(arch: str, width: int, lr: float, a: argparse.Namespace) -> dict:
     cfg = recall_config(arch, width, a.seq_len, a.vocab, n_heads=a.heads, knobs=parse_knobs(a.knobs))
     start = time.time()
-    model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab), a.steps, lr,
-                              a.device, stop_at=a.stop_at, compiled=a.compile,
+    model, log = train_recall(cfg, lambda s: mqar_batch(s, a.batch, a.seq_len, a.pairs, a.vocab, seed=a.seed), a.steps,
+                              lr, a.device, seed=a.seed, stop_at=a.stop_at, compiled=a.compile,
                               state=a.state / f"{arch}-d{width}-{lr:g}.pt" if a.state else None)
     test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
     return {"arch": arch, "d_model": width, "n_heads": a.heads, "knobs": cfg.mixer, "parameters": model.num_params(), "seq_len": a.seq_len,
-            "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "compiled": a.compile,
+            "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "seed": a.seed, "compiled": a.compile,
             "accuracy": round(accuracy(model, test, a.device), 4), "final_loss": log[-1]["loss"],
             "seconds": round(time.time() - start, 1), "loss_log": log}
 
@@ -168,6 +168,8 @@ def main() -> None:
     p.add_argument("--lr", default="1e-3", help="peak learning rate(s), comma-separated: each (arch, width) trains at "
                                                   "each, and the table shows the best (recurrent models recall only in a "
                                                   "narrow window of rates)")
+    p.add_argument("--seed", type=int, default=0, help="the initialisation and the training sequences (the held-out "
+                                                       "ones stay); give each seed its own --out and --state")
     p.add_argument("--test", type=int, default=1000, help="held-out sequences scored")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
     p.add_argument("--compile", action="store_true", help="train through torch.compile (CUDA graphs on a GPU)")
