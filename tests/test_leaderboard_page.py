@@ -121,7 +121,9 @@ def mixed_page(tmp_path_factory) -> Path:
     man["training"] = {"steps": 6000, "tokens_seen": 98_304_000, "phases": [
         {"from": "scratch", "steps": 4000, "tokens_seen": 65_536_000, "batch": 32, "seq_len": 512, "lr": 0.001, "pose_span": 0},
         {"from": "x", "steps": 2000, "tokens_seen": 32_768_000, "batch": 16, "seq_len": 1024, "lr": 0.001, "pose_span": 1048576}]}
-    man["mqar"] = {"accuracy": 0.2562, "dense_accuracy": 0.9795, "source": "benchmarks/zoo/mqar_cpu.json",
+    man["mqar"] = {"accuracy": 0.2562, "dense_accuracy": 0.9795, "dense_tried": [0.9795, 0.258, 0.257],
+                   "tried": [{"lr": 0.01, "accuracy": 0.2562}, {"lr": 0.003, "accuracy": 0.249}],
+                   "source": "benchmarks/zoo/mqar_cpu.json",
                    "setup": {"layers": 2, "d_model": 64, "seq_len": 64, "pairs": 4, "steps": 2000}}
     (folder / "manifest.json").write_text(json.dumps(man))
     runs = [{**man, "command": "evals run niah_single_1 --ctx 4k,8k -n 4", "samples": 4},
@@ -148,4 +150,4 @@ def test_model_details_list_every_run(driver, mixed_page):
     assert "evals run niah_single_1 --ctx 4k,8k -n 4" in text and "openai:smol@http://x/v1" in text
     assert "(run 2 of 2)" in text and "endpoint chat; no answer prefix" in text
     assert "6000 steps, 98.3M tokens: 4000 × 32 × 512 at lr 0.001, then 2000 × 16 × 1024 at lr 0.001 with PoSE" in text
-    assert "25.6% (dense 98.0%): 2 layers, d 64, seq 64, 4 pairs, 2000 steps" in text
+    assert "25.6%, best of 2 runs (dense: 98.0%, best of 3 runs): 2 layers, d 64, seq 64, 4 pairs, 2000 steps" in text

@@ -181,4 +181,5 @@ def test_a_two_phase_checkpoint_puts_its_training_and_mqar_evidence_in_the_run_m
     assert board["entries"][0]["training"] == training
     mqar = json.loads(manifest.read_text())["mqar"]
     assert (mqar["accuracy"], mqar["dense_accuracy"], mqar["setup"]["lr"]) == (0.98, 0.98, 3e-3)
-    assert [t["lr"] for t in mqar["tried"]] == [3e-3, 1e-2] and board["entries"][0]["mqar"] == mqar
+    assert [t["lr"] for t in mqar["tried"]] == [3e-3, 1e-2] and mqar["dense_tried"] == [0.98, 0.25]
+    assert board["entries"][0]["mqar"] == mqar

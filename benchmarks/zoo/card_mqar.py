@@ -1,5 +1,6 @@
 """Put each architecture's MQAR evidence on its checkpoint card: the best accuracy ``mqar_sweep`` measured for it, dense
-attention's under the same setup, and every rate tried. A zoo model that scores at chance on the board then says
+attention's under the same setup, and every run (rate, seed, knobs) behind each: at these budgets leaving MQAR's
+plateau is a draw, so the card says how many draws there were. A zoo model that scores at chance on the board then says
 on its card whether its mixer recalls at all when trained to the end on the simplest recall task.
 
 Every run read must share one setup (sequence, pairs, vocabulary, width, steps, batch): the cards compare
@@ -38,11 +39,12 @@ def evidence(arch: str, setup: dict, runs: list[dict]) -> dict | None:
     mine = sorted((r for r in runs if r["arch"] == arch), key=lambda r: -r["accuracy"])
     if not mine:
         return None
-    dense = max((r["accuracy"] for r in runs if r["arch"] == "dense"), default=None)
+    dense = sorted((r["accuracy"] for r in runs if r["arch"] == "dense"), reverse=True)
     best = mine[0]
-    return {"accuracy": best["accuracy"], "dense_accuracy": dense,
+    return {"accuracy": best["accuracy"], "dense_accuracy": dense[0] if dense else None, "dense_tried": dense,
             "setup": {**setup, "lr": best["lr"], "knobs": best.get("knobs", {})}, "source": best["source"],
-            "tried": [{"lr": r["lr"], "knobs": r.get("knobs", {}), "accuracy": r["accuracy"]} for r in mine]}
+            "tried": [{"lr": r["lr"], "seed": r.get("seed", 0), "knobs": r.get("knobs", {}), "accuracy": r["accuracy"]}
+                      for r in mine]}
 
 
 def main() -> None:
