@@ -24,8 +24,10 @@ LAYERS = 2   # mqar_sweep.recall_config's depth
 
 
 def read_runs(paths: list[Path]) -> tuple[dict, list[dict]]:
-    """The setup every run in ``paths`` shares and the runs, each with its ``source``; SystemExit(2) otherwise."""
-    runs = [{**r, "source": str(p)} for p in paths for r in json.loads(p.read_text())["runs"] if "accuracy" in r]
+    """The setup every run in ``paths`` shares and the runs, each with its ``source`` (and that file's ``note``);
+    SystemExit(2) otherwise."""
+    runs = [{**r, "source": str(p), "source_note": data.get("note")}
+            for p in paths for data in [json.loads(p.read_text())] for r in data["runs"] if "accuracy" in r]
     setups = {tuple(r[k] for k in SETUP) for r in runs}
     if len(setups) != 1:
         print(f"card_mqar: the runs must share one setup ({', '.join(SETUP)}); found {sorted(setups) or 'no runs'}",
@@ -43,6 +45,7 @@ def evidence(arch: str, setup: dict, runs: list[dict]) -> dict | None:
     best = mine[0]
     return {"accuracy": best["accuracy"], "dense_accuracy": dense[0] if dense else None, "dense_tried": dense,
             "setup": {**setup, "lr": best["lr"], "knobs": best.get("knobs", {})}, "source": best["source"],
+            "note": best["source_note"],
             "tried": [{"lr": r["lr"], "seed": r.get("seed", 0), "knobs": r.get("knobs", {}), "accuracy": r["accuracy"]}
                       for r in mine]}
 
