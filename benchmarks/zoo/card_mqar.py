@@ -37,7 +37,7 @@ def read_runs(paths: list[Path]) -> tuple[dict, list[dict]]:
 
 
 def evidence(arch: str, setup: dict, runs: list[dict]) -> dict | None:
-    """``arch``'s best run and every run tried, beside dense's best; None when it has no run."""
+    """``arch``'s best run and every run tried, beside dense's runs; None when it has no run."""
     mine = sorted((r for r in runs if r["arch"] == arch), key=lambda r: -r["accuracy"])
     if not mine:
         return None
