@@ -24,7 +24,7 @@ from benchmarks.zoo.needle_length import distances, load
 from longctx.models.zoo import registry
 from longctx.tasks.mqar import IGNORE
 
-DIGITS = range(48, 58)
+DIGITS = range(48, 58)   # the byte ids of '0'-'9'
 
 
 def replace_needle(x: torch.Tensor, y: torch.Tensor, rng: random.Random) -> torch.Tensor:
@@ -42,7 +42,7 @@ def replace_needle(x: torch.Tensor, y: torch.Tensor, rng: random.Random) -> torc
 def digit_hits(model, x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, int]]:
     """``(right digits, answer digits)`` of each row: the argmax at every answer digit of ``y``."""
     pred = model.eval()(x.to(next(model.parameters()).device)).argmax(-1).cpu()
-    digit = (y >= 48) & (y < 58)
+    digit = (y >= DIGITS.start) & (y < DIGITS.stop)
     return list(zip(((pred == y) & digit).sum(-1).tolist(), digit.sum(-1).tolist()))
 
 

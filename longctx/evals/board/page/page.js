@@ -175,7 +175,7 @@
     return t.steps + " steps, " + (t.tokens_seen / 1e6).toFixed(1) + "M tokens: " + t.phases.map(phase).join(", then ");
   }
 
-  // the architecture's MQAR evidence: "25.6%, best of 2 runs (dense: 98.0%, best of 3): 2 layers, d 64, ..."
+  // the architecture's MQAR evidence: "25.6%, best of 2 runs (dense: 98.0%, best of 3 runs): 2 layers, d 64, ..."
   function mqarText(m) {
     if (!m) return null;
     const pct = x => (100 * x).toFixed(1) + "%";
