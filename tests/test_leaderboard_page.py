@@ -124,7 +124,7 @@ def mixed_page(tmp_path_factory) -> Path:
     man["mqar"] = {"accuracy": 0.2562, "dense_accuracy": 0.9795, "dense_tried": [0.9795, 0.258, 0.257],
                    "tried": [{"lr": 0.01, "accuracy": 0.2562}, {"lr": 0.003, "accuracy": 0.249}],
                    "source": "benchmarks/zoo/mqar_cpu.json",
-                   "setup": {"layers": 2, "d_model": 64, "seq_len": 64, "pairs": 4, "steps": 2000}}
+                   "setup": {"n_layers": 2, "d_model": 64, "seq_len": 64, "pairs": 4, "steps": 2000}}
     (folder / "manifest.json").write_text(json.dumps(man))
     runs = [{**man, "command": "evals run niah_single_1 --ctx 4k,8k -n 4", "samples": 4},
             {**man, "command": "evals run niah_single_1,vt,cwe --ctx 16k -n 4 --model openai:smol@http://x/v1", "samples": 4,

@@ -70,8 +70,8 @@ def test_dsa_indexer_learns_from_its_auxiliary_loss_as_in_the_trainer():
 
 
 def test_card_mqar_refuses_runs_of_two_setups(tmp_path):
-    run = {"arch": "s4", "seq_len": 64, "pairs": 4, "vocab": 512, "d_model": 64, "steps": 2000, "batch": 64,
-           "lr": 3e-3, "accuracy": 0.25}
+    run = {"arch": "s4", "seq_len": 64, "pairs": 4, "vocab": 512, "n_layers": 2, "d_model": 64, "steps": 2000,
+           "batch": 64, "lr": 3e-3, "accuracy": 0.25}
     (tmp_path / "a.json").write_text(json.dumps({"runs": [run, {**run, "pairs": 16}]}))
     r = subprocess.run([sys.executable, "-m", "benchmarks.zoo.card_mqar", str(tmp_path / "a.json"), "--ship",
                         str(tmp_path)], capture_output=True, text=True)

@@ -163,7 +163,8 @@ def test_a_two_phase_checkpoint_puts_its_training_and_mqar_evidence_in_the_run_m
     r = CliRunner().invoke(app, [*ARGS, "--arch", "dense", "--out", str(tmp_path / "second"), "--steps", "0",
                                  "--length-steps", "2", "--init", str(tmp_path / "first")])
     assert r.exit_code == 0, r.output
-    run = {"seq_len": 64, "pairs": 4, "vocab": 512, "d_model": 64, "steps": 2000, "batch": 64, "knobs": {}}
+    run = {"seq_len": 64, "pairs": 4, "vocab": 512, "n_layers": 2, "d_model": 64, "steps": 2000, "batch": 64,
+           "knobs": {}}
     (tmp_path / "mqar.json").write_text(json.dumps({"runs": [{**run, "arch": "dense", "lr": 3e-3, "accuracy": 0.98},
                                                              {**run, "arch": "dense", "lr": 1e-2, "accuracy": 0.25}]}))
     subprocess.run([sys.executable, "-m", "benchmarks.zoo.card_mqar", str(tmp_path / "mqar.json"),

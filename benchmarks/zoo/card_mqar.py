@@ -3,7 +3,7 @@ attention's under the same setup, and every run (rate, seed, knobs) behind each:
 plateau is a draw, so the card says how many draws there were. A zoo model that scores at chance on the board then says
 on its card whether its mixer recalls at all when trained to the end on the simplest recall task.
 
-Every run read must share one setup (sequence, pairs, vocabulary, width, steps, batch): the cards compare
+Every run read must share one setup (sequence, pairs, vocabulary, depth, width, steps, batch): the cards compare
 architectures, so a run of another setup is refused (exit 2). The card gets ``mqar``; ``evals run`` records it in
 the run's manifest and ``evals leaderboard build`` on the board:
 
@@ -19,8 +19,7 @@ from pathlib import Path
 from longctx.models.zoo.checkpoint import CARD
 from longctx.models.zoo.model import CHECKPOINTS
 
-SETUP = ("seq_len", "pairs", "vocab", "d_model", "steps", "batch")
-LAYERS = 2   # mqar_sweep.recall_config's depth
+SETUP = ("seq_len", "pairs", "vocab", "n_layers", "d_model", "steps", "batch")
 
 
 def read_runs(paths: list[Path]) -> tuple[dict, list[dict]]:
@@ -28,12 +27,16 @@ def read_runs(paths: list[Path]) -> tuple[dict, list[dict]]:
     SystemExit(2) otherwise."""
     runs = [{**r, "source": str(p), "source_note": data.get("note")}
             for p in paths for data in [json.loads(p.read_text())] for r in data["runs"] if "accuracy" in r]
+    lacking = sorted({f"{r['source']} ({k})" for r in runs for k in SETUP if k not in r})
+    if lacking:
+        print(f"card_mqar: runs lack their setup: {', '.join(lacking)}", file=sys.stderr)
+        sys.exit(2)
     setups = {tuple(r[k] for k in SETUP) for r in runs}
     if len(setups) != 1:
         print(f"card_mqar: the runs must share one setup ({', '.join(SETUP)}); found {sorted(setups) or 'no runs'}",
               file=sys.stderr)
         sys.exit(2)
-    return {"layers": LAYERS, **dict(zip(SETUP, setups.pop()))}, runs
+    return dict(zip(SETUP, setups.pop())), runs
 
 
 def evidence(arch: str, setup: dict, runs: list[dict]) -> dict | None:

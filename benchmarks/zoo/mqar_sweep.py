@@ -148,7 +148,8 @@ def run_one(arch: str, width: int, lr: float, a: argparse.Namespace) -> dict:
                               lr, a.device, seed=a.seed, stop_at=a.stop_at, compiled=a.compile,
                               state=a.state / f"{arch}-d{width}-{lr:g}.pt" if a.state else None)
     test = [mqar_batch(i, 250, a.seq_len, a.pairs, a.vocab, seed=7_777) for i in range(a.test // 250)]
-    return {"arch": arch, "d_model": width, "n_heads": a.heads, "knobs": cfg.mixer, "parameters": model.num_params(), "seq_len": a.seq_len,
+    return {"arch": arch, "d_model": width, "n_layers": cfg.n_layers, "n_heads": a.heads, "knobs": cfg.mixer,
+            "parameters": model.num_params(), "seq_len": a.seq_len,
             "pairs": a.pairs, "vocab": a.vocab, "steps": log[-1]["step"], "batch": a.batch, "lr": lr, "seed": a.seed, "compiled": a.compile,
             "accuracy": round(accuracy(model, test, a.device), 4), "final_loss": log[-1]["loss"],
             "seconds": round(time.time() - start, 1), "loss_log": log}

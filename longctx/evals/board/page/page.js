@@ -183,7 +183,7 @@
     const s = m.setup;
     return pct(m.accuracy) + runs((m.tried || []).length) +
       (m.dense_accuracy == null ? "" : " (dense: " + pct(m.dense_accuracy) + runs((m.dense_tried || []).length) + ")") +
-      ": " + s.layers + " layers, d " + s.d_model + ", seq " + s.seq_len + ", " + s.pairs + " pairs, " + s.steps + " steps";
+      ": " + s.n_layers + " layers, d " + s.d_model + ", seq " + s.seq_len + ", " + s.pairs + " pairs, " + s.steps + " steps";
   }
 
   const details = document.getElementById("details");
