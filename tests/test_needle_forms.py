@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.zoo.needle_forms import mqar_byte_batch, needle_batch
 from longctx.models.zoo import checkpoint
@@ -134,3 +135,24 @@ def test_replacing_the_needle_changes_its_digits_only_and_a_model_that_reads_it_
             return logits
     assert [k for k, _ in digit_hits(Copier(), x, y)] == [7] * 6
     assert [k for k, _ in digit_hits(Copier(), swapped, y)] == [0] * 6
+
+
+def test_route_hits_finds_the_needle_block_in_every_row_when_ssa_routes_to_every_block(tmp_path):
+    """``route_hits`` counts the rows whose answer attends to the needle's block: an ssa whose ``top_blocks`` covers
+    every block must score 100% in every layer and head, and one that routes to a single block far less."""
+    from dataclasses import replace
+
+    from benchmarks.zoo.route_hits import score
+    from longctx.models.zoo import registry
+
+    shares = {}
+    for top in (1, 16):
+        cfg = registry.config("ssa", "tiny")
+        cfg = replace(cfg, mixer={**cfg.mixer, "block": 32, "top_blocks": top, "window": 32})
+        torch.manual_seed(0)
+        checkpoint.save(tmp_path / f"ssa{top}", registry.build(cfg), {"architecture": "ssa", "config": cfg.to_dict()})
+        result = score(tmp_path / f"ssa{top}", 512, 16)
+        assert result["rows"] > 0 and 0.0 <= result["digits_right"] <= 1.0
+        shares[top] = [s for layer in result["needle_block_chosen"] for s in layer]
+    assert all(s == 1.0 for s in shares[16])
+    assert sum(shares[1]) / len(shares[1]) < 0.5

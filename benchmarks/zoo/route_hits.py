@@ -3,6 +3,7 @@ ruler form), the share of rows in which each layer's and head's router puts the 
 among the blocks the answer's first position attends to, beside the answer digits the model gets right
 (teacher-forced, as ``needle_forms`` scores). Rows whose needle lies in the answer's own block (the local window's)
 are left out. Chance is about ``top_blocks`` over the completed blocks (8 of 13-15 at 1024 bytes).
+INIT is a folder of ``retrain.sh``'s phase-A checkpoints (its ``a/init-N.tar``):
 
     python -m benchmarks.zoo.route_hits INIT/ssa longctx/models/checkpoints/ssa --width 1024 \
         --out benchmarks/zoo/route_hits_cpu.json
