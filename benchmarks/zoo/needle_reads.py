@@ -38,12 +38,16 @@ def replace_needle(x: torch.Tensor, y: torch.Tensor, rng: random.Random) -> torc
     return out
 
 
+def right_digits(pred: torch.Tensor, y: torch.Tensor) -> list[tuple[int, int]]:
+    """``(right digits, answer digits)`` of each row of predictions ``pred [B, T]`` against the targets ``y [B, T]``."""
+    digit = (y >= DIGITS.start) & (y < DIGITS.stop)
+    return list(zip(((pred == y) & digit).sum(-1).tolist(), digit.sum(-1).tolist()))
+
+
 @torch.no_grad()
 def digit_hits(model, x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, int]]:
     """``(right digits, answer digits)`` of each row: the argmax at every answer digit of ``y``."""
-    pred = model.eval()(x.to(next(model.parameters()).device)).argmax(-1).cpu()
-    digit = (y >= DIGITS.start) & (y < DIGITS.stop)
-    return list(zip(((pred == y) & digit).sum(-1).tolist(), digit.sum(-1).tolist()))
+    return right_digits(model.eval()(x.to(next(model.parameters()).device)).argmax(-1).cpu(), y)
 
 
 def score(model, width: int, rows: int, seed: int = 0) -> list[dict]:

@@ -19,14 +19,15 @@ import torch
 
 from benchmarks.zoo.needle_forms import needle_batch
 from benchmarks.zoo.needle_length import distances
-from benchmarks.zoo.needle_reads import digit_hits
+from benchmarks.zoo.needle_reads import right_digits
 from longctx.models.zoo import checkpoint
 from longctx.models.zoo.ssa import ContentRoutedAttention
 from longctx.tasks.mqar import IGNORE
 
 
-def chosen_blocks(model, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each routed layer's chosen blocks for ``x [B, T]``: ``[B, H, T, top_blocks]`` (-1 where not a real choice)."""
+def chosen_blocks(model, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The logits ``[B, T, V]`` for ``x [B, T]`` and each routed layer's chosen blocks, ``[B, H, T, top_blocks]`` (-1
+    where not a real choice), from one forward pass."""
     seen, route = [], ContentRoutedAttention.route
 
     def recording(self, rq, means, q_pos):
@@ -37,10 +38,10 @@ def chosen_blocks(model, x: torch.Tensor) -> list[torch.Tensor]:
     ContentRoutedAttention.route = recording
     try:
         with torch.no_grad():
-            model(x)
+            logits = model(x)
     finally:
         ContentRoutedAttention.route = route
-    return seen
+    return logits, seen
 
 
 def score(path: Path, width: int, rows: int) -> dict:
@@ -50,7 +51,7 @@ def score(path: Path, width: int, rows: int) -> dict:
     hits, used, right, digits = None, 0, 0, 0
     for i in range(0, rows, 16):
         x, y = needle_batch("ruler", min(16, rows - i), width, f"length|{width}|{i}", split="eval", n_needles=1)
-        layers = chosen_blocks(model, x)
+        logits, layers = chosen_blocks(model, x)
         hits = hits if hits is not None else torch.zeros(len(layers), layers[0].shape[1])
         for r, d in enumerate(distances(x, y)):
             answer = int((y[r] != IGNORE).nonzero()[0])
@@ -59,7 +60,7 @@ def score(path: Path, width: int, rows: int) -> dict:
                 continue
             used += 1
             hits += torch.stack([(idx[r, :, answer] == needle).any(-1).float() for idx in layers])
-        for k, n in digit_hits(model, x, y):
+        for k, n in right_digits(logits.argmax(-1), y):
             right, digits = right + k, digits + n
     return {"checkpoint": str(path), "width": width, "rows": used, "digits_right": round(right / digits, 4),
             "needle_block_chosen": [[round(float(v) / max(used, 1), 3) for v in layer] for layer in hits]}
